@@ -1,0 +1,58 @@
+"""Entry point of the `pyrunc` command: parse, run one verb, report its error once.
+
+Imports stay lazy: a verb module is imported only when that verb runs, click only when help or a usage error has
+to be shown.  tests/unit/test_imports.py holds the budget.
+"""
+
+import sys
+
+from .. import errors
+from ..log import Logger
+
+
+def version_text():
+    from .. import OCI_VERSION, __version__
+
+    return f"pyrunc version {__version__}\ncommit: v{__version__}\nspec: {OCI_VERSION}\npython: {sys.version.split()[0]}\n"
+
+
+def dispatch(g, name, o):
+    """Run verb `name` with global options g and verb options o; return the exit code."""
+    from .registry import VERBS
+
+    log = Logger(g.log, g.log_format, g.debug)
+    if g.log_format not in ("text", "json"):
+        log.error(f"invalid log-format: {g.log_format}")
+        return 1
+    module = __import__("pyrunc.cli." + VERBS[name].module, fromlist=["run"])
+    try:
+        return module.run(g, o, log) or 0
+    except errors.PyruncError as e:
+        log.error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: still one clear error line for the shim, the traceback under --debug
+        if g.debug:
+            import traceback
+
+            log.debug(traceback.format_exc())
+        log.error(f"internal error: {type(e).__name__}: {e}")
+        return 1
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from . import args
+
+    try:
+        g, name, o = args.parse(argv)
+    except args.NeedClick:
+        from .clickapp import run_click
+
+        return run_click(argv)
+    sys.exit(dispatch(g, name, o))
+
+
+if __name__ == "__main__":
+    main()

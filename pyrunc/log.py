@@ -1,0 +1,74 @@
+"""Logs are an interface: logrus-style lines that containerd and humans read.
+
+text: time="2026-01-02T03:04:05Z" level=error msg="..."
+json: {"level":"error","msg":"...","time":"2026-01-02T03:04:05Z"}
+
+containerd-shim-runc-v2 shows users the msg of the LAST "level":"error" line of --log, so each failure is logged
+exactly once, at the top, with the real reason.  Fatal errors also go to stderr when --log is a file (podman reads
+stderr, never the log).
+"""
+
+import os
+import sys
+import time
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _quote(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+class Logger:
+    """Writes log lines to a file (or stderr); cheap to create, imports nothing heavy."""
+
+    def __init__(self, path=None, fmt="text", debug=False):
+        self.path = path or None
+        self.fmt = fmt or "text"
+        self.debug_enabled = bool(debug)
+
+    def format(self, level, msg):
+        if self.fmt == "json":
+            import json
+
+            return json.dumps({"level": level, "msg": msg, "time": _now()}, separators=(",", ":"))
+        return f"time={_quote(_now())} level={level} msg={_quote(msg)}"
+
+    def _write(self, level, msg):
+        line = (self.format(level, msg) + "\n").encode()
+        if self.path:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError:
+                fd = None
+            if fd is not None:
+                try:
+                    os.write(fd, line)
+                finally:
+                    os.close(fd)
+                return
+        try:
+            os.write(2, line)
+        except OSError:
+            pass
+
+    def debug(self, msg):
+        if self.debug_enabled:
+            self._write("debug", msg)
+
+    def info(self, msg):
+        self._write("info", msg)
+
+    def warning(self, msg):
+        self._write("warning", msg)
+
+    def error(self, msg):
+        """The fatal error of this call: to the log, and to stderr as well when the log is a file."""
+        self._write("error", msg)
+        if self.path:
+            try:
+                os.write(2, (self.format("error", msg) + "\n").encode())
+            except OSError:
+                pass
