@@ -1,0 +1,111 @@
+/* pyrunc_helper.c: leaf system call wrappers (see pyrunc_helper.h).  Each returns >= 0 or -errno. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/personality.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+#define RET(x) do { long r_ = (long)(x); return r_ < 0 ? -errno : (int)r_; } while (0)
+
+int pyr_unshare(int flags) { RET(unshare(flags)); }
+int pyr_setns(int fd, int nstype) { RET(setns(fd, nstype)); }
+
+int pyr_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)
+{
+	RET(mount(source, target, fstype, flags, data));
+}
+
+int pyr_umount2(const char *target, int flags) { RET(umount2(target, flags)); }
+int pyr_pivot_root(const char *new_root, const char *put_old) { RET(syscall(SYS_pivot_root, new_root, put_old)); }
+int pyr_setdomainname(const char *name, size_t len) { RET(setdomainname(name, len)); }
+
+int pyr_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)
+{
+	RET(prctl(option, a2, a3, a4, a5));
+}
+
+struct pyr_open_how { uint64_t flags, mode, resolve; };
+
+int pyr_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve)
+{
+	struct pyr_open_how how = { flags, mode, resolve };
+	RET(syscall(SYS_openat2, dirfd, path, &how, sizeof(how)));
+}
+
+int pyr_open_tree(int dirfd, const char *path, unsigned int flags) { RET(syscall(SYS_open_tree, dirfd, path, flags)); }
+
+int pyr_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path, unsigned int flags)
+{
+	RET(syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags));
+}
+
+struct pyr_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+int pyr_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_t attr_set, uint64_t attr_clr,
+		      uint64_t propagation, uint64_t userns_fd)
+{
+	struct pyr_mount_attr attr = { attr_set, attr_clr, propagation, userns_fd };
+	RET(syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof(attr)));
+}
+
+/* out/in: effective, permitted, inheritable, each as two 32-bit words (capability version 3) */
+int pyr_capget(uint32_t out[6])
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return -errno;
+	for (int i = 0; i < 2; i++) {
+		out[i] = data[i].effective;
+		out[2 + i] = data[i].permitted;
+		out[4 + i] = data[i].inheritable;
+	}
+	return 0;
+}
+
+int pyr_capset(const uint32_t in[6])
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	for (int i = 0; i < 2; i++) {
+		data[i].effective = in[i];
+		data[i].permitted = in[2 + i];
+		data[i].inheritable = in[4 + i];
+	}
+	RET(syscall(SYS_capset, &hdr, data));
+}
+
+/* KEYCTL_JOIN_SESSION_KEYRING (1): a fresh session keyring, so containers do not share the caller's */
+int pyr_keyctl_join_session_keyring(const char *name) { RET(syscall(SYS_keyctl, 1, name)); }
+
+int pyr_personality(unsigned long persona) { RET(personality(persona)); }
+
+int pyr_close_range(unsigned int first, unsigned int last, unsigned int flags)
+{
+	RET(syscall(SYS_close_range, first, last, flags));
+}

@@ -1,0 +1,195 @@
+/* pyrunc-init: the fixed exec tail of every container process (init and exec).
+ *
+ * Why a separate static program: the container's init waits in "created" state until `pyrunc start`.  Had it
+ * waited as a Python process, /proc/<pid>/exe would be the host's python3, and a process in the container (or in
+ * a container sharing its pid namespace) could open it and later write it (CVE-2019-5736).  pyrunc instead
+ * copies this small static binary into a sealed memfd and execs that: the container can only ever reach a
+ * read-only, unlinked copy.  It also keeps Python out of the last steps, which must be exactly these, in
+ * runc's order (libcontainer/standard_init_linux.go, finalizeNamespace):
+ *
+ *   drop bounding set -> keep caps; setgroups/setresgid/setresuid; clear keep caps -> capset, raise ambient
+ *   -> no_new_privs -> seccomp (when no_new_privs) -> report ready on the sync fd -> wait for start on the
+ *   exec fifo -> seccomp (when not no_new_privs) -> close every fd above the kept ones -> execve
+ *
+ * argv: pyrunc-init CONTROL PATH ARGV0 [ARGS...]; envp is the process env.  CONTROL is key=value pairs joined
+ * by commas, all optional: sync=FD fifo=FD keep=LASTFD uid= gid= groups=G1:G2 bnd= eff= prm= inh= amb= (hex
+ * capability masks) nnp=0|1 seccomp=FD (a sock_filter array) sflags=N.  It never decides policy: pyrunc does.
+ * Errors go to the sync fd (before ready) or stderr (after), and the exit status is 127 for exec failure.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+static int sync_fd = -1;
+
+static void fail(const char *op, int err)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg), "%s: %s", op, strerror(err));
+	for (char *p = msg; *p; p++)  /* the house style: lowercase */
+		if (*p >= 'A' && *p <= 'Z')
+			*p += 'a' - 'A';
+	if (sync_fd >= 0)
+		(void)!write(sync_fd, msg, n);
+	else
+		(void)!dprintf(2, "pyrunc-init: %s\n", msg);
+	_exit(1);
+}
+
+struct control {
+	int fifo, keep, nnp, seccomp;
+	long uid, gid;
+	unsigned long sflags;
+	const char *groups;
+	int have_caps;
+	uint64_t bnd, eff, prm, inh, amb;
+};
+
+static void parse(char *s, struct control *c)
+{
+	for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+		char *v = strchr(tok, '=');
+		if (!v)
+			continue;
+		*v++ = 0;
+		if (!strcmp(tok, "sync")) sync_fd = atoi(v);
+		else if (!strcmp(tok, "fifo")) c->fifo = atoi(v);
+		else if (!strcmp(tok, "keep")) c->keep = atoi(v);
+		else if (!strcmp(tok, "uid")) c->uid = atol(v);
+		else if (!strcmp(tok, "gid")) c->gid = atol(v);
+		else if (!strcmp(tok, "groups")) c->groups = v;
+		else if (!strcmp(tok, "nnp")) c->nnp = atoi(v);
+		else if (!strcmp(tok, "seccomp")) c->seccomp = atoi(v);
+		else if (!strcmp(tok, "sflags")) c->sflags = strtoul(v, NULL, 0);
+		else if (!strcmp(tok, "bnd")) { c->bnd = strtoull(v, NULL, 16); c->have_caps = 1; }
+		else if (!strcmp(tok, "eff")) c->eff = strtoull(v, NULL, 16);
+		else if (!strcmp(tok, "prm")) c->prm = strtoull(v, NULL, 16);
+		else if (!strcmp(tok, "inh")) c->inh = strtoull(v, NULL, 16);
+		else if (!strcmp(tok, "amb")) c->amb = strtoull(v, NULL, 16);
+	}
+}
+
+static void set_ids(struct control *c)
+{
+	if (c->groups) {
+		gid_t list[256];
+		size_t n = 0;
+		for (const char *g = c->groups; *g && n < 256; g = strchr(g, ':') ? strchr(g, ':') + 1 : "")
+			list[n++] = (gid_t)strtoul(g, NULL, 10);
+		if (setgroups(n, list) < 0)
+			fail("setgroups", errno);
+	}
+	if (c->gid >= 0 && setresgid(c->gid, c->gid, c->gid) < 0)
+		fail("setresgid", errno);
+	if (c->uid >= 0 && setresuid(c->uid, c->uid, c->uid) < 0)
+		fail("setresuid", errno);
+}
+
+static void set_caps(struct control *c)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	for (int i = 0; i < 2; i++) {
+		data[i].effective = (uint32_t)(c->eff >> (32 * i));
+		data[i].permitted = (uint32_t)(c->prm >> (32 * i));
+		data[i].inheritable = (uint32_t)(c->inh >> (32 * i));
+	}
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		fail("capset", errno);
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	for (int cap = 0; cap < 64; cap++)
+		if ((c->amb >> cap) & 1)
+			if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+				fail("raise ambient capability", errno);
+}
+
+static void load_seccomp(struct control *c)
+{
+	struct sock_filter buf[4096];
+	ssize_t n = 0, r;
+	while ((r = read(c->seccomp, (char *)buf + n, sizeof(buf) - n)) > 0)
+		n += r;
+	if (r < 0)
+		fail("read seccomp program", errno);
+	close(c->seccomp);
+	struct sock_fprog prog = { (unsigned short)(n / sizeof(struct sock_filter)), buf };
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, c->sflags, &prog) < 0)
+		fail("load seccomp filter", errno);
+}
+
+int main(int argc, char **argv, char **envp)
+{
+	struct control c = { .fifo = -1, .keep = 2, .seccomp = -1, .uid = -1, .gid = -1 };
+	if (argc < 4) {
+		dprintf(2, "pyrunc-init: usage: pyrunc-init CONTROL PATH ARGV0 [ARGS...]\n");
+		return 2;
+	}
+	parse(argv[1], &c);
+
+	if (c.have_caps) {
+		for (int cap = 0; cap <= 63; cap++)
+			if (!((c.bnd >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+				fail("drop bounding capability", errno);
+		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+			fail("set keep caps", errno);
+	}
+	set_ids(&c);
+	if (c.have_caps) {
+		prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+		set_caps(&c);
+	}
+	if (c.nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail("set no_new_privs", errno);
+	if (c.seccomp >= 0 && c.nnp)
+		load_seccomp(&c);
+
+	/* sync: ready.  Closing the sync fd without a message tells pyrunc the process is set up. */
+	if (sync_fd >= 0) {
+		close(sync_fd);
+		sync_fd = -1;
+	}
+
+	if (c.fifo >= 0) {  /* created state: block until `pyrunc start` opens the fifo for reading */
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", c.fifo);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			fail("open exec fifo", errno);
+		if (write(fd, "0", 1) != 1)
+			fail("write exec fifo", errno);
+		close(fd);
+		close(c.fifo);
+	}
+	if (c.seccomp >= 0 && !c.nnp)
+		load_seccomp(&c);
+
+	/* CVE-2024-21626: no fd of pyrunc's, and none the caller leaked, may reach the user program. */
+	if (syscall(SYS_close_range, c.keep + 1, ~0U, 0) < 0) {
+		for (int fd = c.keep + 1; fd < 65536; fd++)
+			close(fd);
+	}
+	execve(argv[2], argv + 3, envp);
+	int err = errno;
+	dprintf(2, "pyrunc-init: exec %s: %s\n", argv[2], strerror(err));
+	return 127;
+}

@@ -1,0 +1,1 @@
+"""The command line: main.py dispatches to one module per verb (cli -> library -> linux)."""

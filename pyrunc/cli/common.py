@@ -1,0 +1,37 @@
+"""Small helpers shared by verb modules."""
+
+import json
+import os
+
+from ..errors import PyruncError, UsageError
+
+
+def runtime(g, log):
+    from ..container.lifecycle import Runtime
+
+    return Runtime(g.root, log, systemd_cgroup=g.systemd_cgroup)
+
+
+def one_id(o, verb, extra_ok=False):
+    if not o.args:
+        raise UsageError(f'"{verb}" requires a minimum of 1 argument')
+    if len(o.args) > 1 and not extra_ok:
+        raise UsageError(f'"{verb}" requires exactly 1 argument')
+    return o.args[0]
+
+
+def out(s):
+    os.write(1, s.encode())
+
+
+def dump(obj, indent=None):
+    if indent:
+        return json.dumps(obj, indent=indent)
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def failed(verb, e):
+    """runc's wording for a failed create/run ("runc create failed: ..."), which callers show users."""
+    err = PyruncError(f"pyrunc {verb} failed: {e}")
+    err.exit_code = e.exit_code
+    return err

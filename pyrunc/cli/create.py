@@ -1,0 +1,14 @@
+"""pyrunc create [--bundle B] [--pid-file P] ... ID: set up the container; its init waits for `start`."""
+
+from ..errors import PyruncError
+from .common import failed, one_id, runtime
+
+
+def run(g, o, log):
+    cid = one_id(o, "create")
+    try:
+        runtime(g, log).create(cid, o.bundle or ".", pid_file=o.pid_file,
+                               console_socket=o.console_socket, no_pivot=o.no_pivot,
+                               no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds)
+    except PyruncError as e:
+        raise failed("create", e) from None

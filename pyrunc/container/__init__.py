@@ -1,0 +1,1 @@
+"""Containers: the state store (state.py) and the lifecycle (lifecycle.py)."""

@@ -1,0 +1,319 @@
+"""The container lifecycle: create, start, kill, delete (and run as create+start), as a library.
+
+No global state: a Runtime holds the --root store, the logger and the global options, so a shim can use it
+in-process.  Every operation locks the container directory; create validates everything before its first side
+effect and undoes everything it did on failure (init process, cgroup, state directory).
+"""
+
+import json
+import os
+import signal
+import time
+
+from ..errors import ConfigError, NotFound, PyruncError, StateError
+from .state import FIFO, Container, Lock, Store, check_id, proc_start_time, write_pid_file
+
+
+def load_bundle(bundle):
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"JSON specification file {path} not found") from None
+    except OSError as e:
+        raise ConfigError(f"open {path}: {os.strerror(e.errno).lower()}") from None
+    try:
+        cfg = json.loads(data)
+    except ValueError as e:
+        raise ConfigError(f"parse {path}: {e}") from None
+    from ..spec.validate import validate_config
+
+    validate_config(cfg)
+    return cfg
+
+
+def parse_signal(s):
+    if s is None or s == "":
+        return signal.SIGTERM
+    try:
+        n = int(s)
+    except ValueError:
+        name = s.upper()
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+        try:
+            return signal.Signals[name]
+        except KeyError:
+            raise PyruncError(f"unknown signal {s!r}") from None
+    if n <= 0 or n > 64:
+        raise PyruncError(f"unknown signal {s!r}")
+    return n
+
+
+def _now():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
+
+
+class Ctx:
+    """What the init protocol needs besides the plan (see process/init.py)."""
+
+
+class Runtime:
+    def __init__(self, root, log, systemd_cgroup=False):
+        self.store = Store(root)
+        self.log = log
+        self.systemd_cgroup = systemd_cgroup
+
+    # --- create ----------------------------------------------------------------------------------------
+
+    def create(self, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False, no_new_keyring=False,
+               preserve_fds=0, fifo=True):
+        """Bring up the init process; it waits for start() (fifo=True) or runs the program at once."""
+        check_id(cid)
+        bundle = os.path.abspath(bundle or ".")
+        cfg = load_bundle(bundle)
+        from ..process.plan import build
+
+        plan = build(cfg, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+        if plan.process.terminal and not console_socket:
+            raise ConfigError("process.terminal: a console socket is required (--console-socket) when terminal is true")
+        if plan.process.terminal:
+            raise ConfigError("process.terminal: terminals are not supported yet")
+        ctx = Ctx()
+        ctx.id = cid
+        ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, self.log)
+        ddir = self.store.reserve(cid)
+        mgr = None
+        try:
+            with Lock(ddir):
+                ctx.fifo = None
+                if fifo:
+                    ctx.fifo = os.path.join(ddir, FIFO)
+                    os.mkfifo(ctx.fifo, 0o622)
+                mgr = self._cgroup(cfg, cid)
+                ctx.cgroup = mgr
+                from ..process.stub import sealed_stub
+
+                ctx.stub_fd = sealed_stub()
+                doc = {"ociVersion": cfg.get("ociVersion", ""), "id": cid, "bundle": bundle, "rootfs": plan.rootfs,
+                       "created": _now(), "annotations": cfg.get("annotations") or {},
+                       "cgroup_paths": mgr.paths if mgr else {}, "cgroup_created": mgr.created if mgr else [],
+                       "hooks": cfg.get("hooks") or {}, "config": {"process": cfg.get("process"),
+                                                                   "linux": cfg.get("linux") or {}}}
+                ctx.run_hooks = lambda kind, pid: self._hooks(doc, kind, pid, "creating")
+                ctx.run_container_hooks = None
+                if (cfg.get("hooks") or {}).get("createContainer"):
+                    ctx.run_container_hooks = lambda: self._hooks(doc, "createContainer", os.getpid(), "creating")
+                from ..process.init import Spawn
+
+                pid = Spawn(plan, ctx).run()
+                st = proc_start_time(pid)
+                doc["init_pid"] = pid
+                doc["init_start"] = st[1] if st else 0
+                c = Container(self.store.root, cid, doc)
+                c.save()
+                if pid_file:
+                    write_pid_file(pid_file, pid)
+                return c
+        except BaseException:
+            if mgr is not None:
+                try:
+                    mgr.kill_all(signal.SIGKILL)
+                except Exception:  # noqa: BLE001
+                    pass
+                _destroy_cgroup(mgr, self.log)
+            self.store.remove(cid)
+            raise
+        finally:
+            for fd in (getattr(ctx, "stub_fd", None), ctx.seccomp_fd):
+                if fd is not None:
+                    os.close(fd)
+
+    def _cgroup(self, cfg, cid):
+        from ..cgroups import open_manager
+
+        linux = cfg.get("linux") or {}
+        mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=self.systemd_cgroup)
+        mgr.create()
+        try:
+            if linux.get("resources"):
+                mgr.apply(linux["resources"])
+        except BaseException:
+            _destroy_cgroup(mgr, self.log)
+            raise
+        return mgr
+
+    def _hooks(self, doc, kind, pid, status):
+        from .hooks import run_hooks
+
+        state = {"ociVersion": doc.get("ociVersion", ""), "id": doc["id"], "status": status, "pid": pid,
+                 "bundle": doc["bundle"]}
+        if doc.get("annotations"):
+            state["annotations"] = doc["annotations"]
+        run_hooks(doc.get("hooks"), kind, state, self.log, fatal=kind not in ("poststart", "poststop"))
+
+    # --- start, state, kill, delete --------------------------------------------------------------------
+
+    def start(self, cid):
+        c = self.store.load(cid)
+        with Lock(c.dir):
+            status = c.status()
+            if status == "stopped":
+                raise StateError("cannot start a container that has stopped")
+            if status != "created":
+                raise StateError("cannot start an already running container")
+            self._release(c)
+            self._hooks(c.doc, "poststart", c.pid, "running")
+
+    def _release(self, c):
+        """Open the exec fifo for reading: the init, blocked opening it for writing, goes on to exec."""
+        path = os.path.join(c.dir, FIFO)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            import select
+
+            poll = select.poll()
+            poll.register(fd, select.POLLIN)
+            while True:
+                if poll.poll(100):
+                    data = os.read(fd, 1)
+                    if data:
+                        break
+                if not c.alive():
+                    raise StateError("container init process exited before start")
+        finally:
+            os.close(fd)
+        os.unlink(path)
+
+    def state(self, cid):
+        return self.store.load(cid).oci_state()
+
+    def kill(self, cid, sig, all_=False):
+        c = self.store.load(cid)
+        if all_:
+            mgr = _manager(c)
+            if mgr is None or not c.alive() and not mgr.pids():
+                return
+            mgr.kill_all(sig)
+            return
+        if not c.alive():
+            raise StateError("container not running")
+        signal_init(c, sig)
+
+    def delete(self, cid, force=False):
+        try:
+            c = self.store.load(cid)
+        except NotFound:
+            if force:
+                return
+            raise
+        with Lock(c.dir):
+            status = c.status()
+            if status in ("running", "paused") and not force:
+                raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
+            if status != "stopped":
+                mgr = _manager(c)
+                if status == "paused" and mgr is not None:
+                    mgr.thaw()
+                try:
+                    signal_init(c, signal.SIGKILL)
+                except PyruncError:
+                    pass
+                if mgr is not None:
+                    mgr.kill_all(signal.SIGKILL)
+                wait_dead(c)
+            self._destroy(c)
+
+    def _destroy(self, c):
+        mgr = _manager(c)
+        if mgr is not None:
+            try:
+                if mgr.pids():
+                    mgr.kill_all(signal.SIGKILL)
+            except Exception:  # noqa: BLE001
+                pass
+            _destroy_cgroup(mgr, self.log)
+        self.store.remove(c.id)
+        self._hooks(c.doc, "poststop", 0, "stopped")
+
+    def list(self):
+        out = []
+        for cid in self.store.ids():
+            try:
+                c = self.store.load(cid)
+            except PyruncError:
+                continue
+            s = c.oci_state()
+            try:
+                import pwd
+
+                s["owner"] = pwd.getpwuid(os.stat(c.dir).st_uid).pw_name
+            except (KeyError, OSError):
+                s["owner"] = "#" + str(os.getuid())
+            out.append(s)
+        return out
+
+
+def _security(proc, cfg, log):
+    """(capability masks or None, seccomp program fd or None, seccomp flags) for the stub."""
+    from ..security import caps as capmod
+
+    masks, warnings = capmod.masks(proc.capabilities)
+    for w in warnings:
+        log.warning(w)
+    seccomp = (cfg.get("linux") or {}).get("seccomp")
+    if not seccomp:
+        return masks, None, None
+    from ..security.seccomp import compile as compile_seccomp
+
+    prog = compile_seccomp(seccomp)
+    fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
+    os.write(fd, prog.bpf)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return masks, fd, prog.flags
+
+
+def _manager(c):
+    paths = c.doc.get("cgroup_paths")
+    if not paths:
+        return None
+    from ..cgroups import manager_from_paths
+
+    return manager_from_paths(paths, created=c.doc.get("cgroup_created") or [])
+
+
+def _destroy_cgroup(mgr, log):
+    try:
+        mgr.destroy()
+    except PyruncError as e:
+        log.warning(f"remove cgroup: {e}")
+
+
+def signal_init(c, sig):
+    """Signal the init process through a pidfd checked against the recorded start time (never a recycled pid)."""
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    try:
+        if not c.alive():
+            raise StateError("container not running")
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    finally:
+        os.close(pidfd)
+
+
+def wait_dead(c, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while c.alive():
+        try:
+            os.waitpid(c.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if time.monotonic() > deadline:
+            raise PyruncError(f"container {c.id}: init process {c.pid} did not exit after SIGKILL")
+        time.sleep(0.005)

@@ -1,0 +1,199 @@
+"""The state store: <root>/<id>/state.json, written atomically, one flock per container.
+
+Status is never stored: it is derived on every read from the init process (pid plus its start time from
+/proc/<pid>/stat, so a recycled pid is never mistaken for the container), the exec fifo (present until `start`
+consumed it: "created") and the freezer ("paused").  A zombie init counts as stopped, as in runc.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import re
+
+from ..errors import Exists, NotFound, PyruncError, UsageError
+
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+_ID = re.compile(r"^[A-Za-z0-9_+.-]{1,1024}$")
+
+
+def check_id(cid):
+    if not cid:
+        raise UsageError("container id cannot be empty")
+    if not _ID.match(cid) or cid in (".", ".."):
+        raise UsageError(f"invalid container id format: {cid}")
+    return cid
+
+
+def proc_start_time(pid):
+    """(state char, start time in clock ticks) of pid, or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0].decode(), int(fields[19])
+
+
+class Container:
+    """One container's stored state: a dict `doc` plus the directory it lives in."""
+
+    def __init__(self, root, cid, doc):
+        self.root = root
+        self.id = cid
+        self.dir = os.path.join(root, cid)
+        self.doc = doc
+
+    @property
+    def pid(self):
+        return self.doc.get("init_pid", 0)
+
+    def alive(self):
+        """True while the init process recorded at create still exists and is not a zombie."""
+        pid = self.pid
+        if not pid:
+            return False
+        st = proc_start_time(pid)
+        return bool(st) and st[1] == self.doc.get("init_start") and st[0] not in ("Z", "X")
+
+    def paused(self):
+        paths = self.doc.get("cgroup_paths") or {}
+        if "freezer" in paths:
+            name, frozen = os.path.join(paths["freezer"], "freezer.state"), "FROZEN"
+        elif "" in paths:
+            name, frozen = os.path.join(paths[""], "cgroup.freeze"), "1"
+        else:
+            return False
+        try:
+            with open(name) as f:
+                return f.read().strip() == frozen
+        except OSError:
+            return False
+
+    def status(self):
+        if not self.alive():
+            return "stopped"
+        if self.paused():
+            return "paused"
+        if os.path.exists(os.path.join(self.dir, FIFO)):
+            return "created"
+        return "running"
+
+    def oci_state(self):
+        """The state document as `runc state` prints it (field order included)."""
+        status = self.status()
+        d = self.doc
+        out = {
+            "ociVersion": d.get("ociVersion", ""),
+            "id": self.id,
+            "pid": self.pid if status != "stopped" else 0,
+            "status": status,
+            "bundle": d.get("bundle", ""),
+            "rootfs": d.get("rootfs", ""),
+            "created": d.get("created", ""),
+        }
+        if d.get("annotations"):
+            out["annotations"] = d["annotations"]
+        out["owner"] = ""
+        return out
+
+    def save(self):
+        """Atomic replace: write a temp file in the same directory, fsync-free rename (tmpfs under /run)."""
+        tmp = os.path.join(self.dir, f".{STATE_FILE}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(self.doc, separators=(",", ":")).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(self.dir, STATE_FILE))
+
+
+class Store:
+    """All containers under one --root."""
+
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+
+    def path(self, cid):
+        return os.path.join(self.root, check_id(cid))
+
+    def load(self, cid):
+        d = self.path(cid)
+        try:
+            with open(os.path.join(d, STATE_FILE), "rb") as f:
+                doc = json.loads(f.read())
+        except FileNotFoundError:
+            raise NotFound("container does not exist") from None
+        except (OSError, ValueError) as e:
+            raise PyruncError(f"load state {os.path.join(d, STATE_FILE)}: {e}") from None
+        return Container(self.root, cid, doc)
+
+    def reserve(self, cid):
+        """Create the container's directory, failing if the id is taken; returns it (caller removes on failure)."""
+        d = self.path(cid)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(d, 0o711)
+        except FileExistsError:
+            raise Exists(f"container with id exists: {cid}") from None
+        return d
+
+    def ids(self):
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if _ID.match(n) and os.path.exists(os.path.join(self.root, n, STATE_FILE))]
+
+    def remove(self, cid):
+        d = self.path(cid)
+        for name in os.listdir(d) if os.path.isdir(d) else ():
+            try:
+                os.unlink(os.path.join(d, name))
+            except OSError:
+                pass
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+
+
+class Lock:
+    """flock(2) on the container directory: concurrent verbs on one id serialize; released on close or exit."""
+
+    def __init__(self, path, shared=False):
+        self.path = path
+        self.fd = None
+        self.shared = shared
+
+    def __enter__(self):
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound("container does not exist") from None
+        fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        return False
+
+
+def write_pid_file(path, pid):
+    """Bare digits, no newline, atomically (the shim parses it as soon as the file exists)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    try:
+        os.rename(tmp, path)
+    except OSError as e:
+        os.unlink(tmp)
+        if e.errno == errno.ENOENT:
+            raise PyruncError(f"write pid file {path}: no such file or directory") from None
+        raise

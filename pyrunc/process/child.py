@@ -1,0 +1,362 @@
+"""The stages that run in the forked children (see the ladder in init.py; "sync N" marks both ends).
+
+Code here runs after fork in a process that must never return into the caller's stack: run_stage() turns any
+exception into an ERROR message for the parent and _exit()s.  Stage B is the container's init until it
+fexecve()s the sealed pyrunc-init stub.  Both stages are non-dumpable from their first instruction, so no
+container process can open /proc/<pid>/exe (the host's python3) or /proc/<pid>/fd of ours without
+CAP_SYS_PTRACE in the host user namespace.
+"""
+
+import os
+import socket
+import stat
+import struct
+
+# Everything stage B uses is imported here, before fork: after pivot_root the importer would search the
+# container's filesystem (and run whatever it found there).
+import resource
+
+from ..errors import PyruncError, SysError
+from ..linux import CLONE_NEWUSER, MNT_DETACH, MS, NAMESPACES, O_PATH, PR_SET_DUMPABLE
+from ..security.rlimits import parse as parse_rlimits
+from . import init as proto
+from . import rootfs
+from .cgroupfs import mount_cgroup
+from .plan import DEV_SYMLINKS
+from .stub import control
+
+
+def run_stage(fn, plan, ctx, sock, lx):
+    code = 1
+    try:
+        fn(plan, ctx, sock, lx)
+        code = 0
+    except BaseException as e:  # noqa: BLE001: everything must reach the parent as one message
+        msg = str(e) if isinstance(e, (PyruncError, OSError)) else f"{type(e).__name__}: {e}"
+        try:
+            sock.send(proto.ERROR + msg.encode(errors="replace")[:60000])
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+def expect(sock, what):
+    msg = sock.recv(65536)
+    if msg != what:
+        raise PyruncError(f"init protocol: expected {what!r}, got {msg[:20]!r}")
+
+
+def stage_a(plan, ctx, sock, lx):
+    lx.prctl(PR_SET_DUMPABLE, 0)
+    for t, path in plan.ns_join:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SysError("open namespace", path, e.errno) from None
+        try:
+            lx.setns(fd, NAMESPACES[t][0], path)
+        finally:
+            os.close(fd)
+    new = plan.ns_new
+    if new & CLONE_NEWUSER:
+        lx.unshare(CLONE_NEWUSER)
+        sock.send(proto.USERNS)  # sync 1.
+        new &= ~CLONE_NEWUSER
+    expect(sock, proto.GO)  # sync 2.
+    if plan.userns:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    if new:
+        lx.unshare(new)
+    pid = os.fork()
+    if pid == 0:
+        run_stage(stage_b, plan, ctx, sock, lx)
+    sock.send(proto.PID + str(pid).encode())  # sync 3.
+
+
+def _loopback_up():
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
+    import fcntl
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0))
+        flags = struct.unpack("16sH14x", ifr)[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _write_proc(path, value):
+    """Write a procfs file of ours; still the host's trusted /proc (before pivot_root)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as e:
+        raise SysError("open", path, e.errno) from None
+    try:
+        os.write(fd, str(value).encode())
+    except OSError as e:
+        raise SysError("write", f"{path} {value!r}", e.errno) from None
+    finally:
+        os.close(fd)
+
+
+def stage_b(plan, ctx, sock, lx):
+    lx.prctl(PR_SET_DUMPABLE, 0)
+    os.setsid()
+    os.umask(0)
+    if not plan.no_new_keyring:
+        try:
+            lx.keyctl_join_session_keyring(ctx.id)
+        except SysError as e:
+            if e.errno not in (38, 13):  # ENOSYS, EACCES (keyrings disabled or restricted): runc ignores too
+                raise
+    if plan.new_netns:
+        _loopback_up()
+    for key, value in plan.sysctl.items():
+        _write_proc("/proc/sys/" + key.replace(".", "/"), value)
+    if plan.process.oom_score_adj is not None:
+        _write_proc("/proc/self/oom_score_adj", plan.process.oom_score_adj)
+
+    stub = ctx.stub_fd
+    fifo = -1
+    if ctx.fifo:
+        fifo = os.open(ctx.fifo, O_PATH | os.O_CLOEXEC)
+
+    rootfd = prepare_rootfs(plan, ctx, lx)
+    sock.send(proto.HOOKS)  # sync 4.
+    expect(sock, proto.GO)  # sync 5.
+    if ctx.run_container_hooks:
+        ctx.run_container_hooks()
+    if plan.hostname:
+        socket.sethostname(plan.hostname)
+    if plan.domainname:
+        lx.setdomainname(plan.domainname)
+    proc = plan.process
+    cwdfd = rootfs.mkdir_all_in_root(lx, rootfd, proc.cwd)
+    os.close(cwdfd)
+    enter_rootfs(plan, rootfd, lx)
+    finish_rootfs(plan, lx)
+    exec_stub(proc, ctx, sock, lx, stub, fifo, plan.preserve_fds)
+
+
+def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
+    """Last Python steps of a container process: cwd, env, rlimits, umask, then fexecve the stub (sync 6)."""
+    rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)
+    finally:
+        os.close(rootdir)
+    os.fchdir(cwd)  # resolved inside the root: never a host directory reached through /proc/self/fd (CVE-2024-21626)
+    os.close(cwd)
+    env = environ(proc)
+    path = lookup(proc.args[0], env)
+    if proc.rlimits:
+        for res, soft, hard in parse_rlimits(proc.rlimits):
+            resource.setrlimit(res, (soft, hard))
+    os.umask(0o022 if proc.umask is None else int(proc.umask))
+    caps = ctx.caps
+    ctl = {"sync": sock.fileno(), "fifo": fifo if fifo >= 0 else None, "keep": 2 + preserve_fds,
+           "uid": proc.uid, "gid": proc.gid, "groups": proc.groups, "nnp": proc.nnp,
+           "seccomp": ctx.seccomp_fd, "sflags": ctx.seccomp_flags}
+    if caps is not None:
+        ctl.update(caps)
+    for fd in (sock.fileno(), fifo, ctx.seccomp_fd):
+        if fd is not None and fd >= 0:
+            os.set_inheritable(fd, True)
+    sock.send(proto.EXEC)  # sync 6.
+    os.execve(stub, ["pyrunc-init", control(**ctl), path] + list(proc.args), env)
+
+
+def environ(proc):
+    env = {}
+    for kv in proc.env:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    if "HOME" not in env:
+        env["HOME"] = _home(proc.uid)
+    return env
+
+
+def _home(uid):
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f.read().decode(errors="replace").splitlines():
+                parts = line.split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def lookup(name, env):
+    """runc's exec.LookPath with the container's PATH, and its error wording (docker matches it)."""
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except OSError as e:
+            raise PyruncError(f'exec: "{name}": stat {name}: {os.strerror(e.errno).lower()}') from None
+        if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+            raise PyruncError(f'exec: "{name}": permission denied')
+        return name
+    for d in env.get("PATH", "").split(":"):
+        p = os.path.join(d or ".", name)
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return p
+    raise PyruncError(f'exec: "{name}": executable file not found in $PATH')
+
+
+# --- rootfs --------------------------------------------------------------------------------------------
+
+def _parent_mount(path):
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                best = mp
+    return best
+
+
+def prepare_rootfs(plan, ctx, lx):
+    """Mount everything under the rootfs; returns an O_PATH fd of the rootfs (the bind mount of itself)."""
+    prop = plan.propagation if plan.propagation is not None else MS["MS_SLAVE"] | MS["MS_REC"]
+    lx.mount(None, "/", None, prop, None)
+    if prop & MS["MS_SHARED"]:
+        lx.mount(None, _parent_mount(plan.rootfs), None, MS["MS_PRIVATE"], None)  # pivot_root needs it
+    lx.mount(plan.rootfs, plan.rootfs, "bind", MS["MS_BIND"] | MS["MS_REC"], None)
+    rootfd = os.open(plan.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    for op in plan.mounts:
+        rootfs.apply_mount(lx, rootfd, op, lambda lx_, fd, op_: mount_cgroup(lx_, fd, op_, plan))
+    if plan.dev_setup:
+        make_devices(plan, rootfd, lx)
+    return rootfd
+
+
+def make_devices(plan, rootfd, lx):
+    for d in plan.devices:
+        parent, name = os.path.split(d["path"])
+        pfd = rootfs.mkdir_all_in_root(lx, rootfd, parent)
+        try:
+            if plan.userns:  # mknod is not allowed in a user namespace: bind the host's node instead
+                os.close(rootfs.make_file_in_root(lx, rootfd, d["path"]))
+                fd = rootfs.open_in_root(lx, rootfd, d["path"])
+                try:
+                    lx.mount(d["path"], rootfs.fdpath(fd), "bind", MS["MS_BIND"], None)
+                finally:
+                    os.close(fd)
+                continue
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
+            mode = d.get("fileMode")
+            mode = 0o666 if mode is None else mode
+            try:
+                os.mknod(name, kind | (mode & 0o7777), os.makedev(d.get("major", 0), d.get("minor", 0)), dir_fd=pfd)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise SysError("mknod", d["path"], e.errno) from None
+            os.chown(name, d.get("uid", 0) or 0, d.get("gid", 0) or 0, dir_fd=pfd, follow_symlinks=False)
+        finally:
+            os.close(pfd)
+    devfd = rootfs.mkdir_all_in_root(lx, rootfd, "/dev")
+    try:
+        links = list(DEV_SYMLINKS)
+        if os.path.exists("/proc/kcore"):
+            links.append(("/proc/kcore", "core"))
+        for target, name in links:
+            try:
+                os.symlink(target, name, dir_fd=devfd)
+            except FileExistsError:
+                pass
+        try:
+            os.unlink("ptmx", dir_fd=devfd)
+        except FileNotFoundError:
+            pass
+        os.symlink("pts/ptmx", "ptmx", dir_fd=devfd)
+    finally:
+        os.close(devfd)
+
+
+def enter_rootfs(plan, rootfd, lx):
+    os.fchdir(rootfd)
+    if plan.no_pivot:
+        lx.mount(plan.rootfs, "/", None, MS["MS_MOVE"], None)
+        os.chroot(".")
+    else:
+        oldroot = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        lx.pivot_root(".", ".")
+        os.fchdir(oldroot)
+        os.close(oldroot)
+        # the old root is stacked under the new one: make it a slave (so the unmount does not propagate to the
+        # host) and detach it
+        lx.mount(None, ".", None, MS["MS_SLAVE"] | MS["MS_REC"], None)
+        lx.umount2(".", MNT_DETACH)
+    os.chdir("/")
+    os.close(rootfd)
+
+
+def finish_rootfs(plan, lx):
+    """After pivot_root: read-only root, masked and read-only paths, final propagation."""
+    if plan.readonly:
+        st = os.statvfs("/")
+        keep = st.f_flag & (MS["MS_NOSUID"] | MS["MS_NODEV"] | MS["MS_NOEXEC"] | MS["MS_NOATIME"] |
+                            MS["MS_NODIRATIME"] | MS["MS_RELATIME"])
+        lx.mount(None, "/", None, MS["MS_BIND"] | MS["MS_REMOUNT"] | MS["MS_RDONLY"] | keep, None)
+    root = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for p in plan.readonly_paths:
+            _readonly(lx, root, p)
+        for p in plan.masked:
+            _mask(lx, root, p)
+    finally:
+        os.close(root)
+
+
+def _resolve(lx, root, path):
+    try:
+        return rootfs.open_in_root(lx, root, path)
+    except SysError as e:
+        if e.errno == 2:
+            return None
+        raise
+
+
+def _readonly(lx, root, path):
+    fd = _resolve(lx, root, path)
+    if fd is None:
+        return
+    try:
+        lx.mount(rootfs.fdpath(fd), rootfs.fdpath(fd), None, MS["MS_BIND"] | MS["MS_REC"], None)
+    finally:
+        os.close(fd)
+    fd = _resolve(lx, root, path)
+    try:
+        st = os.statvfs(rootfs.fdpath(fd))
+        keep = st.f_flag & (MS["MS_NOSUID"] | MS["MS_NODEV"] | MS["MS_NOEXEC"])
+        lx.mount(None, rootfs.fdpath(fd), None, MS["MS_BIND"] | MS["MS_REMOUNT"] | MS["MS_RDONLY"] | MS["MS_REC"] | keep,
+                 None)
+    finally:
+        os.close(fd)
+
+
+def _mask(lx, root, path):
+    fd = _resolve(lx, root, path)
+    if fd is None:
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            lx.mount("tmpfs", rootfs.fdpath(fd), "tmpfs", MS["MS_RDONLY"], None)
+        else:
+            null = os.open("/dev/null", O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                st = os.fstat(null)
+                if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+                    raise PyruncError(f"mask {path}: /dev/null is not the null device")  # CVE-2025-31133
+                lx.mount(rootfs.fdpath(null), rootfs.fdpath(fd), None, MS["MS_BIND"], None)
+            finally:
+                os.close(null)
+    finally:
+        os.close(fd)

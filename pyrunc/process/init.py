@@ -1,0 +1,134 @@
+"""The init protocol: how `pyrunc create` (the parent) brings up a container's init process.
+
+  parent (pyrunc create/run)              stage A (fork)                      stage B (init; pid 1 in a new pid ns)
+  --------------------------              --------------                      -------------------------------------
+  socketpair(SEQPACKET); subreaper
+  fork ---------------------------------> non-dumpable; setns joined ns
+  cgroup: add A                           (user first, mount last)
+                                          [new user ns] unshare(NEWUSER)
+         <------------- 1. USERNS -------
+  [write uid_map/gid_map of A]
+         -------------- 2. GO ---------->
+                                          unshare(other new namespaces)
+                                          fork ---------------------------->  non-dumpable; setsid; keyring; lo up;
+         <------------- 3. PID <B> ------ exit(0)                              sysctl; oom_score_adj;
+  reap A (B re-parents to us: subreaper)                                       mounts in the rootfs, by fd;
+                                                                               devices, /dev symlinks
+         <-------------------------------------------------- 4. HOOKS -------
+  prestart + createRuntime hooks
+         --------------------------------------------------- 5. GO -------->
+                                                                               createContainer hooks; hostname;
+                                                                               pivot_root; readonly, masked paths;
+                                                                               cwd, rlimits, umask; PATH lookup
+         <-------------------------------------------------- 6. EXEC -------
+                                                                               fexecve(sealed pyrunc-init) which sets
+                                                                               ids, caps, nnp, seccomp, then closes
+         <-------------------------------------------------- 7. EOF --------   the sync fd (ready) or writes an error;
+  write state.json, pid file; exit                                             then waits on exec.fifo for `start`
+
+Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
+Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
+"""
+
+import os
+import signal
+import socket
+
+from ..errors import PyruncError
+from ..linux import PR_SET_CHILD_SUBREAPER, real
+
+USERNS, GO, PID, HOOKS, EXEC, ERROR = b"userns", b"go", b"pid ", b"hooks", b"exec", b"error "
+
+
+class InitError(PyruncError):
+    """The container process failed to come up; the message is the child's."""
+
+
+def recv(sock):
+    data = sock.recv(65536)
+    if not data:
+        raise InitError("container init process exited before it was set up")
+    if data.startswith(ERROR):
+        raise InitError("unable to start container process: " + data[len(ERROR):].decode(errors="replace"))
+    return data
+
+
+def _write_maps(pid, plan):
+    def fmt(maps):
+        return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
+
+    for name, maps in (("uid_map", plan.uid_mappings), ("gid_map", plan.gid_mappings)):
+        if maps:
+            path = f"/proc/{pid}/{name}"
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, fmt(maps))
+            except OSError as e:
+                raise InitError(f"write {path}: {os.strerror(e.errno).lower()}") from None
+            finally:
+                os.close(fd)
+
+
+def _kill_reap(pid):
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
+class Spawn:
+    """Parent side.  ctx carries: id, fifo path or None, stdio, cgroup manager, run_hooks(kind, pid)."""
+
+    def __init__(self, plan, ctx, lx=real):
+        self.plan, self.ctx, self.lx = plan, ctx, lx
+        self.pid = 0
+
+    def run(self):
+        from . import child
+
+        lx = self.lx
+        lx.lib  # noqa: B018: load the helper before forking, once
+        lx.prctl(PR_SET_CHILD_SUBREAPER, 1)
+        parent, kid = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid_a = os.fork()
+        if pid_a == 0:  # stage A: never returns
+            parent.close()
+            child.run_stage(child.stage_a, self.plan, self.ctx, kid, lx)
+        kid.close()
+        try:
+            if self.ctx.cgroup is not None:
+                self.ctx.cgroup.add_pid(pid_a)
+            if self.plan.ns_new & 0x10000000:  # CLONE_NEWUSER: sync 1.
+                if recv(parent) != USERNS:
+                    raise InitError("init protocol: expected userns")
+                _write_maps(pid_a, self.plan)
+            parent.send(GO)  # sync 2.
+            msg = recv(parent)  # sync 3.
+            if not msg.startswith(PID):
+                raise InitError(f"init protocol: unexpected {msg[:20]!r}")
+            self.pid = int(msg[len(PID):])
+            os.waitpid(pid_a, 0)
+            pid_a = 0
+            if recv(parent) != HOOKS:  # sync 4.
+                raise InitError("init protocol: expected hooks")
+            self.ctx.run_hooks("prestart", self.pid)
+            self.ctx.run_hooks("createRuntime", self.pid)
+            parent.send(GO)  # sync 5.
+            msg = recv(parent)  # sync 6.
+            if msg != EXEC:
+                raise InitError(f"init protocol: unexpected {msg[:20]!r}")
+            err = parent.recv(65536)  # sync 7: EOF when the stub is ready
+            if err:
+                raise InitError("unable to start container process: " + err.decode(errors="replace"))
+            return self.pid
+        except BaseException:
+            _kill_reap(pid_a)
+            _kill_reap(self.pid)
+            raise
+        finally:
+            parent.close()

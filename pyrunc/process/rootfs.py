@@ -1,0 +1,204 @@
+"""Rootfs: turn config mounts into a plan of mount operations, and apply it inside the rootfs by fd.
+
+Planning is pure (unit-tested without root).  Applying resolves every destination inside the rootfs with
+openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) and mounts onto the resulting O_PATH fd through
+/proc/self/fd/N, never onto a string joined onto the rootfs: a symlink or `..` in the image (or one swapped in
+by a racing container process, CVE-2021-30465) can only ever resolve to somewhere inside the rootfs.
+Mount points that do not exist are created one component at a time with mkdirat under an fd that was itself
+resolved in the root, and files with O_CREAT|O_EXCL|O_NOFOLLOW.
+"""
+
+import os
+import stat
+from collections import namedtuple
+
+from ..errors import ConfigError, SysError
+from ..linux import (MNT_DETACH, MS, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, flag_names)
+
+M = MS
+# name -> (clear?, flag), as runc's parseMountOptions
+_FLAGS = {
+    "acl": (False, 1 << 16), "async": (True, M["MS_SYNCHRONOUS"]), "atime": (True, M["MS_NOATIME"]),
+    "bind": (False, M["MS_BIND"]), "defaults": (False, 0), "dev": (True, M["MS_NODEV"]),
+    "diratime": (True, M["MS_NODIRATIME"]), "dirsync": (False, M["MS_DIRSYNC"]), "exec": (True, M["MS_NOEXEC"]),
+    "iversion": (False, 1 << 23), "lazytime": (False, M["MS_LAZYTIME"]), "loud": (True, M["MS_SILENT"]),
+    "mand": (False, M["MS_MANDLOCK"]), "noacl": (True, 1 << 16), "noatime": (False, M["MS_NOATIME"]),
+    "nodev": (False, M["MS_NODEV"]), "nodiratime": (False, M["MS_NODIRATIME"]), "noexec": (False, M["MS_NOEXEC"]),
+    "noiversion": (True, 1 << 23), "nolazytime": (True, M["MS_LAZYTIME"]), "nomand": (True, M["MS_MANDLOCK"]),
+    "norelatime": (True, M["MS_RELATIME"]), "nostrictatime": (True, M["MS_STRICTATIME"]),
+    "nosuid": (False, M["MS_NOSUID"]), "nosymfollow": (False, M["MS_NOSYMFOLLOW"]),
+    "rbind": (False, M["MS_BIND"] | M["MS_REC"]), "relatime": (False, M["MS_RELATIME"]),
+    "remount": (False, M["MS_REMOUNT"]), "ro": (False, M["MS_RDONLY"]), "rw": (True, M["MS_RDONLY"]),
+    "silent": (False, M["MS_SILENT"]), "strictatime": (False, M["MS_STRICTATIME"]), "suid": (True, M["MS_NOSUID"]),
+    "sync": (False, M["MS_SYNCHRONOUS"]),
+}
+PROPAGATION = {
+    "private": M["MS_PRIVATE"], "shared": M["MS_SHARED"], "slave": M["MS_SLAVE"], "unbindable": M["MS_UNBINDABLE"],
+    "rprivate": M["MS_PRIVATE"] | M["MS_REC"], "rshared": M["MS_SHARED"] | M["MS_REC"],
+    "rslave": M["MS_SLAVE"] | M["MS_REC"], "runbindable": M["MS_UNBINDABLE"] | M["MS_REC"],
+}
+# recursive mount attributes (mount_setattr AT_RECURSIVE), option -> (set, clear)
+_MOUNT_ATTR = {"rro": (0x1, 0), "rrw": (0, 0x1), "rnosuid": (0x2, 0), "rsuid": (0, 0x2), "rnodev": (0x4, 0),
+               "rdev": (0, 0x4), "rnoexec": (0x8, 0), "rexec": (0, 0x8), "rnosymfollow": (0x200000, 0),
+               "rsymfollow": (0, 0x200000), "rnoatime": (0x10, 0x70), "ratime": (0, 0x70),
+               "rrelatime": (0, 0x70), "rstrictatime": (0x20, 0x70), "rnodiratime": (0x80, 0),
+               "rdiratime": (0, 0x80)}
+
+MountOp = namedtuple("MountOp", "source dest fstype flags data propagation attr_set attr_clr bind index")
+MountOp.__doc__ = "One config mount, ready to apply: flags by number, data the unknown options joined by commas."
+
+
+def parse_options(options):
+    """(flags, propagation flags list, data string, attr_set, attr_clr) from a mount's options, as runc parses them."""
+    flags, prop, data, aset, aclr = 0, [], [], 0, 0
+    for opt in options or ():
+        if opt in _FLAGS:
+            clear, f = _FLAGS[opt]
+            flags = flags & ~f if clear else flags | f
+        elif opt in PROPAGATION:
+            prop.append(PROPAGATION[opt])
+        elif opt in _MOUNT_ATTR:
+            s, c = _MOUNT_ATTR[opt]
+            aset, aclr = (aset & ~c) | s, (aclr | c) & ~s
+        elif opt == "tmpcopyup":
+            continue  # runc extension: copy the image's directory into the new tmpfs; not supported yet
+        else:
+            data.append(opt)
+    return flags, prop, ",".join(data), aset, aclr
+
+
+def plan_mounts(mounts, bundle):
+    """Config mounts -> [MountOp], in config order.  Bind sources are host paths, relative to the bundle."""
+    ops = []
+    for i, m in enumerate(mounts or ()):
+        dest = m.get("destination", "")
+        if not dest.startswith("/"):
+            raise ConfigError(f"mounts.{i}.destination: must be an absolute path, got {dest!r}")
+        flags, prop, data, aset, aclr = parse_options(m.get("options"))
+        fstype = m.get("type") or ""
+        bind = bool(flags & M["MS_BIND"]) or fstype == "bind"
+        src = m.get("source") or ""
+        if bind:
+            flags |= M["MS_BIND"]
+            if src and not src.startswith("/"):
+                src = os.path.join(bundle, src)
+        ops.append(MountOp(src, os.path.normpath(dest), fstype, flags, data, prop, aset, aclr, bind, i))
+    return ops
+
+
+def needs_dev_setup(ops):
+    """runc makes devices and /dev symlinks unless /dev is bind-mounted from elsewhere."""
+    return not any(op.dest == "/dev" and op.bind for op in ops)
+
+
+# --- applying, by fd -------------------------------------------------------------------------------------
+
+_RESOLVE = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+
+
+def open_in_root(sys, rootfd, path, flags=O_PATH):
+    """An O_PATH fd for path resolved inside rootfd (symlinks resolve as if rootfd were /)."""
+    return sys.openat2(rootfd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, 0, _RESOLVE)
+
+
+def mkdir_all_in_root(sys, rootfd, path, mode=0o755):
+    """mkdir -p of path inside rootfd; returns an O_PATH fd of the directory.  Never leaves the root."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    fd = os.dup(rootfd)
+    try:
+        for i, name in enumerate(parts):
+            sub = "/".join(parts[: i + 1])
+            try:
+                nfd = open_in_root(sys, rootfd, sub, O_PATH | os.O_DIRECTORY)
+            except SysError as e:
+                if e.errno != 2:
+                    raise
+                if name == "..":
+                    raise
+                try:
+                    os.mkdir(name, mode, dir_fd=fd)
+                except FileExistsError:
+                    pass  # raced, or a dangling symlink: resolve again below (in the root) and fail if not a dir
+                except OSError as e2:
+                    raise SysError("mkdir", "/" + sub, e2.errno) from None
+                nfd = open_in_root(sys, rootfd, sub, O_PATH | os.O_DIRECTORY)
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def make_file_in_root(sys, rootfd, path, mode=0o755):
+    """Create (if missing) an empty file at path inside rootfd to mount on; returns an O_PATH fd of it."""
+    parent, name = os.path.split(os.path.normpath("/" + path))
+    pfd = mkdir_all_in_root(sys, rootfd, parent)
+    try:
+        try:
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC, mode,
+                             dir_fd=pfd))
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise SysError("create", path, e.errno) from None
+    finally:
+        os.close(pfd)
+    return open_in_root(sys, rootfd, path)
+
+
+def fdpath(fd):
+    return f"/proc/self/fd/{fd}"
+
+
+def mount_point(sys, rootfd, op):
+    """Resolve (creating it if needed) op.dest inside the root: a file for a bind of a file, else a directory."""
+    is_file = False
+    if op.bind:
+        try:
+            is_file = not stat.S_ISDIR(os.stat(op.source).st_mode)
+        except OSError as e:
+            raise SysError("stat mount source", op.source, e.errno) from None
+    if is_file:
+        return make_file_in_root(sys, rootfd, op.dest)
+    return mkdir_all_in_root(sys, rootfd, op.dest)
+
+
+def apply_mount(sys, rootfd, op, cgroup_mount=None):
+    """Apply one MountOp under rootfd.  cgroup mounts are delegated to cgroup_mount(sys, rootfd, op)."""
+    if op.fstype in ("cgroup", "cgroup2") and not op.bind:
+        if cgroup_mount is not None:
+            return cgroup_mount(sys, rootfd, op)
+    fd = mount_point(sys, rootfd, op)
+    try:
+        target = fdpath(fd)
+        base = op.flags & ~(M["MS_REMOUNT"] | M["MS_RDONLY"]) if op.bind else op.flags
+        try:
+            sys.mount(op.source or op.fstype, target, op.fstype or None, base, op.data or None)
+        except SysError as e:
+            raise SysError("mount", f"{op.source or op.fstype} on {op.dest} ({flag_names(base)})", e.errno) from None
+        # A bind mount takes its flags (ro, nosuid, ...) only on a remount of itself.
+        extra = op.flags & ~(M["MS_BIND"] | M["MS_REC"] | M["MS_REMOUNT"])
+        if op.bind and extra:
+            # reopen: the fd above points at the directory under the new mount
+            os.close(fd)
+            fd = open_in_root(sys, rootfd, op.dest)
+            target = fdpath(fd)
+            flags = op.flags | M["MS_REMOUNT"] | M["MS_BIND"]
+            try:
+                sys.mount(None, target, None, flags & ~M["MS_REC"], None)
+            except SysError as e:
+                raise SysError("remount", f"{op.dest} ({flag_names(flags)})", e.errno) from None
+        if op.propagation or op.attr_set or op.attr_clr:
+            os.close(fd)
+            fd = open_in_root(sys, rootfd, op.dest)
+            for p in op.propagation:
+                sys.mount(None, fdpath(fd), None, p, None)
+            if op.attr_set or op.attr_clr:
+                sys.mount_setattr(fd, "", 0x1000 | 0x8000, op.attr_set, op.attr_clr)  # AT_EMPTY_PATH|AT_RECURSIVE
+    finally:
+        os.close(fd)
+
+
+def detach(sys, path):
+    sys.umount2(path, MNT_DETACH)

@@ -1,0 +1,27 @@
+"""Build glue that setup.cfg cannot express: the cffi module and the static pyrunc-init exec stub."""
+
+import os
+import subprocess
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class BuildWithInit(build_ext):
+    """build_ext plus csrc/pyrunc_init.c -> pyrunc/pyrunc-init (a static executable, see that file for why)."""
+
+    def run(self):
+        super().run()
+        src = os.path.join(HERE, "csrc", "pyrunc_init.c")
+        dests = [os.path.join(HERE, "pyrunc", "pyrunc-init")]
+        if not self.inplace:
+            dests.append(os.path.join(self.build_lib, "pyrunc", "pyrunc-init"))
+        cc = os.environ.get("CC", "cc")
+        for dest in dests:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            subprocess.check_call([cc, "-static", "-Os", "-s", "-Wall", "-o", dest, src])
+
+
+setup(cffi_modules=["csrc/build_helper.py:ffibuilder"], cmdclass={"build_ext": BuildWithInit})
