@@ -24,4 +24,4 @@ class BuildWithInit(build_ext):
             subprocess.check_call([cc, "-static", "-Os", "-s", "-Wall", "-o", dest, src])
 
 
-setup(cffi_modules=["csrc/build_helper.py:ffibuilder"], cmdclass={"build_ext": BuildWithInit})
+setup(cffi_modules=["csrc/build_helper.py:ffibuilder", "csrc/build_seccomp.py:ffibuilder"], cmdclass={"build_ext": BuildWithInit})

@@ -269,6 +269,8 @@ def _security(proc, cfg, log):
     from ..security.seccomp import compile as compile_seccomp
 
     prog = compile_seccomp(seccomp)
+    if prog is None:
+        return masks, None, None
     fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
     os.write(fd, prog.bpf)
     os.lseek(fd, 0, os.SEEK_SET)
