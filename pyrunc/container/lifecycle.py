@@ -92,6 +92,7 @@ class Runtime:
                 if fifo:
                     ctx.fifo = os.path.join(ddir, FIFO)
                     os.mkfifo(ctx.fifo, 0o622)
+                    os.chmod(ctx.fifo, 0o622)  # past the umask: the init may be a non-root user by then
                 mgr = self._cgroup(cfg, cid)
                 ctx.cgroup = mgr
                 from ..process.stub import sealed_stub
