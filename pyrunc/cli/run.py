@@ -1,5 +1,6 @@
-"""pyrunc run [-d] [--keep] ... ID: create and start in one go; in the foreground, pass stdio through, forward
-signals, exit with the container's status (128+N when killed by signal N) and delete it afterwards."""
+"""pyrunc run [-d] [--keep] ... ID: create and start in one go; in the foreground, pass stdio through (a terminal
+is proxied, window size included), forward signals, exit with the container's status (128+N when killed by signal
+N) and delete it afterwards."""
 
 import os
 import signal
@@ -7,29 +8,53 @@ import signal
 from ..errors import PyruncError
 from .common import failed, one_id, runtime
 
-_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP}
+_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH}
+
+
+def _wants_tty(bundle):
+    import json
+
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            return bool((json.loads(f.read()).get("process") or {}).get("terminal"))
+    except (OSError, ValueError, AttributeError):
+        return False  # create reports it properly
 
 
 def run(g, o, log):
     rt = runtime(g, log)
     cid = one_id(o, "run")
+    bundle = o.bundle or "."
+    ours = theirs = None
+    if not o.detach and not o.console_socket and _wants_tty(bundle):
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        c = rt.create(cid, o.bundle or ".", pid_file=o.pid_file, console_socket=o.console_socket,
+        c = rt.create(cid, bundle, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
                       no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds, fifo=False)
     except PyruncError as e:
         raise failed("run", e) from None
+    finally:
+        if theirs is not None:
+            theirs.close()
     rt._hooks(c.doc, "poststart", c.pid, "running")
     if o.detach:
         return 0
-    status = wait_forwarding(c.pid)
+    forward_signals(c.pid)
+    if ours is not None:
+        from ..process.console import proxy, recv_master
+
+        status = proxy(recv_master(ours), c.pid, reap)
+        ours.close()
+    else:
+        status = reap(c.pid, True)
     if not o.keep:
         rt.delete(cid, force=True)
     return status
 
 
-def wait_forwarding(pid):
-    """Forward every catchable signal to pid and reap children (we are their subreaper) until pid exits."""
-
+def forward_signals(pid):
     def forward(sig, _frame):
         try:
             os.kill(pid, sig)
@@ -43,13 +68,19 @@ def wait_forwarding(pid):
             signal.signal(sig, forward)
         except (OSError, ValueError):
             pass
+
+
+def reap(pid, block):
+    """Reap our children (we are their subreaper); return pid's exit status once it has exited, else None."""
     while True:
         try:
-            wpid, status = os.waitpid(-1, 0)
+            wpid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
         except ChildProcessError:
             return 255
         except InterruptedError:
             continue
+        if wpid == 0:
+            return None
         if wpid == pid:
             if os.WIFSIGNALED(status):
                 return 128 + os.WTERMSIG(status)

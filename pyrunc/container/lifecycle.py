@@ -68,8 +68,8 @@ class Runtime:
 
     # --- create ----------------------------------------------------------------------------------------
 
-    def create(self, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False, no_new_keyring=False,
-               preserve_fds=0, fifo=True):
+    def create(self, cid, bundle, *, pid_file=None, console_socket=None, console=None, no_pivot=False,
+               no_new_keyring=False, preserve_fds=0, fifo=True):
         """Bring up the init process; it waits for start() (fifo=True) or runs the program at once."""
         check_id(cid)
         bundle = os.path.abspath(bundle or ".")
@@ -77,12 +77,17 @@ class Runtime:
         from ..process.plan import build
 
         plan = build(cfg, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
-        if plan.process.terminal and not console_socket:
-            raise ConfigError("process.terminal: a console socket is required (--console-socket) when terminal is true")
-        if plan.process.terminal:
-            raise ConfigError("process.terminal: terminals are not supported yet")
+        if plan.process.terminal and not (console_socket or console):
+            raise ConfigError("cannot allocate tty if pyrunc will detach without setting console socket")
+        if not plan.process.terminal and console_socket:
+            raise ConfigError("cannot use console socket if pyrunc will not detach or allocate tty")
         ctx = Ctx()
         ctx.id = cid
+        ctx.console = None
+        if plan.process.terminal:
+            from ..process.console import connect
+
+            ctx.console = console if console is not None else connect(console_socket)
         ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, self.log)
         ddir = self.store.reserve(cid)
         mgr = None
@@ -131,6 +136,8 @@ class Runtime:
             for fd in (getattr(ctx, "stub_fd", None), ctx.seccomp_fd):
                 if fd is not None:
                     os.close(fd)
+            if ctx.console is not None and console is None:
+                ctx.console.close()
 
     def _cgroup(self, cfg, cid):
         from ..cgroups import open_manager

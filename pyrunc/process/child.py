@@ -20,7 +20,7 @@ from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, MNT_DETACH, MS, NAMESPACES, O_PATH, PR_SET_DUMPABLE
 from ..security.rlimits import parse as parse_rlimits
 from . import init as proto
-from . import rootfs
+from . import console, rootfs
 from .cgroupfs import mount_cgroup
 from .plan import DEV_SYMLINKS
 from .stub import control
@@ -139,7 +139,9 @@ def stage_b(plan, ctx, sock, lx):
 
 
 def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
-    """Last Python steps of a container process: cwd, env, rlimits, umask, then fexecve the stub (sync 6)."""
+    """Last Python steps of a container process: tty, cwd, env, rlimits, umask, then fexecve the stub (sync 6)."""
+    if proc.terminal:
+        console.setup(lx, ctx.console, proc.console_size)
     rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)

@@ -112,6 +112,7 @@ def process_plan(proc, where="process"):
     q.groups = [int(g) for g in user.get("additionalGids") or ()]
     q.umask = user.get("umask")
     q.terminal = bool(proc.get("terminal"))
+    q.console_size = proc.get("consoleSize")
     q.nnp = bool(proc.get("noNewPrivileges"))
     q.oom_score_adj = proc.get("oomScoreAdj")
     q.rlimits = proc.get("rlimits") or []
