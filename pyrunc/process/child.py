@@ -71,7 +71,7 @@ def stage_a(plan, ctx, sock, lx):
         lx.unshare(new)
     pid = os.fork()
     if pid == 0:
-        run_stage(stage_b, plan, ctx, sock, lx)
+        run_stage(getattr(ctx, "stage_b", None) or stage_b, plan, ctx, sock, lx)
     sock.send(proto.PID + str(pid).encode())  # sync 3.
 
 
@@ -136,6 +136,13 @@ def stage_b(plan, ctx, sock, lx):
     enter_rootfs(plan, rootfd, lx)
     finish_rootfs(plan, lx)
     exec_stub(proc, ctx, sock, lx, stub, fifo, plan.preserve_fds)
+
+
+def stage_exec(plan, ctx, sock, lx):
+    """Stage B of `pyrunc exec`: already in every namespace of the container (and its cgroup)."""
+    lx.prctl(PR_SET_DUMPABLE, 0)
+    os.setsid()
+    exec_stub(plan.process, ctx, sock, lx, ctx.stub_fd, -1, plan.preserve_fds)
 
 
 def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):

@@ -28,6 +28,10 @@
 
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
+
+`pyrunc exec` runs the same ladder without steps 1, 4 and 5: stage A joins every namespace of the container's init
+(/proc/<pid>/ns/*, user first, mount last) and stage B (ctx.stage_b = child.stage_exec) goes straight to the
+process steps and the stub.
 """
 
 import os
@@ -103,6 +107,7 @@ class Spawn:
         try:
             if self.ctx.cgroup is not None:
                 self.ctx.cgroup.add_pid(pid_a)
+            exec_mode = getattr(self.ctx, "exec_mode", False)
             if self.plan.ns_new & 0x10000000:  # CLONE_NEWUSER: sync 1.
                 if recv(parent) != USERNS:
                     raise InitError("init protocol: expected userns")
@@ -114,11 +119,12 @@ class Spawn:
             self.pid = int(msg[len(PID):])
             os.waitpid(pid_a, 0)
             pid_a = 0
-            if recv(parent) != HOOKS:  # sync 4.
-                raise InitError("init protocol: expected hooks")
-            self.ctx.run_hooks("prestart", self.pid)
-            self.ctx.run_hooks("createRuntime", self.pid)
-            parent.send(GO)  # sync 5.
+            if not exec_mode:
+                if recv(parent) != HOOKS:  # sync 4.
+                    raise InitError("init protocol: expected hooks")
+                self.ctx.run_hooks("prestart", self.pid)
+                self.ctx.run_hooks("createRuntime", self.pid)
+                parent.send(GO)  # sync 5.
             msg = recv(parent)  # sync 6.
             if msg != EXEC:
                 raise InitError(f"init protocol: unexpected {msg[:20]!r}")

@@ -1,0 +1,42 @@
+"""pyrunc exec [options] ID [COMMAND [ARGS...]]: run a new process inside a running container.
+
+Foreground: stdio passes through (a terminal is proxied), signals are forwarded, and the exit status is the
+process's (128+N when killed by signal N).  -d/--detach returns once the process runs (with --pid-file)."""
+
+from ..errors import UsageError
+from .common import runtime
+
+
+def run(g, o, log):
+    from ..container.execute import build_process, exec_process
+
+    if not o.args:
+        raise UsageError('"exec" requires a minimum of 1 argument')
+    if o.apparmor or o.process_label:
+        raise UsageError("exec: apparmor and selinux are not supported on this host")
+    rt = runtime(g, log)
+    cid = o.args[0]
+    proc = build_process(rt.store.load(cid).doc, o)
+    ours = theirs = None
+    if proc.get("terminal") and not o.console_socket:
+        if o.detach:
+            raise UsageError("cannot allocate tty if pyrunc will detach without setting console socket")
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        pid = exec_process(rt, cid, proc, console_socket=o.console_socket, console=theirs, pid_file=o.pid_file,
+                           preserve_fds=o.preserve_fds, ignore_paused=o.ignore_paused)
+    finally:
+        if theirs is not None:
+            theirs.close()
+    if o.detach:
+        return 0
+    from .run import forward_signals, reap
+
+    forward_signals(pid)
+    if ours is not None:
+        from ..process.console import proxy, recv_master
+
+        return proxy(recv_master(ours), pid, reap)
+    return reap(pid, True)

@@ -1,0 +1,130 @@
+"""pyrunc exec as a library call: a new process in every namespace and the cgroup of a running container, with
+the same security setup as the init (capabilities, no_new_privs, seccomp, rlimits), through the same exec stub."""
+
+import copy
+import json
+import os
+
+from ..errors import ConfigError, StateError
+from ..linux import NAMESPACES
+from .lifecycle import Ctx, _manager, _security
+from .state import Lock, write_pid_file
+
+
+def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=None, preserve_fds=0,
+                 ignore_paused=False):
+    """Start proc (an OCI process dict) in container cid; returns the host pid of the new process."""
+    from ..process.child import stage_exec
+    from ..process.init import Spawn
+    from ..process.plan import Plan, process_plan
+    from ..process.stub import sealed_stub
+
+    c = rt.store.load(cid)
+    with Lock(c.dir, shared=True):
+        status = c.status()
+        if status == "stopped":
+            raise StateError("cannot exec in a stopped container")
+        if status == "paused" and not ignore_paused:
+            raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
+        plan = Plan()
+        plan.process = process_plan(proc)
+        plan.preserve_fds = preserve_fds
+        plan.ns_new = 0
+        plan.userns = False
+        plan.ns_join = _init_namespaces(c)
+        cfg = c.doc.get("config") or {}
+        if plan.process.terminal and not (console_socket or console):
+            raise ConfigError("cannot allocate tty if pyrunc will detach without setting console socket")
+        ctx = Ctx()
+        ctx.id = cid
+        ctx.exec_mode = True
+        ctx.stage_b = stage_exec
+        ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, rt.log)
+        ctx.cgroup = _manager(c)
+        ctx.console = None
+        ctx.stub_fd = None
+        try:
+            if plan.process.terminal:
+                from ..process.console import connect
+
+                ctx.console = console if console is not None else connect(console_socket)
+            ctx.stub_fd = sealed_stub()
+            pid = Spawn(plan, ctx).run()
+        finally:
+            for fd in (ctx.stub_fd, ctx.seccomp_fd):
+                if fd is not None:
+                    os.close(fd)
+            if ctx.console is not None and console is None:
+                ctx.console.close()
+        if pid_file:
+            write_pid_file(pid_file, pid)
+        return pid
+
+
+def _init_namespaces(c):
+    """[(type, /proc/<init>/ns/<name>)] for every namespace the config lists, ordered user first, mount last."""
+    from ..process.plan import JOIN_ORDER
+
+    types = [ns.get("type") for ns in ((c.doc.get("config") or {}).get("linux") or {}).get("namespaces") or ()]
+    out = []
+    for t in JOIN_ORDER:
+        if t in types:
+            path = f"/proc/{c.pid}/ns/{NAMESPACES[t][1]}"
+            if t == "user" and os.readlink(path) == os.readlink("/proc/self/ns/user"):
+                continue  # setns into our own user namespace fails with EINVAL
+            out.append((t, path))
+    if not c.alive():
+        raise StateError("container not running")
+    return out
+
+
+def build_process(doc, o):
+    """The process for `exec`: --process FILE, else the config's process with the command-line overrides (runc's
+    getProcess): args, env added, cwd, user, additional gids, caps added (never to inheritable: CVE-2022-29162),
+    no_new_privs, tty."""
+    if o.process:
+        try:
+            with open(o.process, "rb") as f:
+                p = json.loads(f.read())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"load process {o.process}: {e}") from None
+        from ..spec.validate import validate_process
+
+        validate_process(p)
+        return p
+    base = (doc.get("config") or {}).get("process") or {}
+    p = copy.deepcopy(base)
+    args = o.args[1:]
+    if not args:
+        raise ConfigError("exec: args must not be empty")
+    p["args"] = args
+    p["env"] = list(p.get("env") or []) + list(o.env)
+    if o.cwd:
+        p["cwd"] = o.cwd
+    p["terminal"] = bool(o.tty)
+    p.pop("consoleSize", None)
+    user = p.setdefault("user", {"uid": 0, "gid": 0})
+    if o.user:
+        u, _, g = o.user.partition(":")
+        try:
+            user["uid"] = int(u)
+            if g:
+                user["gid"] = int(g)
+        except ValueError:
+            raise ConfigError(f"exec: --user {o.user!r}: expected uid[:gid] as numbers") from None
+    if o.additional_gids:
+        try:
+            user["additionalGids"] = [int(x) for gids in o.additional_gids for x in gids.split(",") if x]
+        except ValueError:
+            raise ConfigError(f"exec: --additional-gids {o.additional_gids!r}: expected numbers") from None
+    if o.cap:
+        caps = p.setdefault("capabilities", {})
+        for key in ("bounding", "effective", "permitted"):
+            caps[key] = list(caps.get(key) or []) + [c for c in o.cap if c not in (caps.get(key) or [])]
+    if o.no_new_privs:
+        p["noNewPrivileges"] = True
+    if o.apparmor:
+        p["apparmorProfile"] = o.apparmor
+    if o.process_label:
+        p["selinuxLabel"] = o.process_label
+    return p
