@@ -24,8 +24,8 @@ def dispatch(g, name, o):
     if g.log_format not in ("text", "json"):
         log.error(f"invalid log-format: {g.log_format}")
         return 1
-    module = __import__("pyrunc.cli." + VERBS[name].module, fromlist=["run"])
     try:
+        module = __import__("pyrunc.cli." + VERBS[name].module, fromlist=["run"])
         return module.run(g, o, log) or 0
     except errors.PyruncError as e:
         log.error(str(e))
