@@ -32,13 +32,13 @@ def run(g, o, log):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         c = rt.create(cid, bundle, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
-                      no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds, fifo=False)
+                      no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds)
+        rt.start(cid)  # run is create + start, hooks and all
     except PyruncError as e:
         raise failed("run", e) from None
     finally:
         if theirs is not None:
             theirs.close()
-    rt._hooks(c.doc, "poststart", c.pid, "running")
     if o.detach:
         return 0
     forward_signals(c.pid)

@@ -6,8 +6,7 @@ import json
 import os
 
 from ..errors import ConfigError, StateError
-from ..linux import NAMESPACES
-from .lifecycle import Ctx, _manager, _security
+from .lifecycle import Ctx, _manager, _security, init_namespaces
 from .state import Lock, write_pid_file
 
 
@@ -31,7 +30,7 @@ def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=N
         plan.preserve_fds = preserve_fds
         plan.ns_new = 0
         plan.userns = False
-        plan.ns_join = _init_namespaces(c)
+        plan.ns_join = init_namespaces(c)
         cfg = c.doc.get("config") or {}
         if plan.process.terminal and not (console_socket or console):
             raise ConfigError("cannot allocate tty if pyrunc will detach without setting console socket")
@@ -59,23 +58,6 @@ def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=N
         if pid_file:
             write_pid_file(pid_file, pid)
         return pid
-
-
-def _init_namespaces(c):
-    """[(type, /proc/<init>/ns/<name>)] for every namespace the config lists, ordered user first, mount last."""
-    from ..process.plan import JOIN_ORDER
-
-    types = [ns.get("type") for ns in ((c.doc.get("config") or {}).get("linux") or {}).get("namespaces") or ()]
-    out = []
-    for t in JOIN_ORDER:
-        if t in types:
-            path = f"/proc/{c.pid}/ns/{NAMESPACES[t][1]}"
-            if t == "user" and os.readlink(path) == os.readlink("/proc/self/ns/user"):
-                continue  # setns into our own user namespace fails with EINVAL
-            out.append((t, path))
-    if not c.alive():
-        raise StateError("container not running")
-    return out
 
 
 def build_process(doc, o):

@@ -172,8 +172,47 @@ class Runtime:
                 raise StateError("cannot start a container that has stopped")
             if status != "created":
                 raise StateError("cannot start an already running container")
+            if (c.doc.get("hooks") or {}).get("startContainer"):
+                self._hooks_in_container(c, "startContainer")
             self._release(c)
             self._hooks(c.doc, "poststart", c.pid, "running")
+
+    def _hooks_in_container(self, c, kind):
+        """startContainer hooks run in the container's namespaces, before the user program: a child joins every
+        namespace of the (still blocked) init and runs them there; their paths resolve in the container."""
+        from ..linux import real
+        from .hooks import HookError, run_hooks
+
+        state = {"ociVersion": c.doc.get("ociVersion", ""), "id": c.id, "status": "created", "pid": c.pid,
+                 "bundle": c.doc["bundle"]}
+        if c.doc.get("annotations"):
+            state["annotations"] = c.doc["annotations"]
+        nss = init_namespaces(c)
+        real.lib  # noqa: B018: load the helper before setns(mnt) hides our filesystem
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(r)
+                from ..linux import NAMESPACES
+
+                for t, path in nss:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                    real.setns(fd, NAMESPACES[t][0], path)
+                    os.close(fd)
+                run_hooks(c.doc.get("hooks"), kind, state)
+                code = 0
+            except BaseException as e:  # noqa: BLE001
+                os.write(w, str(e).encode(errors="replace")[:60000])
+            finally:
+                os._exit(code)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            msg = f.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise HookError(msg or f"{kind} hooks failed")
 
     def _release(self, c):
         """Open the exec fifo for reading: the init, blocked opening it for writing, goes on to exec."""
@@ -283,6 +322,24 @@ def _security(proc, cfg, log):
     os.write(fd, prog.bpf)
     os.lseek(fd, 0, os.SEEK_SET)
     return masks, fd, prog.flags
+
+
+def init_namespaces(c):
+    """[(type, /proc/<init>/ns/<name>)] for every namespace the config lists, ordered user first, mount last."""
+    from ..linux import NAMESPACES
+    from ..process.plan import JOIN_ORDER
+
+    types = [ns.get("type") for ns in ((c.doc.get("config") or {}).get("linux") or {}).get("namespaces") or ()]
+    out = []
+    for t in JOIN_ORDER:
+        if t in types:
+            path = f"/proc/{c.pid}/ns/{NAMESPACES[t][1]}"
+            if t == "user" and os.readlink(path) == os.readlink("/proc/self/ns/user"):
+                continue  # setns into our own user namespace fails with EINVAL
+            out.append((t, path))
+    if not c.alive():
+        raise StateError("container not running")
+    return out
 
 
 def _manager(c):
