@@ -154,6 +154,8 @@ class Runtime:
         return mgr
 
     def _hooks(self, doc, kind, pid, status):
+        if not (doc.get("hooks") or {}).get(kind):
+            return
         from .hooks import run_hooks
 
         state = {"ociVersion": doc.get("ociVersion", ""), "id": doc["id"], "status": status, "pid": pid,
