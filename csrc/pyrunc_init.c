@@ -7,9 +7,10 @@
  * read-only, unlinked copy.  It also keeps Python out of the last steps, which must be exactly these, in
  * runc's order (libcontainer/standard_init_linux.go, finalizeNamespace):
  *
+ *   seccomp (without no_new_privs it is a privileged operation, so it comes before dropping anything) ->
  *   drop bounding set -> keep caps; setgroups/setresgid/setresuid; clear keep caps -> capset, raise ambient
- *   -> no_new_privs -> seccomp (when no_new_privs) -> report ready on the sync fd -> wait for start on the
- *   exec fifo -> seccomp (when not no_new_privs) -> close every fd above the kept ones -> execve
+ *   -> no_new_privs -> seccomp (with no_new_privs: as late as possible) -> report ready on the sync fd ->
+ *   wait for start on the exec fifo -> close every fd above the kept ones -> execve
  *
  * argv: pyrunc-init CONTROL PATH ARGV0 [ARGS...]; envp is the process env.  CONTROL is key=value pairs joined
  * by commas, all optional: sync=FD fifo=FD keep=LASTFD uid= gid= groups=G1:G2 bnd= eff= prm= inh= amb= (hex
@@ -146,6 +147,8 @@ int main(int argc, char **argv, char **envp)
 	}
 	parse(argv[1], &c);
 
+	if (c.seccomp >= 0 && !c.nnp)
+		load_seccomp(&c);
 	if (c.have_caps) {
 		for (int cap = 0; cap <= 63; cap++)
 			if (!((c.bnd >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -180,9 +183,6 @@ int main(int argc, char **argv, char **envp)
 		close(fd);
 		close(c.fifo);
 	}
-	if (c.seccomp >= 0 && !c.nnp)
-		load_seccomp(&c);
-
 	/* CVE-2024-21626: no fd of pyrunc's, and none the caller leaked, may reach the user program. */
 	if (syscall(SYS_close_range, c.keep + 1, ~0U, 0) < 0) {
 		for (int fd = c.keep + 1; fd < 65536; fd++)
