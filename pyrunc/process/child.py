@@ -242,6 +242,12 @@ def prepare_rootfs(plan, ctx, lx):
         rootfs.apply_mount(lx, rootfd, op, lambda lx_, fd, op_: mount_cgroup(lx_, fd, op_, plan))
     if plan.dev_setup:
         make_devices(plan, rootfd, lx)
+    # Masked and read-only paths, before pivot_root: resolved inside the root by fd, mounted through the host's
+    # /proc/self/fd (trusted), never through the container's /proc.
+    for p in plan.readonly_paths:
+        _readonly(lx, rootfd, p)
+    for p in plan.masked:
+        _mask(lx, rootfd, p)
     return rootfd
 
 
@@ -308,20 +314,12 @@ def enter_rootfs(plan, rootfd, lx):
 
 
 def finish_rootfs(plan, lx):
-    """After pivot_root: read-only root, masked and read-only paths, final propagation."""
+    """After pivot_root: the read-only root."""
     if plan.readonly:
         st = os.statvfs("/")
         keep = st.f_flag & (MS["MS_NOSUID"] | MS["MS_NODEV"] | MS["MS_NOEXEC"] | MS["MS_NOATIME"] |
                             MS["MS_NODIRATIME"] | MS["MS_RELATIME"])
         lx.mount(None, "/", None, MS["MS_BIND"] | MS["MS_REMOUNT"] | MS["MS_RDONLY"] | keep, None)
-    root = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for p in plan.readonly_paths:
-            _readonly(lx, root, p)
-        for p in plan.masked:
-            _mask(lx, root, p)
-    finally:
-        os.close(root)
 
 
 def _resolve(lx, root, path):
@@ -359,7 +357,7 @@ def _mask(lx, root, path):
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             lx.mount("tmpfs", rootfs.fdpath(fd), "tmpfs", MS["MS_RDONLY"], None)
         else:
-            null = os.open("/dev/null", O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+            null = rootfs.open_in_root(lx, root, "/dev/null")
             try:
                 st = os.fstat(null)
                 if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):

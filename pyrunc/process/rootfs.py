@@ -13,7 +13,8 @@ import stat
 from collections import namedtuple
 
 from ..errors import ConfigError, SysError
-from ..linux import (MNT_DETACH, MS, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, flag_names)
+from ..linux import (MNT_DETACH, MS, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+                     flag_names)
 
 M = MS
 # name -> (clear?, flag), as runc's parseMountOptions
@@ -27,6 +28,7 @@ _FLAGS = {
     "noiversion": (True, 1 << 23), "nolazytime": (True, M["MS_LAZYTIME"]), "nomand": (True, M["MS_MANDLOCK"]),
     "norelatime": (True, M["MS_RELATIME"]), "nostrictatime": (True, M["MS_STRICTATIME"]),
     "nosuid": (False, M["MS_NOSUID"]), "nosymfollow": (False, M["MS_NOSYMFOLLOW"]),
+    "symfollow": (True, M["MS_NOSYMFOLLOW"]),
     "rbind": (False, M["MS_BIND"] | M["MS_REC"]), "relatime": (False, M["MS_RELATIME"]),
     "remount": (False, M["MS_REMOUNT"]), "ro": (False, M["MS_RDONLY"]), "rw": (True, M["MS_RDONLY"]),
     "silent": (False, M["MS_SILENT"]), "strictatime": (False, M["MS_STRICTATIME"]), "suid": (True, M["MS_NOSUID"]),
@@ -41,7 +43,8 @@ PROPAGATION = {
 _MOUNT_ATTR = {"rro": (0x1, 0), "rrw": (0, 0x1), "rnosuid": (0x2, 0), "rsuid": (0, 0x2), "rnodev": (0x4, 0),
                "rdev": (0, 0x4), "rnoexec": (0x8, 0), "rexec": (0, 0x8), "rnosymfollow": (0x200000, 0),
                "rsymfollow": (0, 0x200000), "rnoatime": (0x10, 0x70), "ratime": (0, 0x70),
-               "rrelatime": (0, 0x70), "rstrictatime": (0x20, 0x70), "rnodiratime": (0x80, 0),
+               "rrelatime": (0, 0x70), "rnorelatime": (0x10, 0x70), "rstrictatime": (0x20, 0x70),
+               "rnostrictatime": (0, 0x70), "rnodiratime": (0x80, 0),
                "rdiratime": (0, 0x80)}
 
 MountOp = namedtuple("MountOp", "source dest fstype flags data propagation attr_set attr_clr bind index")
@@ -169,6 +172,8 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None):
     if op.fstype in ("cgroup", "cgroup2") and not op.bind:
         if cgroup_mount is not None:
             return cgroup_mount(sys, rootfd, op)
+    if op.fstype in ("proc", "sysfs") and not op.bind:
+        no_symlinks(sys, rootfd, op.dest, op.fstype)
     fd = mount_point(sys, rootfd, op)
     try:
         target = fdpath(fd)
@@ -198,6 +203,21 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None):
                 sys.mount_setattr(fd, "", 0x1000 | 0x8000, op.attr_set, op.attr_clr)  # AT_EMPTY_PATH|AT_RECURSIVE
     finally:
         os.close(fd)
+
+
+def no_symlinks(sys, rootfd, path, what):
+    """CVE-2019-16884 / CVE-2019-19921: procfs and sysfs only go on a real directory, never through a symlink
+    that the image (or a racing container) planted, or later writes meant for /proc could be redirected."""
+    try:
+        fd = sys.openat2(rootfd, path.lstrip("/"), O_PATH | os.O_CLOEXEC, 0,
+                         RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS)
+    except SysError as e:
+        if e.errno == 40:  # ELOOP
+            raise SysError(f"mount {what} on {path}: destination is a symlink", None, e.errno) from None
+        if e.errno == 2:
+            return
+        raise
+    os.close(fd)
 
 
 def detach(sys, path):
