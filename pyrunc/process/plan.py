@@ -84,7 +84,9 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
         raise ConfigError("hostname: unable to set hostname without a private uts namespace")
     p.masked = linux.get("maskedPaths") or []
     p.readonly_paths = linux.get("readonlyPaths") or []
-    p.sysctl = linux.get("sysctl") or {}
+    p.sysctl = check_sysctl(linux.get("sysctl") or {}, types, p.ns_join)
+    if linux.get("mountLabel") and not os.path.isdir("/sys/fs/selinux"):
+        raise ConfigError("linux.mountLabel: selinux is not enabled on this host")
     p.no_pivot = no_pivot
     p.no_new_keyring = no_new_keyring
     p.preserve_fds = preserve_fds
@@ -119,4 +121,39 @@ def process_plan(proc, where="process"):
     q.capabilities = proc.get("capabilities")
     q.apparmor = proc.get("apparmorProfile")
     q.selinux = proc.get("selinuxLabel")
+    if q.apparmor and not os.path.isdir("/sys/kernel/security/apparmor"):
+        raise ConfigError(f"{where}.apparmorProfile: apparmor is not enabled on this host")
+    if q.selinux and not os.path.isdir("/sys/fs/selinux"):
+        raise ConfigError(f"{where}.selinuxLabel: selinux is not enabled on this host")
     return q
+
+
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def check_sysctl(sysctl, types, joined):
+    """runc's validateSysctl: only keys that the container's own namespaces own, so a sysctl can never change the
+    host.  net.* needs a network namespace that is not the host's; kernel.hostname/domainname a uts namespace;
+    the IPC keys and fs.mqueue.* an ipc namespace."""
+    joined = dict(joined)
+    for key, value in sysctl.items():
+        where = f"linux.sysctl[{key!r}]"
+        if not key or not all(c.isalnum() or c in "._-" for c in key) or ".." in key:
+            raise ConfigError(f"{where}: invalid sysctl name")
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            need = "ipc"
+        elif key.startswith("net."):
+            need = "network"
+        elif key in ("kernel.hostname", "kernel.domainname"):
+            need = "uts"
+        else:
+            raise ConfigError(f"{where}: sysctl {key!r} is not in a separate kernel namespace")
+        if need not in types:
+            raise ConfigError(f"{where}: sysctl {key!r} is not allowed without a private {need} namespace")
+        if need in joined and os.path.exists(joined[need]) and os.path.exists(f"/proc/self/ns/{NAMESPACES[need][1]}") \
+                and os.stat(joined[need]).st_ino == os.stat(f"/proc/self/ns/{NAMESPACES[need][1]}").st_ino:
+            raise ConfigError(f"{where}: sysctl {key!r} is not allowed in the host {need} namespace")
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string value")
+    return sysctl
