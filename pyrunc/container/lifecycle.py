@@ -130,6 +130,8 @@ class Runtime:
                 except Exception:  # noqa: BLE001
                     pass
                 _destroy_cgroup(mgr, self.log)
+            if not plan.mountns:
+                _detach_rootfs(plan.rootfs, self.log)
             self.store.remove(cid)
             raise
         finally:
@@ -284,6 +286,9 @@ class Runtime:
             except Exception:  # noqa: BLE001
                 pass
             _destroy_cgroup(mgr, self.log)
+        linux = (c.doc.get("config") or {}).get("linux") or {}
+        if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
+            _detach_rootfs(c.doc.get("rootfs"), self.log)
         self.store.remove(c.id)
         self._hooks(c.doc, "poststop", 0, "stopped")
 
@@ -351,6 +356,23 @@ def _manager(c):
     from ..cgroups import manager_from_paths
 
     return manager_from_paths(paths, created=c.doc.get("cgroup_created") or [])
+
+
+def _detach_rootfs(rootfs, log):
+    """A container without its own mount namespace mounted on the host, under its rootfs: detach all of it, if the
+    rootfs is still a mount point of ours (a bind of itself)."""
+    if not rootfs:
+        return
+    with open("/proc/self/mountinfo") as f:
+        if not any(line.split()[4] == rootfs for line in f):
+            return
+    from ..errors import SysError
+    from ..linux import MNT_DETACH, real
+
+    try:
+        real.umount2(rootfs, MNT_DETACH)
+    except SysError as e:
+        log.warning(f"detach rootfs mounts: {e}")
 
 
 def _destroy_cgroup(mgr, log):

@@ -232,10 +232,11 @@ def _parent_mount(path):
 
 def prepare_rootfs(plan, ctx, lx):
     """Mount everything under the rootfs; returns an O_PATH fd of the rootfs (the bind mount of itself)."""
-    prop = plan.propagation if plan.propagation is not None else MS["MS_SLAVE"] | MS["MS_REC"]
-    lx.mount(None, "/", None, prop, None)
-    if prop & MS["MS_SHARED"]:
-        lx.mount(None, _parent_mount(plan.rootfs), None, MS["MS_PRIVATE"], None)  # pivot_root needs it
+    if plan.mountns:  # never change the propagation of the caller's own mount namespace
+        prop = plan.propagation if plan.propagation is not None else MS["MS_SLAVE"] | MS["MS_REC"]
+        lx.mount(None, "/", None, prop, None)
+        if prop & MS["MS_SHARED"]:
+            lx.mount(None, _parent_mount(plan.rootfs), None, MS["MS_PRIVATE"], None)  # pivot_root needs it
     lx.mount(plan.rootfs, plan.rootfs, "bind", MS["MS_BIND"] | MS["MS_REC"], None)
     rootfd = os.open(plan.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for op in plan.mounts:
@@ -297,7 +298,9 @@ def make_devices(plan, rootfd, lx):
 
 def enter_rootfs(plan, rootfd, lx):
     os.fchdir(rootfd)
-    if plan.no_pivot:
+    if not plan.mountns:  # the caller's mount namespace: neither pivot_root nor MS_MOVE may touch it
+        os.chroot(".")
+    elif plan.no_pivot:
         lx.mount(plan.rootfs, "/", None, MS["MS_MOVE"], None)
         os.chroot(".")
     else:

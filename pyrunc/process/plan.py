@@ -55,8 +55,9 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     p.readonly = bool(root.get("readonly"))
     linux = config.get("linux") or {}
     p.ns_new, p.ns_join, types = _namespaces(linux)
-    if "mount" not in types:
-        raise ConfigError("linux.namespaces: a mount namespace is required")
+    # Without a mount namespace the container shares the caller's: its rootfs mounts are made (and stay, until
+    # delete detaches them) on the host, under the rootfs, and it is entered with chroot, as runc does.
+    p.mountns = "mount" in types
     for key in ("uidMappings", "gidMappings"):
         if linux.get(key) and "user" not in types:
             raise ConfigError(f"linux.{key}: user namespace mappings given without a user namespace")
