@@ -9,6 +9,7 @@ def run(g, o, log):
     try:
         runtime(g, log).create(cid, o.bundle or ".", pid_file=o.pid_file,
                                console_socket=o.console_socket, no_pivot=o.no_pivot,
-                               no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds)
+                               no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
+                               pidfd_socket=o.pidfd_socket)
     except PyruncError as e:
         raise failed("create", e) from None

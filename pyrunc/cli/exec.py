@@ -26,7 +26,8 @@ def run(g, o, log):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         pid = exec_process(rt, cid, proc, console_socket=o.console_socket, console=theirs, pid_file=o.pid_file,
-                           preserve_fds=o.preserve_fds, ignore_paused=o.ignore_paused)
+                           preserve_fds=o.preserve_fds, ignore_paused=o.ignore_paused,
+                           pidfd_socket=o.pidfd_socket)
     finally:
         if theirs is not None:
             theirs.close()

@@ -32,7 +32,8 @@ def run(g, o, log):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         c = rt.create(cid, bundle, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
-                      no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds)
+                      no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
+                      pidfd_socket=o.pidfd_socket)
         rt.start(cid)  # run is create + start, hooks and all
     except PyruncError as e:
         raise failed("run", e) from None

@@ -6,12 +6,12 @@ import json
 import os
 
 from ..errors import ConfigError, StateError
-from .lifecycle import Ctx, _manager, _security, init_namespaces
+from .lifecycle import Ctx, _manager, _security, init_namespaces, send_pidfd
 from .state import Lock, write_pid_file
 
 
 def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=None, preserve_fds=0,
-                 ignore_paused=False):
+                 ignore_paused=False, pidfd_socket=None):
     """Start proc (an OCI process dict) in container cid; returns the host pid of the new process."""
     from ..process.child import stage_exec
     from ..process.init import Spawn
@@ -57,6 +57,8 @@ def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=N
                 ctx.console.close()
         if pid_file:
             write_pid_file(pid_file, pid)
+        if pidfd_socket:
+            send_pidfd(pidfd_socket, pid)
         return pid
 
 

@@ -69,14 +69,19 @@ class Runtime:
     # --- create ----------------------------------------------------------------------------------------
 
     def create(self, cid, bundle, *, pid_file=None, console_socket=None, console=None, no_pivot=False,
-               no_new_keyring=False, preserve_fds=0, fifo=True):
+               no_new_keyring=False, preserve_fds=0, fifo=True, pidfd_socket=None):
         """Bring up the init process; it waits for start() (fifo=True) or runs the program at once."""
         check_id(cid)
         bundle = os.path.abspath(bundle or ".")
         cfg = load_bundle(bundle)
         from ..process.plan import build
 
-        plan = build(cfg, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+        listen = listen_fds()
+        plan = build(cfg, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                     preserve_fds=listen + preserve_fds)
+        if listen:  # socket activation passes through, as with runc: fds 3.. and LISTEN_FDS for the container
+            plan.process.env = [e for e in plan.process.env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
+            plan.process.env += [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
         if plan.process.terminal and not (console_socket or console):
             raise ConfigError("cannot allocate tty if pyrunc will detach without setting console socket")
         if not plan.process.terminal and console_socket:
@@ -122,6 +127,8 @@ class Runtime:
                 c.save()
                 if pid_file:
                     write_pid_file(pid_file, pid)
+                if pidfd_socket:
+                    send_pidfd(pidfd_socket, pid)
                 return c
         except BaseException:
             if mgr is not None:
@@ -329,6 +336,32 @@ def _security(proc, cfg, log):
     os.write(fd, prog.bpf)
     os.lseek(fd, 0, os.SEEK_SET)
     return masks, fd, prog.flags
+
+
+def listen_fds():
+    """systemd socket activation meant for us (LISTEN_PID is our pid): how many fds from 3 on to pass along."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return 0
+    try:
+        return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+    except ValueError:
+        return 0
+
+
+def send_pidfd(path, pid):
+    """--pidfd-socket: one SCM_RIGHTS message carrying a pidfd of the process (runc 1.2)."""
+    import socket
+
+    pidfd = os.pidfd_open(pid)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(path)
+                socket.send_fds(s, [b"pidfd"], [pidfd])
+            except OSError as e:
+                raise PyruncError(f"send pidfd to {path}: {os.strerror(e.errno).lower()}") from None
+    finally:
+        os.close(pidfd)
 
 
 def init_namespaces(c):
