@@ -116,7 +116,10 @@ class Runtime:
                 ctx.run_hooks = lambda kind, pid: self._hooks(doc, kind, pid, "creating")
                 ctx.run_container_hooks = None
                 if (cfg.get("hooks") or {}).get("createContainer"):
-                    ctx.run_container_hooks = lambda: self._hooks(doc, "createContainer", os.getpid(), "creating")
+                    # run in the init before pivot_root: the host's /proc still tells its host pid (the spec wants
+                    # that one in the state, not 1)
+                    ctx.run_container_hooks = lambda: self._hooks(doc, "createContainer", int(os.readlink("/proc/self")),
+                                                                  "creating")
                 from ..process.init import Spawn
 
                 pid = Spawn(plan, ctx).run()
