@@ -109,3 +109,6 @@ int pyr_close_range(unsigned int first, unsigned int last, unsigned int flags)
 {
 	RET(syscall(SYS_close_range, first, last, flags));
 }
+
+/* bpf(2): attr is a caller-packed union bpf_attr of `size` bytes (the kernel writes results back into it) */
+int pyr_bpf(int cmd, void *attr, unsigned int size) { RET(syscall(SYS_bpf, cmd, attr, size)); }

@@ -22,3 +22,4 @@ int pyr_capset(const uint32_t in[6]);
 int pyr_keyctl_join_session_keyring(const char *name);
 int pyr_personality(unsigned long persona);
 int pyr_close_range(unsigned int first, unsigned int last, unsigned int flags);
+int pyr_bpf(int cmd, void *attr, unsigned int size);

@@ -127,6 +127,15 @@ def apply_writes(writes):
     """The dumb apply loop: execute planned writes in order, honouring the optional/retry/check flags."""
     pending = []  # (write, error) refused with EINVAL, to retry after the next success in the same dir
     for w in writes:
+        if w.filename == "<bpf device filter>":  # devices.DEVICE_FILTER: cgroup v2 has no devices files
+            from pyrunc.cgroups.bpf import attach_device_filter
+
+            try:
+                attach_device_filter(w.dir, w.value)
+            except PyruncError as exc:
+                if not (w.optional and getattr(exc, "errno", 0) == _errno.EPERM):
+                    raise
+            continue
         try:
             write_file(w.dir, w.filename, w.value)
         except PyruncError as exc:

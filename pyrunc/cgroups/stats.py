@@ -61,12 +61,49 @@ def hugepage_sizes(sysfs="/sys/kernel/mm/hugepages"):
 
 
 def _entry(usage=0, mx=0, failcnt=0, limit=0):
-    e = {"limit": limit, "failcnt": failcnt}
+    """runc types.MemoryEntry, in its field order: limit, usage (omitempty), max (omitempty), failcnt."""
+    e = {"limit": limit}
     if usage:
         e["usage"] = usage
     if mx:
         e["max"] = mx
+    e["failcnt"] = failcnt
     return e
+
+
+def _cpu_list(text):
+    """"0-2,5" -> [0, 1, 2, 5] (runc parses cpuset.cpus/mems into lists of numbers)."""
+    out = []
+    for part in (text or "").strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        if lo.isdigit() and (not hi or hi.isdigit()):
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+_CPUSET_V1 = ("cpu_exclusive", "mem_hardwall", "mem_exclusive", "memory_migrate", "memory_spread_page",
+              "memory_spread_slab", "memory_pressure", "sched_load_balance", "sched_relax_domain_level")
+
+
+def _cpuset(d, v2):
+    """runc types.CPUSet: cpus/mems lists (omitempty) and the v1 flags, zero when the host has no such file."""
+    if d and v2:
+        cpus, mems = _read(d, "cpuset.cpus.effective"), _read(d, "cpuset.mems.effective")
+    elif d:
+        cpus, mems = _read(d, "cpuset.cpus"), _read(d, "cpuset.mems")
+    else:
+        cpus = mems = None
+    out = {}
+    if _cpu_list(cpus):
+        out["cpus"] = _cpu_list(cpus)
+    out["cpu_exclusive"] = _int(d, "cpuset.cpu_exclusive") if d and not v2 else 0
+    if _cpu_list(mems):
+        out["mems"] = _cpu_list(mems)
+    for k in _CPUSET_V1[1:]:
+        out[k] = _int(d, "cpuset." + k) if d and not v2 else 0
+    return out
 
 
 def _mem_v1(d, prefix):
@@ -106,10 +143,16 @@ def _cpu_v1(paths):
     usage, thr = {"kernel": 0, "user": 0}, {}
     d = paths.get("cpuacct")
     if d:
-        usage["total"] = _int(d, "cpuacct.usage")
+        usage = {"total": _int(d, "cpuacct.usage")}
         percpu = [int(x) for x in (_read(d, "cpuacct.usage_percpu") or "").split() if x.isdigit()]
         if percpu:
             usage["percpu"] = percpu
+        rows = [line.split() for line in (_read(d, "cpuacct.usage_all") or "").splitlines()[1:]]
+        rows = [r for r in rows if len(r) == 3 and all(x.isdigit() for x in r)]
+        if rows:
+            usage["percpu_kernel"] = [int(r[2]) for r in rows]
+            usage["percpu_user"] = [int(r[1]) for r in rows]
+        usage["kernel"], usage["user"] = 0, 0  # after the lists: runc's field order
         st = _keyed(d, "cpuacct.stat")
         usage["user"] = st.get("user", 0) * 10**9 // 100  # USER_HZ is 100 on Linux
         usage["kernel"] = st.get("system", 0) * 10**9 // 100
@@ -124,8 +167,9 @@ def _cpu_v1(paths):
 def _v2(d, data, hybrid):
     if not hybrid:
         st = _keyed(d, "cpu.stat")
-        data["cpu"]["usage"].update(total=st.get("usage_usec", 0) * 1000, user=st.get("user_usec", 0) * 1000,
-                                     kernel=st.get("system_usec", 0) * 1000)
+        data["cpu"]["usage"] = {"total": st.get("usage_usec", 0) * 1000, "kernel": st.get("system_usec", 0) * 1000,
+                                "user": st.get("user_usec", 0) * 1000}
+        data["cpuset"] = _cpuset(d if _read(d, "cpuset.cpus.effective") is not None else None, True)
         data["cpu"]["throttling"] = {"periods": st.get("nr_periods", 0),
                                      "throttledPeriods": st.get("nr_throttled", 0),
                                      "throttledTime": st.get("throttled_usec", 0) * 1000}
@@ -141,12 +185,12 @@ def _v2(d, data, hybrid):
             swap = _int(d, "memory.swap.current")
             slimit = _int(d, "memory.swap.max")
             mem = data["memory"]
+            if raw.get("file"):
+                mem["cache"] = raw["file"]
             mem["usage"] = _entry(usage, _int(d, "memory.peak"), _keyed(d, "memory.events").get("max", 0), limit)
             # v1 reports swap as memory+swap: keep that meaning for callers that compare the two.
             mem["swap"] = _entry(usage + swap, 0, _keyed(d, "memory.swap.events").get("max", 0),
                                  slimit if slimit == U64_MAX or limit == U64_MAX else slimit + limit)
-            if raw.get("file"):
-                mem["cache"] = raw["file"]
             if raw:
                 mem["raw"] = raw
         rows = {"ioServiceBytesRecursive": [], "ioServicedRecursive": []}
@@ -179,13 +223,13 @@ def collect(mgr):
             "pids": {}, "blkio": {}, "hugetlb": {}, "intel_rdt": {}, "network_interfaces": None}
     if mgr.layout.mode != "v2":
         data["cpu"]["usage"], data["cpu"]["throttling"] = _cpu_v1(p)
+        data["cpuset"] = _cpuset(p.get("cpuset"), False)
         d = p.get("memory")
         if d:
             raw = _keyed(d, "memory.stat")
-            mem = {"usage": _mem_v1(d, "memory"), "swap": _mem_v1(d, "memory.memsw"),
-                   "kernel": _mem_v1(d, "memory.kmem"), "kernelTCP": _mem_v1(d, "memory.kmem.tcp")}
-            if raw.get("cache"):
-                mem["cache"] = raw["cache"]
+            mem = {"cache": raw["cache"]} if raw.get("cache") else {}
+            mem.update(usage=_mem_v1(d, "memory"), swap=_mem_v1(d, "memory.memsw"),
+                       kernel=_mem_v1(d, "memory.kmem"), kernelTCP=_mem_v1(d, "memory.kmem.tcp"))
             if raw:
                 mem["raw"] = raw
             data["memory"] = mem

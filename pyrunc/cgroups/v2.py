@@ -152,11 +152,16 @@ def plan(r, d, probe, *, base, available, sections=None, default_devices=True, h
         if sections is not None and name not in sections:
             continue
         if name == "devices":
-            rules = _dev.rule_list(r, default_devices) if ("devices" in r or default_devices) else []
+            if "devices" not in r and not default_devices:
+                continue  # update: devices untouched (runc SkipDevices)
+            rules = _dev.rule_list(r, default_devices)
             for i, rule in enumerate(rules):
                 _dev.rule_string(rule, i)  # validate
-            if rules and not _dev.is_allow_all(rules):
-                _dev.device_program(rules)
+            # Always a program, allow-all included (as runc): attaching it also replaces an earlier filter.
+            # optional: an allow-all filter may be skipped when bpf(2) is refused (EPERM in a user namespace),
+            # as runc's canSkipEBPFError does; anything stricter must not silently go unenforced.
+            body.append(Write(UNIFIED, _dev.DEVICE_FILTER, _dev.device_program(rules).bytes(), d,
+                              optional=_dev.is_allow_all(rules)))
             continue
         if not wants(r):
             continue

@@ -80,7 +80,7 @@ VERBS = {
     "update": Verb("update", "update container resource constraints",
                    (O("--resources,-r", help="path to the file containing the resources to update or '-' to read from the standard input"),
                     O("--blkio-weight", "int"), O("--cpu-period"), O("--cpu-quota"), O("--cpu-burst"),
-                    O("--cpu-share"), O("--cpu-rt-period"), O("--cpu-rt-runtime"), O("--cpuset-cpus"),
+                    O("--cpu-share"), O("--cpu-idle"), O("--cpu-rt-period"), O("--cpu-rt-runtime"), O("--cpuset-cpus"),
                     O("--cpuset-mems"), O("--kernel-memory"), O("--kernel-memory-tcp"), O("--memory"),
                     O("--memory-reservation"), O("--memory-swap"), O("--pids-limit", "int"),
                     O("--l3-cache-schema"), O("--mem-bw-schema")),

@@ -138,5 +138,22 @@ class Linux:
     def close_range(self, first, last=0xFFFFFFFF, flags=0):
         return self._check(self.lib.pyr_close_range(first, last, flags), "close_range")
 
+    # -- bpf(2), for the cgroup v2 device filter (pyrunc/cgroups/bpf.py packs the attrs) ----------------------
+    def bpf(self, cmd, attr, what="bpf"):
+        """bpf(cmd, attr): attr is a bytearray holding a packed union bpf_attr; the kernel's writes into it are
+        copied back. Returns the syscall's result (an fd for PROG_LOAD / GET_FD_BY_ID)."""
+        self.lib  # noqa: B018 (load)
+        buf = Linux._ffi.new("char[]", bytes(attr))
+        rc = self.lib.pyr_bpf(cmd, buf, len(attr))
+        attr[:] = Linux._ffi.buffer(buf, len(attr))[:]
+        return self._check(rc, what)
+
+    def buffer_address(self, buf):
+        """(keepalive, address) of a bytes/bytearray for pointer fields of bpf_attr; keep `keepalive` referenced
+        until the call returns."""
+        self.lib  # noqa: B018 (load)
+        c = Linux._ffi.from_buffer(buf)
+        return c, int(Linux._ffi.cast("uintptr_t", c))
+
 
 real = Linux()

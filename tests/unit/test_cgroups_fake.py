@@ -501,10 +501,15 @@ def test_v2_errors(fake, fake_kernel):
     build_v2(root)
     m = open_manager("/c", "c", root=root, proc=proc)
     m.create()
-    with pytest.raises(PyruncError, match="cgroup v2 device rules are not implemented"):
-        m.plan({})  # the default device rules need an eBPF program
+    from pyrunc.cgroups.devices import DEVICE_FILTER, DEFAULT_DEVICE_RULES, device_program
+
+    # device rules become one "attach this eBPF device filter" step (tests/unit/test_cgroups_v2_devices.py)
+    assert [(w.filename, w.value) for w in m.plan({})] == [
+        (DEVICE_FILTER, device_program(list(DEFAULT_DEVICE_RULES)).bytes())]
     allow_all = {"devices": [{"allow": True, "access": "rwm"}]}
-    assert m.plan(allow_all, default_devices=False) == []
+    assert [w.value for w in m.plan(allow_all, default_devices=False)] == [
+        device_program(allow_all["devices"]).bytes()]
+    assert m.plan({}, default_devices=False) == []  # update: devices left alone
     with pytest.raises(ConfigError, match="realtime"):
         m.plan({"cpu": {"realtimeRuntime": 5}}, default_devices=False)
     with pytest.raises(ConfigError, match="network"):

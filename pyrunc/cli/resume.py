@@ -1,0 +1,9 @@
+"""pyrunc resume ID: thaw a paused container."""
+
+from .common import one_id
+
+
+def run(g, o, log):
+    from ..container.resources import resume
+
+    resume(g.root, one_id(o, "resume"))
