@@ -1,6 +1,5 @@
 """Small helpers shared by verb modules."""
 
-import json
 import os
 
 from ..errors import PyruncError, UsageError
@@ -25,9 +24,9 @@ def out(s):
 
 
 def dump(obj, indent=None):
-    if indent:
-        return json.dumps(obj, indent=indent)
-    return json.dumps(obj, separators=(",", ":"))
+    from .. import fastjson
+
+    return fastjson.dumps(obj, indent=indent)
 
 
 def failed(verb, e):

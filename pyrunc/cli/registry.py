@@ -8,10 +8,25 @@ Each verb's code lives in pyrunc/cli/<module>.py as `run(g, o)` and is imported 
 Option kinds: "str", "int", "bool", "list" (repeatable), "dur" (a Go duration such as 5s, kept as a string).
 """
 
-from collections import namedtuple
 
-Opt = namedtuple("Opt", "names dest kind default help")
-Verb = namedtuple("Verb", "module summary opts args rest")
+
+class Opt:
+    """One flag: names ("--bundle", "-b"), dest, kind, default, help.  (Not a namedtuple: `collections` alone
+    costs more than a millisecond of every call's start-up.)"""
+
+    __slots__ = ("names", "dest", "kind", "default", "help")
+
+    def __init__(self, names, dest, kind, default, help):
+        self.names, self.dest, self.kind, self.default, self.help = names, dest, kind, default, help
+
+
+class Verb:
+    """One verb: module (pyrunc/cli/<module>.py), summary, opts, positional args, rest (args after the id)."""
+
+    __slots__ = ("module", "summary", "opts", "args", "rest")
+
+    def __init__(self, module, summary, opts, args, rest):
+        self.module, self.summary, self.opts, self.args, self.rest = module, summary, opts, args, rest
 
 
 def O(names, kind="str", default=None, help="", dest=None):

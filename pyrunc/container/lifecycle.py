@@ -5,7 +5,6 @@ in-process.  Every operation locks the container directory; create validates eve
 effect and undoes everything it did on failure (init process, cgroup, state directory).
 """
 
-import json
 import os
 import signal
 import time
@@ -23,6 +22,8 @@ def load_bundle(bundle):
         raise ConfigError(f"JSON specification file {path} not found") from None
     except OSError as e:
         raise ConfigError(f"open {path}: {os.strerror(e.errno).lower()}") from None
+    import json
+
     try:
         cfg = json.loads(data)
     except ValueError as e:

@@ -7,9 +7,9 @@ consumed it: "created") and the freezer ("paused").  A zombie init counts as sto
 
 import errno
 import fcntl
-import json
 import os
 
+from .. import fastjson
 from ..errors import Exists, NotFound, PyruncError, UsageError
 
 STATE_FILE = "state.json"
@@ -109,7 +109,7 @@ class Container:
         tmp = os.path.join(self.dir, f".{STATE_FILE}.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, json.dumps(self.doc, separators=(",", ":")).encode())
+            os.write(fd, fastjson.dumps(self.doc).encode())
         finally:
             os.close(fd)
         os.rename(tmp, os.path.join(self.dir, STATE_FILE))
@@ -128,7 +128,7 @@ class Store:
         d = self.path(cid)
         try:
             with open(os.path.join(d, STATE_FILE), "rb") as f:
-                doc = json.loads(f.read())
+                doc = fastjson.loads(f.read())
         except FileNotFoundError:
             raise NotFound("container does not exist") from None
         except (OSError, ValueError) as e:

@@ -1,0 +1,44 @@
+"""pyrunc.fastjson must agree with the json package, byte for byte, on everything the state store writes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pyrunc import fastjson
+
+SAMPLES = [
+    {}, [], {"a": 1}, {"id": "c1", "pid": 123, "status": "running", "annotations": {"k": "v é \"q\" \\ \n"}},
+    [1, -2, 3.5, True, False, None, "x"], {"nested": {"list": [{"a": []}, {}], "n": 10**20}},
+    {"ociVersion": "1.2.0", "cgroup_paths": {"": "/sys/fs/cgroup/unified/x", "memory": "/m"}, "hooks": {}},
+    "\u2028\u0001\t", 0, -0.0,
+]
+
+
+@pytest.mark.parametrize("obj", SAMPLES)
+def test_dumps_matches_json(obj):
+    assert fastjson.dumps(obj) == json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    assert fastjson.dumps(obj, indent=2) == json.dumps(obj, indent=2, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("obj", SAMPLES)
+def test_roundtrip(obj):
+    text = json.dumps(obj)
+    assert fastjson.loads(text) == obj
+    assert fastjson.loads(("  " + text + "\n").encode()) == obj
+
+
+@pytest.mark.parametrize("bad", ["", "{", "[1,]", "{} x", "[1 2]", "{'a': 1}", "01"])
+def test_rejects_what_json_rejects(bad):
+    with pytest.raises(ValueError):
+        json.loads(bad)
+    with pytest.raises(ValueError):
+        fastjson.loads(bad)
+
+
+def test_import_is_cheap():
+    code = "import sys, pyrunc.fastjson; print(sorted(m for m in ('re', 'json', 'enum') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": ":".join(p for p in sys.path if p)}).stdout
+    assert out.strip() == "[]"
