@@ -112,3 +112,23 @@ int pyr_close_range(unsigned int first, unsigned int last, unsigned int flags)
 
 /* bpf(2): attr is a caller-packed union bpf_attr of `size` bytes (the kernel writes results back into it) */
 int pyr_bpf(int cmd, void *attr, unsigned int size) { RET(syscall(SYS_bpf, cmd, attr, size)); }
+
+/* sched_setattr(2) on the calling thread (pid 0), flags 0; the struct is the kernel's SCHED_ATTR_SIZE_VER0 layout
+ * (48 bytes; glibc before 2.41 has no wrapper) */
+struct pyr_sched_attr {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+int pyr_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority, uint64_t runtime,
+		      uint64_t deadline, uint64_t period)
+{
+	struct pyr_sched_attr attr = { sizeof(attr), policy, flags, nice, priority, runtime, deadline, period };
+	RET(syscall(SYS_sched_setattr, 0, &attr, 0));
+}
+
+/* ioprio_set(2): which is IOPRIO_WHO_PROCESS/PGRP/USER, ioprio is class << 13 | data */
+int pyr_ioprio_set(int which, int who, int ioprio) { RET(syscall(SYS_ioprio_set, which, who, ioprio)); }

@@ -7,14 +7,23 @@
  * read-only, unlinked copy.  It also keeps Python out of the last steps, which must be exactly these, in
  * runc's order (libcontainer/standard_init_linux.go, finalizeNamespace):
  *
+ *   [read the seccomp agent's state message] ->
  *   seccomp (without no_new_privs it is a privileged operation, so it comes before dropping anything) ->
  *   drop bounding set -> keep caps; setgroups/setresgid/setresuid; clear keep caps -> capset, raise ambient
  *   -> no_new_privs -> seccomp (with no_new_privs: as late as possible) -> report ready on the sync fd ->
  *   wait for start on the exec fifo -> close every fd above the kept ones -> execve
  *
+ * Each seccomp load that returns a listener fd (SECCOMP_FILTER_FLAG_NEW_LISTENER, for SCMP_ACT_NOTIFY) sends it
+ * at once over the notify socket, with the state message as data (runc's utils.SendRawFd), then closes the
+ * socket and the listener (the message pipe was read to EOF and closed before any filter): after the filter
+ * only sendmsg and close run before the steps above, and the agent holds the only copy of the listener.  So a
+ * NOTIFY rule on sendmsg would wait for an agent that can never answer: pyrunc refuses it up front.
+ *
  * argv: pyrunc-init CONTROL PATH ARGV0 [ARGS...]; envp is the process env.  CONTROL is key=value pairs joined
  * by commas, all optional: sync=FD fifo=FD keep=LASTFD uid= gid= groups=G1:G2 bnd= eff= prm= inh= amb= (hex
- * capability masks) nnp=0|1 seccomp=FD (a sock_filter array) sflags=N.  It never decides policy: pyrunc does.
+ * capability masks) nnp=0|1 seccomp=FD (a sock_filter array) sflags=N notify=FD (a unix socket connected to the
+ * seccomp agent at linux.seccomp.listenerPath) notifymsg=FD (a pipe holding the agent's JSON state message, read
+ * to EOF before the filter is loaded).  It never decides policy: pyrunc does.
  * Errors go to the sync fd (before ready) or stderr (after), and the exit status is 127 for exec failure.
  */
 #define _GNU_SOURCE
@@ -29,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -58,7 +68,7 @@ static void fail(const char *op, int err)
 }
 
 struct control {
-	int fifo, keep, nnp, seccomp;
+	int fifo, keep, nnp, seccomp, notify, notifymsg;
 	long uid, gid;
 	unsigned long sflags;
 	const char *groups;
@@ -82,6 +92,8 @@ static void parse(char *s, struct control *c)
 		else if (!strcmp(tok, "nnp")) c->nnp = atoi(v);
 		else if (!strcmp(tok, "seccomp")) c->seccomp = atoi(v);
 		else if (!strcmp(tok, "sflags")) c->sflags = strtoul(v, NULL, 0);
+		else if (!strcmp(tok, "notify")) c->notify = atoi(v);
+		else if (!strcmp(tok, "notifymsg")) c->notifymsg = atoi(v);
 		else if (!strcmp(tok, "bnd")) { c->bnd = strtoull(v, NULL, 16); c->have_caps = 1; }
 		else if (!strcmp(tok, "eff")) c->eff = strtoull(v, NULL, 16);
 		else if (!strcmp(tok, "prm")) c->prm = strtoull(v, NULL, 16);
@@ -124,6 +136,43 @@ static void set_caps(struct control *c)
 				fail("raise ambient capability", errno);
 }
 
+static char notify_msg[1 << 20];  /* the ContainerProcessState JSON for the seccomp agent */
+static size_t notify_len;
+
+static void read_notify_msg(struct control *c)
+{
+	ssize_t r;
+	while (notify_len < sizeof(notify_msg) &&
+	       (r = read(c->notifymsg, notify_msg + notify_len, sizeof(notify_msg) - notify_len)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			fail("read seccomp agent message", errno);
+		notify_len += r;
+	}
+	close(c->notifymsg);
+	c->notifymsg = -1;
+}
+
+/* one message: the state JSON as data, the listener fd as SCM_RIGHTS; then only the agent holds the listener */
+static void send_listener(struct control *c, int listener)
+{
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+	struct iovec iov = { notify_msg, notify_len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &listener, sizeof(int));
+	while (sendmsg(c->notify, &msg, MSG_NOSIGNAL) < 0)
+		if (errno != EINTR)
+			fail("send seccomp listener fd to the agent", errno);
+	close(c->notify);
+	c->notify = -1;
+	close(listener);
+}
+
 static void load_seccomp(struct control *c)
 {
 	struct sock_filter buf[4096];
@@ -134,19 +183,24 @@ static void load_seccomp(struct control *c)
 		fail("read seccomp program", errno);
 	close(c->seccomp);
 	struct sock_fprog prog = { (unsigned short)(n / sizeof(struct sock_filter)), buf };
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, c->sflags, &prog) < 0)
+	long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, c->sflags, &prog);
+	if (listener < 0)
 		fail("load seccomp filter", errno);
+	if (listener > 0 && c->notify >= 0)
+		send_listener(c, (int)listener);
 }
 
 int main(int argc, char **argv, char **envp)
 {
-	struct control c = { .fifo = -1, .keep = 2, .seccomp = -1, .uid = -1, .gid = -1 };
+	struct control c = { .fifo = -1, .keep = 2, .seccomp = -1, .notify = -1, .notifymsg = -1, .uid = -1, .gid = -1 };
 	if (argc < 4) {
 		dprintf(2, "pyrunc-init: usage: pyrunc-init CONTROL PATH ARGV0 [ARGS...]\n");
 		return 2;
 	}
 	parse(argv[1], &c);
 
+	if (c.notify >= 0 && c.notifymsg >= 0)
+		read_notify_msg(&c);
 	if (c.seccomp >= 0 && !c.nnp)
 		load_seccomp(&c);
 	if (c.have_caps) {

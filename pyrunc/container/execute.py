@@ -6,7 +6,7 @@ import json
 import os
 
 from ..errors import ConfigError, StateError
-from .lifecycle import Ctx, _manager, _security, init_namespaces, send_pidfd
+from .lifecycle import Ctx, _manager, _security, _spec_version, init_namespaces, seccomp_notify, send_pidfd
 from .state import Lock, write_pid_file
 
 
@@ -32,12 +32,21 @@ def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=N
         plan.userns = False
         plan.ns_join = init_namespaces(c)
         cfg = c.doc.get("config") or {}
+        from ..process import sched
+
+        # runc's setns init applies the container's linux.personality to exec'd processes as well
+        plan.process.personality = sched.personality((cfg.get("linux") or {}).get("personality"))[0]
         if plan.process.terminal and not (console_socket or console):
             raise ConfigError("cannot allocate tty if pyrunc will detach without setting console socket")
         ctx = Ctx()
         ctx.id = cid
         ctx.exec_mode = True
         ctx.stage_b = stage_exec
+        state = {"ociVersion": _spec_version(), "id": cid, "status": "running", "pid": c.pid,
+                 "bundle": c.doc.get("bundle", "")}
+        if c.doc.get("annotations"):
+            state["annotations"] = c.doc["annotations"]
+        ctx.notify = seccomp_notify(cfg, state)
         ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, rt.log)
         ctx.cgroup = _manager(c)
         ctx.console = None
@@ -48,7 +57,7 @@ def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=N
 
                 ctx.console = console if console is not None else connect(console_socket)
             ctx.stub_fd = sealed_stub()
-            pid = Spawn(plan, ctx).run()
+            pid = _spawn_with_affinity(Spawn(plan, ctx), plan.process.cpu_initial)
         finally:
             for fd in (ctx.stub_fd, ctx.seccomp_fd):
                 if fd is not None:
@@ -60,6 +69,25 @@ def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=N
         if pidfd_socket:
             send_pidfd(pidfd_socket, pid)
         return pid
+
+
+def _spawn_with_affinity(spawn, initial):
+    """execCPUAffinity.initial: the process starts on these cpus, before it joins the container's cgroup.  As runc
+    does (it sets the affinity of the thread that forks runc init), set ours around the fork, then restore it."""
+    if initial is None:
+        return spawn.run()
+    from ..process.sched import set_affinity
+
+    saved = os.sched_getaffinity(0)
+    set_affinity(initial, "initial")
+    try:
+        return spawn.run()
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
+# runc's newProcess/initConfig: these come from the container's config unless the --process JSON sets them
+_INHERITED = ("scheduler", "ioPriority", "execCPUAffinity")
 
 
 def build_process(doc, o):
@@ -75,6 +103,10 @@ def build_process(doc, o):
         from ..spec.validate import validate_process
 
         validate_process(p)
+        base = (doc.get("config") or {}).get("process") or {}
+        for key in _INHERITED:
+            if p.get(key) is None and base.get(key) is not None:
+                p[key] = copy.deepcopy(base[key])
         return p
     base = (doc.get("config") or {}).get("process") or {}
     p = copy.deepcopy(base)

@@ -94,6 +94,12 @@ class Runtime:
             from ..process.console import connect
 
             ctx.console = console if console is not None else connect(console_socket)
+        if plan.personality_flags:
+            self.log.warning("ignoring unsupported personality flags: linux.personality.flags are not supported")
+        state = {"ociVersion": _spec_version(), "id": cid, "status": "creating", "pid": None, "bundle": bundle}
+        if cfg.get("annotations"):
+            state["annotations"] = cfg["annotations"]
+        ctx.notify = seccomp_notify(cfg, state)
         ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, self.log)
         ddir = self.store.reserve(cid)
         mgr = None
@@ -340,6 +346,39 @@ def _security(proc, cfg, log):
     os.write(fd, prog.bpf)
     os.lseek(fd, 0, os.SEEK_SET)
     return masks, fd, prog.flags
+
+
+def _spec_version():
+    from .. import OCI_VERSION
+
+    return OCI_VERSION
+
+
+def seccomp_notify(cfg, state):
+    """What stage A needs to hand the seccomp agent its listener fd (see child.notify_connect), or None when no
+    rule is SCMP_ACT_NOTIFY.  runc fails such a container at start ("seccomp listenerPath is not set"); pyrunc
+    refuses it before any side effect.  runc forbids NOTIFY on write(2), which its init uses after loading the
+    filter; pyrunc-init uses sendmsg(2) there instead (to pass the fd before the agent has it), so NOTIFY on
+    sendmsg would block the container forever and is refused the same way."""
+    sc = (cfg.get("linux") or {}).get("seccomp") or {}
+    notify = False
+    for i, call in enumerate(sc.get("syscalls") or ()):
+        if isinstance(call, dict) and call.get("action") == "SCMP_ACT_NOTIFY":
+            notify = True
+            names = call.get("names") or ()
+            if "sendmsg" in names:
+                raise ConfigError(f"linux.seccomp.syscalls.{i}.names.{list(names).index('sendmsg')}: "
+                                  f"SCMP_ACT_NOTIFY cannot be used for the sendmsg syscall")
+    if not notify:
+        return None
+    path = sc.get("listenerPath")
+    if not path:
+        raise ConfigError("linux.seccomp.listenerPath: seccomp listenerPath is not set (SCMP_ACT_NOTIFY needs an "
+                          "agent to send the listener fd to)")
+    metadata = sc.get("listenerMetadata") or ""
+    if len(metadata.encode(errors="replace")) > 512 * 1024:  # the whole message must fit a pipe (and pyrunc-init)
+        raise ConfigError("linux.seccomp.listenerMetadata: longer than 512 KiB")
+    return {"path": path, "metadata": metadata, "version": _spec_version(), "state": state}
 
 
 def listen_fds():

@@ -157,3 +157,19 @@ class Linux:
 
 
 real = Linux()
+
+
+# -- scheduling (pyrunc/process/sched.py validates and packs the values) ------------------------------------------
+def _sched_setattr(self, policy, flags, nice, priority, runtime, deadline, period):
+    """sched_setattr(0, attr, 0) on the calling thread."""
+    return self._check(self.lib.pyr_sched_setattr(policy, flags, nice, priority, runtime, deadline, period),
+                       "set scheduler", f"policy={policy} flags={flags:#x} nice={nice} priority={priority}")
+
+
+def _ioprio_set(self, which, who, ioprio):
+    return self._check(self.lib.pyr_ioprio_set(which, who, ioprio), "set io priority",
+                       f"class={ioprio >> 13} priority={ioprio & 0x1fff}")
+
+
+Linux.sched_setattr = _sched_setattr
+Linux.ioprio_set = _ioprio_set

@@ -7,6 +7,8 @@ container process can open /proc/<pid>/exe (the host's python3) or /proc/<pid>/f
 CAP_SYS_PTRACE in the host user namespace.
 """
 
+import fcntl
+import json
 import os
 import socket
 import stat
@@ -15,16 +17,18 @@ import struct
 # Everything stage B uses is imported here, before fork: after pivot_root the importer would search the
 # container's filesystem (and run whatever it found there).
 import resource
+import signal
 
 from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, MNT_DETACH, MS, NAMESPACES, O_PATH, PR_SET_DUMPABLE
 from ..security.rlimits import parse as parse_rlimits
 from . import init as proto
-from . import console, rootfs
+from . import console, rootfs, sched
 from .cgroupfs import mount_cgroup
 from .plan import DEV_SYMLINKS
 from .stub import control
 
+F_SETPIPE_SZ = 1031
 
 def run_stage(fn, plan, ctx, sock, lx):
     code = 1
@@ -49,6 +53,7 @@ def expect(sock, what):
 
 def stage_a(plan, ctx, sock, lx):
     lx.prctl(PR_SET_DUMPABLE, 0)
+    notify = notify_connect(ctx)  # before any setns: listenerPath is a path on the host
     for t, path in plan.ns_join:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -72,7 +77,54 @@ def stage_a(plan, ctx, sock, lx):
     pid = os.fork()
     if pid == 0:
         run_stage(getattr(ctx, "stage_b", None) or stage_b, plan, ctx, sock, lx)
+    if notify:
+        try:
+            notify_payload(ctx, pid)
+        except BaseException:
+            os.kill(pid, signal.SIGKILL)  # the parent learns no pid from a failed stage A: B must not run on
+            raise
     sock.send(proto.PID + str(pid).encode())  # sync 3.
+
+
+def notify_connect(ctx):
+    """linux.seccomp.listenerPath: connect to the seccomp agent now, on the host, as runc does (it connects from
+    the runc process), and make the pipe that will carry the container process state.  Stage B inherits both
+    and hands them to the stub (notify=, notifymsg=), which sends the listener fd with that state right after it
+    loads the filter (SCM_RIGHTS): the fd exists only in the container process, after the filter is loaded."""
+    path = (getattr(ctx, "notify", None) or {}).get("path")
+    if not path:
+        ctx.notify_fds = None
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise SysError("connect to seccomp agent", path, e.errno) from None
+    r, w = os.pipe2(os.O_CLOEXEC)
+    ctx.notify_fds = (s.detach(), r, w)
+    return True
+
+
+def notify_payload(ctx, pid):
+    """After the fork of stage B (pid: its host pid): write runc's ContainerProcessState into the pipe."""
+    sfd, r, w = ctx.notify_fds
+    os.close(sfd)
+    os.close(r)
+    state = dict(ctx.notify["state"])
+    if state.get("pid") is None:
+        state["pid"] = pid  # the init's own state: its pid
+    msg = {"ociVersion": ctx.notify["version"], "fds": ["seccompFd"], "pid": pid}
+    if ctx.notify.get("metadata"):
+        msg["metadata"] = ctx.notify["metadata"]
+    msg["state"] = state
+    data = json.dumps(msg, separators=(",", ":")).encode()
+    try:
+        if len(data) > 65536:  # B reads it only in its stub (an init: after sync 5): it must fit, never block A
+            fcntl.fcntl(w, F_SETPIPE_SZ, len(data))
+        os.write(w, data)
+    finally:
+        os.close(w)
 
 
 def _loopback_up():
@@ -118,7 +170,9 @@ def stage_b(plan, ctx, sock, lx):
 
     stub = ctx.stub_fd
     fifo = -1
-    if ctx.fifo:
+    if getattr(ctx, "fifo_fd", None) is not None:
+        fifo = ctx.fifo_fd  # opened by the parent before the first fork (see Spawn.run)
+    elif ctx.fifo:
         fifo = os.open(ctx.fifo, O_PATH | os.O_CLOEXEC)
 
     rootfd = prepare_rootfs(plan, ctx, lx)
@@ -131,7 +185,10 @@ def stage_b(plan, ctx, sock, lx):
     if plan.domainname:
         lx.setdomainname(plan.domainname)
     proc = plan.process
-    cwdfd = rootfs.mkdir_all_in_root(lx, rootfd, proc.cwd)
+    try:
+        cwdfd = rootfs.mkdir_all_in_root(lx, rootfd, proc.cwd)
+    except SysError as e:
+        raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
     os.close(cwdfd)
     enter_rootfs(plan, rootfd, lx)
     finish_rootfs(plan, lx)
@@ -152,6 +209,8 @@ def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
     rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)
+    except SysError as e:
+        raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
     finally:
         os.close(rootdir)
     os.fchdir(cwd)  # resolved inside the root: never a host directory reached through /proc/self/fd (CVE-2024-21626)
@@ -162,17 +221,44 @@ def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
         for res, soft, hard in parse_rlimits(proc.rlimits):
             resource.setrlimit(res, (soft, hard))
     os.umask(0o022 if proc.umask is None else int(proc.umask))
+    # runc's order (standard_init_linux.go, setns_init_linux.go): scheduler, ioPriority, personality, while the
+    # process still has every capability (SCHED_FIFO and a negative nice need CAP_SYS_NICE)
+    sched.apply_process(proc, lx)
+    if getattr(proc, "personality", None) is not None:
+        lx.personality(proc.personality)
+    if proc.cpu_final is not None:  # execCPUAffinity.final: now in the container's cgroup, right before the stub
+        sched.set_affinity(proc.cpu_final, "final")
+    elif proc.cpu_initial is None:  # runc's tryResetCPUAffinity: never the caller's affinity
+        sched.reset_affinity()
     caps = ctx.caps
     ctl = {"sync": sock.fileno(), "fifo": fifo if fifo >= 0 else None, "keep": 2 + preserve_fds,
            "uid": proc.uid, "gid": proc.gid, "groups": proc.groups, "nnp": proc.nnp,
            "seccomp": ctx.seccomp_fd, "sflags": ctx.seccomp_flags}
     if caps is not None:
         ctl.update(caps)
-    for fd in (sock.fileno(), fifo, ctx.seccomp_fd):
+    notify = getattr(ctx, "notify_fds", None)
+    if notify:
+        os.close(notify[2])  # the write end is stage A's: the stub reads the state until EOF
+        ctl.update(notify=notify[0], notifymsg=notify[1])
+    for fd in (sock.fileno(), fifo, ctx.seccomp_fd) + (notify[:2] if notify else ()):
         if fd is not None and fd >= 0:
             os.set_inheritable(fd, True)
+    default_signals()
     sock.send(proto.EXEC)  # sync 6.
     os.execve(stub, ["pyrunc-init", control(**ctl), path] + list(proc.args), env)
+
+
+def default_signals():
+    """Every signal back to SIG_DFL and none blocked: an ignored disposition survives execve, and Python ignores SIGPIPE and
+    SIGXFSZ at startup (run also installs forwarding handlers); the container must start with runc's clean slate."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())  # a blocked mask survives execve as well
 
 
 def environ(proc):

@@ -3,7 +3,8 @@
   parent (pyrunc create/run)              stage A (fork)                      stage B (init; pid 1 in a new pid ns)
   --------------------------              --------------                      -------------------------------------
   socketpair(SEQPACKET); subreaper
-  fork ---------------------------------> non-dumpable; setns joined ns
+  fork ---------------------------------> non-dumpable; [seccomp agent: connect
+                                          to listenerPath, on the host]; setns joined ns
   cgroup: add A                           (user first, mount last)
                                           [new user ns] unshare(NEWUSER)
          <------------- 1. USERNS -------
@@ -11,7 +12,8 @@
          -------------- 2. GO ---------->
                                           unshare(other new namespaces)
                                           fork ---------------------------->  non-dumpable; setsid; keyring; lo up;
-         <------------- 3. PID <B> ------ exit(0)                              sysctl; oom_score_adj;
+         <------------- 3. PID <B> ------ [agent: state JSON with                sysctl; oom_score_adj;
+                                          B's pid into B's pipe]; exit(0)
   reap A (B re-parents to us: subreaper)                                       mounts in the rootfs, by fd;
                                                                                devices, /dev symlinks
          <-------------------------------------------------- 4. HOOKS -------
@@ -19,10 +21,13 @@
          --------------------------------------------------- 5. GO -------->
                                                                                createContainer hooks; hostname;
                                                                                pivot_root; readonly, masked paths;
-                                                                               cwd, rlimits, umask; PATH lookup
+                                                                               cwd, rlimits, umask; PATH lookup;
+                                                                               scheduler, ioprio, personality,
+                                                                               cpu affinity (sched.py)
          <-------------------------------------------------- 6. EXEC -------
                                                                                fexecve(sealed pyrunc-init) which sets
-                                                                               ids, caps, nnp, seccomp, then closes
+                                                                               ids, caps, nnp, seccomp (listener fd
+                                                                               to the agent), then closes
          <-------------------------------------------------- 7. EOF --------   the sync fd (ready) or writes an error;
   write state.json, pid file; exit                                             then waits on exec.fifo for `start`
 
@@ -39,7 +44,7 @@ import signal
 import socket
 
 from ..errors import PyruncError
-from ..linux import PR_SET_CHILD_SUBREAPER, real
+from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
 
 USERNS, GO, PID, HOOKS, EXEC, ERROR = b"userns", b"go", b"pid ", b"hooks", b"exec", b"error "
 
@@ -98,8 +103,17 @@ class Spawn:
         lx = self.lx
         lx.lib  # noqa: B018: load the helper before forking, once
         lx.prctl(PR_SET_CHILD_SUBREAPER, 1)
+        # The exec fifo is opened (O_PATH) here, by the host's root, and inherited: in a new user namespace the
+        # init is an unprivileged host uid by the time it could open the path itself, and may not be able to
+        # search the state directory's ancestors (runc passes it the same way).
+        if getattr(self.ctx, "fifo", None) and getattr(self.ctx, "fifo_fd", None) is None:
+            self.ctx.fifo_fd = os.open(self.ctx.fifo, O_PATH | os.O_CLOEXEC)
         parent, kid = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid_a = os.fork()
+        try:
+            pid_a = os.fork()
+        except BaseException:
+            self._close_fifo()
+            raise
         if pid_a == 0:  # stage A: never returns
             parent.close()
             child.run_stage(child.stage_a, self.plan, self.ctx, kid, lx)
@@ -112,7 +126,10 @@ class Spawn:
                 if recv(parent) != USERNS:
                     raise InitError("init protocol: expected userns")
                 _write_maps(pid_a, self.plan)
-            parent.send(GO)  # sync 2.
+            try:
+                parent.send(GO)  # sync 2.
+            except BrokenPipeError:
+                pass  # stage A failed before sync 2 (a setns, the seccomp agent): its ERROR is read next
             msg = recv(parent)  # sync 3.
             if not msg.startswith(PID):
                 raise InitError(f"init protocol: unexpected {msg[:20]!r}")
@@ -138,3 +155,9 @@ class Spawn:
             raise
         finally:
             parent.close()
+            self._close_fifo()
+
+    def _close_fifo(self):
+        if getattr(self.ctx, "fifo_fd", None) is not None:
+            os.close(self.ctx.fifo_fd)
+            self.ctx.fifo_fd = None

@@ -8,7 +8,7 @@ import os
 
 from ..errors import ConfigError
 from ..linux import NAMESPACES
-from . import rootfs
+from . import rootfs, sched
 
 DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
     ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
@@ -95,6 +95,8 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     if not proc:
         raise ConfigError("process: required to create a container")
     p.process = process_plan(proc)
+    p.process.cpu_initial = p.process.cpu_final = None  # execCPUAffinity is for exec processes only (runc)
+    p.process.personality, p.personality_flags = sched.personality(linux.get("personality"))
     p.new_netns = bool(p.ns_new & NAMESPACES["network"][0])
     return p
 
@@ -126,6 +128,10 @@ def process_plan(proc, where="process"):
         raise ConfigError(f"{where}.apparmorProfile: apparmor is not enabled on this host")
     if q.selinux and not os.path.isdir("/sys/fs/selinux"):
         raise ConfigError(f"{where}.selinuxLabel: selinux is not enabled on this host")
+    q.scheduler = sched.scheduler(proc.get("scheduler"), f"{where}.scheduler")
+    q.ioprio = sched.ioprio(proc.get("ioPriority"), f"{where}.ioPriority")
+    q.personality = None  # linux.personality: set by build() (and by exec from the container's config)
+    q.cpu_initial, q.cpu_final = sched.affinity(proc.get("execCPUAffinity"), f"{where}.execCPUAffinity")
     return q
 
 
