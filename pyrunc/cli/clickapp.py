@@ -54,7 +54,7 @@ def build():
     from .main import version_text
 
     @click.group(context_settings=_CTX, help="pyrunc: a runc-compatible OCI container runtime written in Python")
-    @click.version_option(version="", message=version_text().rstrip("\n"), prog_name="pyrunc")
+    @click.version_option("", "--version", "-v", message=version_text().rstrip("\n"), prog_name="pyrunc")
     def cli(**kw):
         pass
 

@@ -30,6 +30,10 @@ def run(g, o, log):
         import socket
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Catch signals before the container exists, as runc does (its handler is installed before it starts the
+    # container): a SIGTERM arriving while the container is created or just after it started is kept and
+    # forwarded once the init's pid is known, instead of killing pyrunc and orphaning a running container.
+    pending = None if o.detach else _catch_early()
     try:
         c = rt.create(cid, bundle, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
                       no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
@@ -43,6 +47,8 @@ def run(g, o, log):
     if o.detach:
         return 0
     forward_signals(c.pid)
+    for sig in pending:
+        _send(c.pid, sig)
     if ours is not None:
         from ..process.console import proxy, recv_master
 
@@ -55,16 +61,38 @@ def run(g, o, log):
     return status
 
 
+def _catchable():
+    return [sig for sig in signal.valid_signals() if sig not in _NOT_FORWARDED and sig < signal.SIGRTMIN]
+
+
+def _catch_early():
+    """Record catchable signals (in this process only: the init protocol's forked stages inherit the handler)."""
+    pending, me = [], os.getpid()
+
+    def keep(sig, _frame):
+        if os.getpid() == me:
+            pending.append(sig)
+
+    for sig in _catchable():
+        try:
+            signal.signal(sig, keep)
+        except (OSError, ValueError):
+            pass
+    return pending
+
+
+def _send(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def forward_signals(pid):
     def forward(sig, _frame):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+        _send(pid, sig)
 
-    for sig in signal.valid_signals():
-        if sig in _NOT_FORWARDED or sig >= signal.SIGRTMIN:
-            continue
+    for sig in _catchable():
         try:
             signal.signal(sig, forward)
         except (OSError, ValueError):

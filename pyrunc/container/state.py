@@ -190,7 +190,10 @@ def write_pid_file(path, pid):
     """Bare digits, no newline, atomically (the shim parses it as soon as the file exists)."""
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as e:  # a missing or unwritable directory: a clear error, not an internal one
+        raise PyruncError(f"write pid file {path}: {os.strerror(e.errno).lower()}") from None
     try:
         os.write(fd, str(pid).encode())
     finally:

@@ -8,6 +8,7 @@ Mount points that do not exist are created one component at a time with mkdirat 
 resolved in the root, and files with O_CREAT|O_EXCL|O_NOFOLLOW.
 """
 
+import errno
 import os
 import stat
 from collections import namedtuple
@@ -62,7 +63,9 @@ def parse_options(options):
             prop.append(PROPAGATION[opt])
         elif opt in _MOUNT_ATTR:
             s, c = _MOUNT_ATTR[opt]
-            aset, aclr = (aset & ~c) | s, (aclr | c) & ~s
+            # an option's own clear mask stays cleared: the atime modes set one value of the 3-bit field
+            # MOUNT_ATTR__ATIME and the kernel wants that whole field in attr_clr (else EINVAL)
+            aset, aclr = (aset & ~c) | s, (aclr | c) & ~(s & ~c)
         elif opt == "tmpcopyup":
             continue  # runc extension: copy the image's directory into the new tmpfs; not supported yet
         else:
@@ -104,49 +107,94 @@ def open_in_root(sys, rootfd, path, flags=O_PATH):
     return sys.openat2(rootfd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, 0, _RESOLVE)
 
 
+_MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup
+
+
+def _parts(path):
+    return [p for p in path.split("/") if p and p != "."]
+
+
 def mkdir_all_in_root(sys, rootfd, path, mode=0o755):
-    """mkdir -p of path inside rootfd; returns an O_PATH fd of the directory.  Never leaves the root."""
-    parts = [p for p in path.split("/") if p and p != "."]
+    """mkdir -p of path inside rootfd; returns an O_PATH fd of the directory.  Never leaves the root.
+
+    A dangling symlink on the way is followed inside the root and its target created there, as runc does
+    (MkdirAll over SecureJoin): images carry such links (/var/run -> /run, an absolute link to a host path), and
+    an absolute target means the rootfs, never the host."""
+    parts = _parts(path)
+    done = []  # the components resolved so far, as a path relative to the root
+    links = 0
     fd = os.dup(rootfd)
     try:
-        for i, name in enumerate(parts):
-            sub = "/".join(parts[: i + 1])
+        while parts:
+            name = parts.pop(0)
+            sub = "/".join(done + [name])
             try:
                 nfd = open_in_root(sys, rootfd, sub, O_PATH | os.O_DIRECTORY)
             except SysError as e:
-                if e.errno != 2:
-                    raise
-                if name == "..":
+                if e.errno != errno.ENOENT or name == "..":
                     raise
                 try:
                     os.mkdir(name, mode, dir_fd=fd)
                 except FileExistsError:
-                    pass  # raced, or a dangling symlink: resolve again below (in the root) and fail if not a dir
+                    target = _readlink(name, fd)
+                    if target is None:  # raced: resolve again below (in the root) and fail if not a dir
+                        pass
+                    else:
+                        links += 1
+                        if links > _MAX_LINKS:
+                            raise SysError("mkdir", "/" + sub, errno.ELOOP) from None
+                        if target.startswith("/"):
+                            done = []
+                            os.close(fd)
+                            fd = os.dup(rootfd)
+                        parts = _parts(target) + parts
+                        continue
                 except OSError as e2:
                     raise SysError("mkdir", "/" + sub, e2.errno) from None
                 nfd = open_in_root(sys, rootfd, sub, O_PATH | os.O_DIRECTORY)
             os.close(fd)
             fd = nfd
+            done.append(name)
         return fd
     except BaseException:
         os.close(fd)
         raise
 
 
-def make_file_in_root(sys, rootfd, path, mode=0o755):
-    """Create (if missing) an empty file at path inside rootfd to mount on; returns an O_PATH fd of it."""
+def _readlink(name, dirfd):
+    try:
+        return os.readlink(name, dir_fd=dirfd)
+    except OSError:
+        return None
+
+
+def make_file_in_root(sys, rootfd, path, mode=0o755, _links=0):
+    """Create (if missing) an empty file at path inside rootfd to mount on; returns an O_PATH fd of it.
+
+    A dangling symlink at path is followed inside the root (see mkdir_all_in_root): an image's
+    /etc/resolv.conf -> /run/systemd/resolve/stub-resolv.conf gets its target made in the rootfs."""
     parent, name = os.path.split(os.path.normpath("/" + path))
     pfd = mkdir_all_in_root(sys, rootfd, parent)
+    target = None
     try:
         try:
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC, mode,
                              dir_fd=pfd))
         except FileExistsError:
-            pass
+            target = _readlink(name, pfd)
         except OSError as e:
             raise SysError("create", path, e.errno) from None
     finally:
         os.close(pfd)
+    if target is not None:
+        try:
+            return open_in_root(sys, rootfd, path)
+        except SysError as e:
+            if e.errno != errno.ENOENT:
+                raise
+        if _links >= _MAX_LINKS:
+            raise SysError("create", path, errno.ELOOP)
+        return make_file_in_root(sys, rootfd, os.path.join(parent, target), mode, _links + 1)
     return open_in_root(sys, rootfd, path)
 
 

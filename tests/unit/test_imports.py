@@ -1,0 +1,90 @@
+"""The import budget (house rule 7), checked in fresh interpreters: hot verbs must not pull in heavy or privileged
+modules, and `import pyrunc` must import nothing at all of the package."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import REPO
+
+HEAVY = ("jsonschema", "pyroute2", "click", "pyrunc._helper", "pyrunc._seccomp", "cffi", "_cffi_backend")
+
+
+def _modules_after(code):
+    """Run code in a fresh interpreter (cwd = the repo) and return (sys.modules names, exit code, stderr)."""
+    wrapper = textwrap.dedent("""
+        import json, os, sys
+        rc = 0
+        try:
+            exec(compile(sys.argv[1], "<test>", "exec"))
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else 1
+        os.write(int(os.environ["PYRUNC_TEST_FD"]), json.dumps([sorted(sys.modules), rc]).encode())
+    """)
+    import os
+
+    r, w = os.pipe()
+    try:
+        p = subprocess.run([sys.executable, "-c", wrapper, code], cwd=REPO, pass_fds=(w,), capture_output=True,
+                           timeout=60, stdin=subprocess.DEVNULL, env=_env(w))
+    finally:
+        os.close(w)
+    with os.fdopen(r) as f:
+        data = f.read()
+    assert data, p.stderr.decode()
+    mods, rc = json.loads(data)
+    return set(mods), rc, p.stderr.decode()
+
+
+def _env(w):
+    import os
+
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env["PYRUNC_TEST_FD"] = str(w)  # the module list goes there, apart from the verb's own stdout/stderr
+    return env
+
+
+def _run_cli(argv):
+    code = f"sys.argv = ['pyrunc'] + {argv!r}\nfrom pyrunc.cli.main import main\nmain()"
+    return _modules_after(code)
+
+
+def test_state_of_missing_container_stays_light(tmp_path):
+    mods, rc, err = _run_cli(["--root", str(tmp_path), "state", "nope"])
+    assert rc == 1 and "container does not exist" in err
+    assert "pyrunc.cli.state" in mods, "the verb must really have run"
+    bad = sorted(m for m in mods for h in HEAVY if m == h or m.startswith(h + "."))
+    assert not bad, f"`pyrunc state` imported {bad}"
+
+
+def test_other_hot_verbs_on_missing_container_stay_light(tmp_path):
+    for argv in (["kill", "nope", "9"], ["delete", "--force", "nope"], ["list", "--format", "json"]):
+        mods, rc, err = _run_cli(["--root", str(tmp_path)] + argv)
+        assert f"pyrunc.cli.{argv[0]}" in mods, (argv, err)
+        bad = sorted(m for m in mods for h in ("jsonschema", "pyroute2", "click") if m == h or m.startswith(h + "."))
+        assert not bad, f"`pyrunc {' '.join(argv)}` imported {bad}"
+
+
+def test_bad_flag_goes_to_click():
+    """The control for the tests above: click IS imported when help or a usage error has to be shown, so a
+    missing click in those module lists means the fast path ran, not that the check is blind."""
+    mods, rc, err = _run_cli(["state", "--no-such-flag", "x"])
+    assert "click" in mods and rc != 0
+
+
+def test_import_pyrunc_imports_nothing_of_the_package():
+    mods, rc, err = _modules_after("import pyrunc")
+    assert rc == 0, err
+    ours = sorted(m for m in mods if m.startswith("pyrunc."))
+    assert ours == [], f"`import pyrunc` imported {ours}"
+    assert "pyrunc" in mods
+
+
+def test_import_subpackages_is_cheap():
+    # the packages `state` walks through import nothing heavy on their own
+    mods, rc, err = _modules_after("import pyrunc.cgroups, pyrunc.container, pyrunc.linux, pyrunc.cli")
+    assert rc == 0, err
+    bad = sorted(m for m in mods for h in HEAVY if m == h or m.startswith(h + "."))
+    assert not bad, bad

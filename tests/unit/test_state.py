@@ -1,0 +1,191 @@
+"""pyrunc.container.state without root: ids, the atomic pid file, the store, and status derivation from a fake
+state dir whose init is this very process (right start time: alive) or not (wrong start time: a recycled pid)."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from pyrunc.container import state as st
+from pyrunc.errors import Exists, NotFound, PyruncError, UsageError
+
+
+@pytest.mark.parametrize("cid", ["a", "abc-DEF_1.2+3", "x" * 1024, "...", "a..b", "-leading-dash"])
+def test_valid_ids(cid):
+    assert st.check_id(cid) == cid
+
+
+@pytest.mark.parametrize("cid,msg", [
+    ("", "container id cannot be empty"), (".", "invalid container id format: ."),
+    ("..", "invalid container id format: .."), ("a/b", "invalid container id format: a/b"),
+    ("../x", "invalid container id format"), ("a b", "invalid container id format"),
+    ("x" * 1025, "invalid container id format"), ("é", "invalid container id format"),
+    ("a\nb", "invalid container id format"), ("a\0b", "invalid container id format"),
+])
+def test_invalid_ids(cid, msg):
+    with pytest.raises(UsageError) as e:
+        st.check_id(cid)
+    assert msg in str(e.value)
+
+
+def test_pid_file_bare_digits_atomic(tmp_path):
+    p = tmp_path / "init.pid"
+    st.write_pid_file(str(p), 12345)
+    assert p.read_bytes() == b"12345"
+    st.write_pid_file(str(p), 7)  # replaced whole, never truncated in place
+    assert p.read_bytes() == b"7"
+    assert sorted(os.listdir(tmp_path)) == ["init.pid"], "no temp file left behind"
+
+
+def test_pid_file_missing_dir(tmp_path):
+    with pytest.raises(PyruncError) as e:
+        st.write_pid_file(str(tmp_path / "no" / "init.pid"), 1)
+    assert "write pid file" in str(e.value) and "no such file or directory" in str(e.value)
+
+
+def test_pid_file_replaces_symlink_not_target(tmp_path):
+    target = tmp_path / "target"
+    target.write_text("keep")
+    link = tmp_path / "init.pid"
+    os.symlink(target, link)
+    st.write_pid_file(str(link), 42)
+    assert target.read_text() == "keep"
+    assert not os.path.islink(link) and link.read_bytes() == b"42"
+
+
+def test_proc_start_time_self():
+    state, start = st.proc_start_time(os.getpid())
+    assert state in ("R", "S") and start > 0
+    assert st.proc_start_time(2 ** 22 + 1) is None  # above pid_max's hard limit: never a process
+
+
+def test_proc_start_time_parses_names_with_parens(tmp_path):
+    # a process name may hold spaces and ')': the fields are counted after the LAST ')'
+    import shutil
+
+    odd = tmp_path / "a) b (c"  # comm is taken from the file name
+    shutil.copy("/bin/sleep", odd)
+    p = subprocess.Popen([str(odd), "100"])
+    try:
+        for _ in range(1000):
+            with open(f"/proc/{p.pid}/stat", "rb") as f:
+                if b"(a) b (c)" in f.read():
+                    break
+        else:
+            pytest.fail("the odd name never showed in /proc/<pid>/stat")
+        s = st.proc_start_time(p.pid)
+        assert s is not None and s[0] in ("R", "S") and s[1] >= st.proc_start_time(os.getpid())[1]
+    finally:
+        p.kill()
+        p.wait()
+
+
+def _doc(cid, pid, start, **kw):
+    doc = {"ociVersion": "1.2.0", "id": cid, "bundle": "/b", "rootfs": "/b/rootfs",
+           "created": "2026-01-02T03:04:05.000000006Z", "init_pid": pid, "init_start": start}
+    doc.update(kw)
+    return doc
+
+
+def _fake(tmp_path, cid, doc, fifo=False):
+    d = tmp_path / cid
+    d.mkdir(parents=True)
+    (d / st.STATE_FILE).write_text(json.dumps(doc))
+    if fifo:
+        os.mkfifo(d / st.FIFO)
+    return st.Store(str(tmp_path))
+
+
+def test_status_running_created_stopped(tmp_path):
+    me, start = os.getpid(), st.proc_start_time(os.getpid())[1]
+    store = _fake(tmp_path, "run", _doc("run", me, start))
+    c = store.load("run")
+    assert c.alive() and c.status() == "running"
+    s = c.oci_state()
+    assert s["pid"] == me and s["status"] == "running"
+    assert list(s) == ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"]
+    assert s["owner"] == ""
+
+    store = _fake(tmp_path, "crt", _doc("crt", me, start), fifo=True)
+    assert store.load("crt").status() == "created"
+
+    # a recycled pid: the pid is alive (it is us) but started at another time
+    store = _fake(tmp_path, "old", _doc("old", me, start - 1))
+    c = store.load("old")
+    assert not c.alive() and c.status() == "stopped"
+    assert c.oci_state()["pid"] == 0
+
+    store = _fake(tmp_path, "none", _doc("none", 0, 0))
+    assert store.load("none").status() == "stopped"
+
+
+def test_zombie_is_stopped(tmp_path):
+    p = subprocess.Popen(["true"])
+    try:
+        for _ in range(1000):
+            s = st.proc_start_time(p.pid)
+            if s and s[0] == "Z":
+                break
+            os.sched_yield()
+        store = _fake(tmp_path, "z", _doc("z", p.pid, s[1]))
+        assert store.load("z").status() == "stopped"
+    finally:
+        p.wait()
+
+
+def test_paused_from_freezer(tmp_path):
+    me, start = os.getpid(), st.proc_start_time(os.getpid())[1]
+    fz = tmp_path / "freezer"
+    fz.mkdir()
+    (fz / "freezer.state").write_text("FROZEN\n")
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cgroup.freeze").write_text("0\n")
+    root = tmp_path / "root"
+    store = _fake(root, "p1", _doc("p1", me, start, cgroup_paths={"freezer": str(fz)}))
+    assert store.load("p1").status() == "paused"
+    store = _fake(root, "p2", _doc("p2", me, start, cgroup_paths={"": str(v2)}))
+    assert store.load("p2").status() == "running"
+    (v2 / "cgroup.freeze").write_text("1\n")
+    assert store.load("p2").status() == "paused"
+
+
+def test_annotations_only_when_present(tmp_path):
+    store = _fake(tmp_path, "a", _doc("a", 0, 0, annotations={"k": "v"}))
+    s = store.load("a").oci_state()
+    assert s["annotations"] == {"k": "v"} and list(s)[-2:] == ["annotations", "owner"]
+    store = _fake(tmp_path, "b", _doc("b", 0, 0, annotations={}))
+    assert "annotations" not in store.load("b").oci_state()
+
+
+def test_store_load_missing_reserve_remove(tmp_path):
+    store = st.Store(str(tmp_path / "root"))
+    with pytest.raises(NotFound) as e:
+        store.load("nope")
+    assert str(e.value) == "container does not exist"
+    assert store.ids() == []
+    d = store.reserve("c1")
+    assert os.path.isdir(d)
+    with pytest.raises(Exists) as e:
+        store.reserve("c1")
+    assert "container with id exists: c1" in str(e.value)
+    assert store.ids() == []  # no state.json yet: not a container
+    c = st.Container(store.root, "c1", _doc("c1", 0, 0))
+    c.save()
+    assert store.ids() == ["c1"]
+    assert sorted(os.listdir(d)) == [st.STATE_FILE]  # the temp file was renamed
+    assert store.load("c1").doc["init_pid"] == 0
+    store.remove("c1")
+    assert not os.path.exists(d)
+    with pytest.raises(UsageError):
+        store.load("../etc")
+
+
+def test_corrupt_state_is_an_error_not_a_crash(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / st.STATE_FILE).write_text("{not json")
+    with pytest.raises(PyruncError) as e:
+        st.Store(str(tmp_path)).load("bad")
+    assert "state.json" in str(e.value)
