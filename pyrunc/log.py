@@ -65,10 +65,11 @@ class Logger:
         self._write("warning", msg)
 
     def error(self, msg):
-        """The fatal error of this call: to the log, and to stderr as well when the log is a file."""
+        """The fatal error of this call: to the log, and to stderr as well when the log is a file (the bare
+        message, as runc prints it there: podman and people read stderr, containerd reads the log)."""
         self._write("error", msg)
         if self.path:
             try:
-                os.write(2, (self.format("error", msg) + "\n").encode())
+                os.write(2, (msg + "\n").encode())
             except OSError:
                 pass

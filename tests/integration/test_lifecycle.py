@@ -462,3 +462,14 @@ def test_recycled_pid_is_not_the_container(pyrunc, bundle):
         if sleeper.poll() is None:
             sleeper.kill()
         sleeper.wait()
+
+
+def test_stderr_with_log_file_is_the_bare_message_like_runc(pyrunc, tmp_path):
+    """With --log FILE, runc prints only the message on stderr; the log gets the structured line."""
+    log = tmp_path / "err.json"
+    p = pyrunc("--root", pyrunc.root, "--log", str(log), "--log-format", "json", "state", "nope", root=False)
+    r = subprocess.run(["runc", "--root", str(tmp_path / "runc"), "--log", str(tmp_path / "runc.json"),
+                        "--log-format", "json", "state", "nope"], capture_output=True, timeout=30)
+    assert p.returncode == r.returncode == 1
+    assert p.err == r.stderr.decode() == "container does not exist\n"
+    assert json.loads(log.read_text().splitlines()[-1])["msg"] == "container does not exist"
