@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import select
-import signal
-import struct
 import subprocess
 import termios
 import time
@@ -17,63 +13,14 @@ import pytest
 
 from .conftest import CMD_TIMEOUT, HOWS, IMAGE
 
+from .ptyutil import run_in_pty
+
 pytestmark = pytest.mark.e2e
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def run_in_pty(argv: list[str], env: dict, rows: int, cols: int, timeout: float = CMD_TIMEOUT,
-               send: bytes | None = None) -> tuple[int, str]:
-    """Run argv with a fresh pty (rows x cols) as its controlling terminal; return (status, output)."""
-    pid, master = pty.fork()
-    if pid == 0:  # child: stdio is the pty slave, which is our controlling tty
-        try:
-            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-            os.execvpe(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    out = b""
-    deadline = time.monotonic() + timeout
-    sent = False
-    try:
-        while time.monotonic() < deadline:
-            if send is not None and not sent and time.monotonic() > deadline - timeout + 1.0:
-                os.write(master, send)
-                sent = True
-            r, _, _ = select.select([master], [], [], 0.2)
-            if master in r:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:  # EIO: slave side closed
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            else:
-                wpid, status = os.waitpid(pid, os.WNOHANG)
-                if wpid:
-                    # drain
-                    try:
-                        while select.select([master], [], [], 0.2)[0]:
-                            chunk = os.read(master, 4096)
-                            if not chunk:
-                                break
-                            out += chunk
-                    except OSError:
-                        pass
-                    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
-        else:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"pty command timed out; output so far: {out!r}")
-    finally:
-        os.close(master)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
-
-
-# ctr sets the pty size (task Resize) only after Start, so poll for it.
 WAIT_SIZE = ('i=0; while [ $i -lt 50 ]; do s=$(stty size 2>/dev/null); '
              'case "$s" in [1-9]*" "[1-9]*) break;; esac; i=$((i+1)); sleep 0.1; done; echo "size=$s"')
 

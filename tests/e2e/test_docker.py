@@ -19,7 +19,8 @@ import pytest
 
 # fixtures (docker_session, docker_runtime, dk) are imported so pytest finds them here
 from .docker_fixture import docker_runtime, docker_session, dk  # noqa: F401
-from .docker_fixture import CMD_TIMEOUT, run_in_pty
+from .docker_fixture import CMD_TIMEOUT
+from .ptyutil import run_in_pty
 
 pytestmark = pytest.mark.e2e
 
