@@ -55,7 +55,7 @@ def features(release=None):
     """The features document as a dict, keys in runc's order."""
     from .. import OCI_VERSION, __version__
     from ..linux import NAMESPACES
-    from ..process.rootfs import _FLAGS, _MOUNT_ATTR, PROPAGATION
+    from ..process.rootfs import _FLAGS, _MOUNT_ATTR, IDMAP_OPTIONS, PROPAGATION
     from ..security.caps import CAPABILITIES
     from ..security.seccomp import ACTIONS, ARCHES, FLAGS, OPERATORS
 
@@ -69,7 +69,7 @@ def features(release=None):
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOKS),
         # tmpcopyup is accepted by parse_options but ignored (not implemented), so it is not advertised
-        "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR)),
+        "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR) | set(IDMAP_OPTIONS)),
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": sorted(CAPABILITIES, key=CAPABILITIES.get),
@@ -85,8 +85,8 @@ def features(release=None):
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            # no idmapped mounts yet: containerd must not hand us mounts with uidMappings/gidMappings
-            "mountExtensions": {"idmap": {"enabled": False}},
+            # id-mapped bind mounts (mount uidMappings/gidMappings, options idmap/ridmap): mount_setattr
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": dict(sorted(annotations.items())),
     }

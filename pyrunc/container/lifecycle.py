@@ -115,6 +115,9 @@ class Runtime:
                 from ..process.stub import sealed_stub
 
                 ctx.stub_fd = sealed_stub()
+                from ..process.idmap import userns_fds
+
+                ctx.idmap_fds = userns_fds(plan.mounts)
                 doc = {"ociVersion": cfg.get("ociVersion", ""), "id": cid, "bundle": bundle, "rootfs": plan.rootfs,
                        "created": _now(), "annotations": cfg.get("annotations") or {},
                        "cgroup_paths": mgr.paths if mgr else {}, "cgroup_created": mgr.created if mgr else [],
@@ -152,7 +155,7 @@ class Runtime:
             self.store.remove(cid)
             raise
         finally:
-            for fd in (getattr(ctx, "stub_fd", None), ctx.seccomp_fd):
+            for fd in (getattr(ctx, "stub_fd", None), ctx.seccomp_fd, *getattr(ctx, "idmap_fds", {}).values()):
                 if fd is not None:
                     os.close(fd)
             if ctx.console is not None and console is None:

@@ -68,7 +68,7 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     if prop and prop not in rootfs.PROPAGATION:
         raise ConfigError(f"linux.rootfsPropagation: unknown propagation {prop!r}")
     p.propagation = rootfs.PROPAGATION.get(prop) if prop else None
-    p.mounts = rootfs.plan_mounts(config.get("mounts"), bundle)
+    p.mounts = rootfs.plan_mounts(config.get("mounts"), bundle, linux.get("uidMappings"), linux.get("gidMappings"))
     p.dev_setup = rootfs.needs_dev_setup(p.mounts)
     p.devices = []
     for d in DEFAULT_DEVICES:

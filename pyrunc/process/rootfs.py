@@ -48,8 +48,11 @@ _MOUNT_ATTR = {"rro": (0x1, 0), "rrw": (0, 0x1), "rnosuid": (0x2, 0), "rsuid": (
                "rnostrictatime": (0, 0x70), "rnodiratime": (0x80, 0),
                "rdiratime": (0, 0x80)}
 
-MountOp = namedtuple("MountOp", "source dest fstype flags data propagation attr_set attr_clr bind index")
-MountOp.__doc__ = "One config mount, ready to apply: flags by number, data the unknown options joined by commas."
+IDMAP_OPTIONS = ("idmap", "ridmap")  # id-mapped bind mount; the mappings come from the mount or the container
+MountOp = namedtuple("MountOp", "source dest fstype flags data propagation attr_set attr_clr bind index idmap",
+                     defaults=(None,))
+MountOp.__doc__ = """One config mount, ready to apply: flags by number, data the unknown options joined by commas;
+idmap is None or (uidMappings, gidMappings) for an id-mapped bind mount (mount_setattr MOUNT_ATTR_IDMAP)."""
 
 
 def parse_options(options):
@@ -68,13 +71,18 @@ def parse_options(options):
             aset, aclr = (aset & ~c) | s, (aclr | c) & ~(s & ~c)
         elif opt == "tmpcopyup":
             continue  # runc extension: copy the image's directory into the new tmpfs; not supported yet
+        elif opt in IDMAP_OPTIONS:
+            continue  # id mapping: see plan_mounts (the mappings come from the mount or the container)
         else:
             data.append(opt)
     return flags, prop, ",".join(data), aset, aclr
 
 
-def plan_mounts(mounts, bundle):
-    """Config mounts -> [MountOp], in config order.  Bind sources are host paths, relative to the bundle."""
+def plan_mounts(mounts, bundle, uid_mappings=None, gid_mappings=None):
+    """Config mounts -> [MountOp], in config order.  Bind sources are host paths, relative to the bundle.
+
+    A bind mount with uidMappings/gidMappings, or the option idmap/ridmap, is id-mapped: with the mount's own
+    mappings, else the container's user namespace mappings (runc 1.2 semantics)."""
     ops = []
     for i, m in enumerate(mounts or ()):
         dest = m.get("destination", "")
@@ -88,7 +96,18 @@ def plan_mounts(mounts, bundle):
             flags |= M["MS_BIND"]
             if src and not src.startswith("/"):
                 src = os.path.join(bundle, src)
-        ops.append(MountOp(src, os.path.normpath(dest), fstype, flags, data, prop, aset, aclr, bind, i))
+        idmap = None
+        opts = m.get("options") or ()
+        if m.get("uidMappings") or m.get("gidMappings") or any(o in IDMAP_OPTIONS for o in opts):
+            if not bind:
+                raise ConfigError(f"mounts.{i}: id mappings are only supported on bind mounts")
+            uids = m.get("uidMappings") or uid_mappings
+            gids = m.get("gidMappings") or gid_mappings
+            if not uids or not gids:
+                raise ConfigError(f"mounts.{i}: an id-mapped mount needs uidMappings and gidMappings (on the mount "
+                                  "or the container's user namespace)")
+            idmap = (list(uids), list(gids))
+        ops.append(MountOp(src, os.path.normpath(dest), fstype, flags, data, prop, aset, aclr, bind, i, idmap))
     return ops
 
 
@@ -215,8 +234,26 @@ def mount_point(sys, rootfd, op):
     return mkdir_all_in_root(sys, rootfd, op.dest)
 
 
-def apply_mount(sys, rootfd, op, cgroup_mount=None):
-    """Apply one MountOp under rootfd.  cgroup mounts are delegated to cgroup_mount(sys, rootfd, op)."""
+OPEN_TREE_CLONE, AT_EMPTY_PATH, AT_RECURSIVE = 1, 0x1000, 0x8000
+MOUNT_ATTR_IDMAP = 0x100000
+MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH = 0x4, 0x40
+
+
+def idmapped_bind(sys, op, target_fd, userns_fd):
+    """Clone the source tree detached (open_tree), id-map it with the user namespace userns_fd, and attach it on
+    the mount point fd: the new mount-API path, no string path inside the rootfs involved."""
+    rec = AT_RECURSIVE if op.flags & M["MS_REC"] else 0
+    tree = sys.open_tree(-100, op.source, OPEN_TREE_CLONE | os.O_CLOEXEC | rec)
+    try:
+        sys.mount_setattr(tree, "", AT_EMPTY_PATH | rec, MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+        sys.move_mount(tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+    finally:
+        os.close(tree)
+
+
+def apply_mount(sys, rootfd, op, cgroup_mount=None, userns_fd=None):
+    """Apply one MountOp under rootfd.  cgroup mounts are delegated to cgroup_mount(sys, rootfd, op); an id-mapped
+    bind mount needs userns_fd, a user namespace holding its mappings."""
     if op.fstype in ("cgroup", "cgroup2") and not op.bind:
         if cgroup_mount is not None:
             return cgroup_mount(sys, rootfd, op)
@@ -227,9 +264,13 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None):
         target = fdpath(fd)
         base = op.flags & ~(M["MS_REMOUNT"] | M["MS_RDONLY"]) if op.bind else op.flags
         try:
-            sys.mount(op.source or op.fstype, target, op.fstype or None, base, op.data or None)
+            if op.idmap is not None:
+                idmapped_bind(sys, op, fd, userns_fd)
+            else:
+                sys.mount(op.source or op.fstype, target, op.fstype or None, base, op.data or None)
         except SysError as e:
-            raise SysError("mount", f"{op.source or op.fstype} on {op.dest} ({flag_names(base)})", e.errno) from None
+            what = "id-mapped bind" if op.idmap is not None else "mount"
+            raise SysError(what, f"{op.source or op.fstype} on {op.dest} ({flag_names(base)})", e.errno) from None
         # A bind mount takes its flags (ro, nosuid, ...) only on a remount of itself.
         extra = op.flags & ~(M["MS_BIND"] | M["MS_REC"] | M["MS_REMOUNT"])
         if op.bind and extra:

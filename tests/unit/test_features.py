@@ -11,7 +11,7 @@ import pytest
 from pyrunc import OCI_VERSION
 from pyrunc.cli import features as feat
 from pyrunc.linux import NAMESPACES
-from pyrunc.process.rootfs import _FLAGS, _MOUNT_ATTR, PROPAGATION, parse_options
+from pyrunc.process.rootfs import _FLAGS, _MOUNT_ATTR, IDMAP_OPTIONS, PROPAGATION, parse_options
 from pyrunc.security import seccomp
 from pyrunc.security.caps import CAPABILITIES
 
@@ -70,7 +70,7 @@ def test_values_are_pyruncs_own():
     d = feat.features()
     assert d["ociVersionMin"] == "1.0.0" and d["ociVersionMax"] == OCI_VERSION
     assert d["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
-    assert d["mountOptions"] == sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR))
+    assert d["mountOptions"] == sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR) | set(IDMAP_OPTIONS))
     assert "tmpcopyup" not in d["mountOptions"]  # parse_options ignores it: not implemented
     assert "rro" in d["mountOptions"]  # CRI turns on recursive read-only mounts from this
     lx = d["linux"]
@@ -85,7 +85,7 @@ def test_values_are_pyruncs_own():
     assert set(sc["supportedFlags"]) <= set(sc["knownFlags"])
     assert lx["apparmor"] == {"enabled": False} and lx["selinux"] == {"enabled": False}
     assert lx["intelRdt"] == {"enabled": False}
-    assert lx["mountExtensions"] == {"idmap": {"enabled": False}}  # containerd allows id-mapped mounts from this
+    assert lx["mountExtensions"] == {"idmap": {"enabled": True}}  # containerd allows id-mapped mounts from this
     assert d["annotations"]["io.github.pyrunc.version"]
     assert all(isinstance(v, str) for v in d["annotations"].values())
 

@@ -1,0 +1,66 @@
+"""User namespaces as id maps for id-mapped mounts (mount_setattr MOUNT_ATTR_IDMAP takes a user namespace fd).
+
+The namespace is made in the caller's (host) context before the container's processes exist, so hostIDs mean host
+ids: a short-lived child unshares a user namespace, the parent writes its uid_map/gid_map, keeps an fd of
+/proc/<child>/ns/user and reaps the child.  The fds go to stage B, which attaches the id-mapped trees.
+"""
+
+import os
+
+from ..errors import SysError
+from ..linux import CLONE_NEWUSER, real
+
+
+def _lines(maps):
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
+
+
+def userns_fd(uid_maps, gid_maps, lx=real):
+    lx.lib  # noqa: B018: load the helper before forking
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child only holds the namespace open until the parent has its fd
+        code = 1
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            lx.unshare(CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(done_r, 1)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise SysError("unshare user namespace for an id-mapped mount", None, 1)
+        for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+            path = f"/proc/{pid}/{name}"
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, _lines(maps))
+            except OSError as e:
+                raise SysError("write", path, e.errno) from None
+            finally:
+                os.close(fd)
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
+
+
+def userns_fds(ops):
+    """{mount index: user namespace fd} for the id-mapped mounts of a plan; the caller closes them."""
+    fds = {}
+    try:
+        for op in ops:
+            if op.idmap is not None:
+                fds[op.index] = userns_fd(*op.idmap)
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
