@@ -197,6 +197,10 @@ int main(int argc, char **argv, char **envp)
 		dprintf(2, "pyrunc-init: usage: pyrunc-init CONTROL PATH ARGV0 [ARGS...]\n");
 		return 2;
 	}
+	/* fexecve of this stub made the process dumpable again: until the final execve (which decides dumpability
+	 * for the user program) no container process may open /proc/1/fd, /proc/1/exe or /proc/1/mem of ours
+	 * (CVE-2016-9962). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	parse(argv[1], &c);
 
 	if (c.notify >= 0 && c.notifymsg >= 0)

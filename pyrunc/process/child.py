@@ -51,10 +51,41 @@ def expect(sock, what):
         raise PyruncError(f"init protocol: expected {what!r}, got {msg[:20]!r}")
 
 
+def kept_fds(plan, ctx, sock):
+    """The fds a container process may start with: stdio, the preserved ones, and pyrunc's own for this setup."""
+    keep = set(range(3 + plan.preserve_fds)) | {sock.fileno()}
+    for fd in (getattr(ctx, "stub_fd", None), getattr(ctx, "fifo_fd", None), getattr(ctx, "seccomp_fd", None)):
+        if fd is not None and fd >= 0:
+            keep.add(fd)
+    console_sock = getattr(ctx, "console", None)
+    if console_sock is not None:
+        keep.add(console_sock.fileno())
+    keep.update((getattr(ctx, "idmap_fds", None) or {}).values())
+    keep.update(fd for _, fd in plan.ns_join if isinstance(fd, int))
+    return keep
+
+
+def close_stray_fds(keep):
+    """Close every fd not in keep, first thing after fork.  The stub's close_range before execve is not enough:
+    until `start`, the init would hold whatever the caller leaked (podman passes stray fds; a lock fd of pyrunc's
+    is a host directory), reachable through /proc/1/fd by anything that may ptrace it (CVE-2024-21626 class)."""
+    prev = -1
+    for fd in sorted(keep):
+        if fd > prev + 1:
+            os.closerange(prev + 1, fd)
+        prev = fd
+    os.closerange(prev + 1, 1 << 20)
+
+
 def stage_a(plan, ctx, sock, lx):
     lx.prctl(PR_SET_DUMPABLE, 0)
+    close_stray_fds(kept_fds(plan, ctx, sock))
     notify = notify_connect(ctx)  # before any setns: listenerPath is a path on the host
     for t, path in plan.ns_join:
+        if isinstance(path, int):  # opened by the parent (exec: checked against the init's start time after)
+            lx.setns(path, NAMESPACES[t][0], f"{t} namespace of the container")
+            os.close(path)
+            continue
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:

@@ -229,3 +229,25 @@ def test_init_not_dumpable_during_setup(pyrunc, busybox):
     finally:
         pyrunc("delete", "--force", cid)
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_created_init_holds_no_caller_fd(pyrunc, bundle, tmp_path):
+    """Until `start`, the init (the sealed stub) must not hold a host fd the caller leaked (podman passes stray
+    fds): /proc/1/fd/N of a directory fd is a way out of the rootfs for anything that may ptrace it."""
+    b = bundle(["sleep", "30"])
+    cid = pyrunc.new_id("strayfd")
+    hostdir = os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY)
+    err = tmp_path / "create.err"
+    try:
+        with open(err, "wb") as f:  # a file, not a pipe: the created container keeps its stderr open
+            p = subprocess.run(pyrunc.cmd("create", "--bundle", b, cid), pass_fds=[hostdir],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=60)
+    finally:
+        os.close(hostdir)
+    assert p.returncode == 0, err.read_text()
+    pid = pyrunc.state(cid)["pid"]
+    fds = {int(n): os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
+    assert str(tmp_path) not in fds.values(), fds
+    extra = {n: t for n, t in fds.items() if n > 2 and not t.endswith("exec.fifo")}
+    assert not extra, f"the created init holds more than stdio and its exec fifo: {extra}"
+    pyrunc("delete", "--force", cid, check=True)
