@@ -5,7 +5,6 @@ file and the value, e.g. `write /sys/fs/cgroup/memory/x/memory.limit_in_bytes "1
 """
 
 import errno as _errno
-import json
 import os
 import time
 from typing import NamedTuple, Optional
@@ -41,7 +40,9 @@ _CONFIG_ERRNOS = (_errno.EINVAL, _errno.ERANGE, _errno.EOVERFLOW)
 
 
 def _quote(value):
-    return json.dumps(value)
+    from .. import fastjson
+
+    return fastjson.dumps(value)
 
 
 def write_error(path, value, err):

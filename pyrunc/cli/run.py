@@ -34,12 +34,18 @@ def run(g, o, log):
     # container): a SIGTERM arriving while the container is created or just after it started is kept and
     # forwarded once the init's pid is known, instead of killing pyrunc and orphaning a running container.
     pending = None if o.detach else _catch_early()
+    c = None
     try:
         c = rt.create(cid, bundle, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
                       no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
                       pidfd_socket=o.pidfd_socket)
         rt.start(cid)  # run is create + start, hooks and all
     except PyruncError as e:
+        if c is not None:  # created but not started (a startContainer hook failed): leave nothing, like runc
+            try:
+                rt.delete(cid, force=True)
+            except PyruncError:
+                pass
         raise failed("run", e) from None
     finally:
         if theirs is not None:

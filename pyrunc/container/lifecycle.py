@@ -189,8 +189,8 @@ class Runtime:
     # --- start, state, kill, delete --------------------------------------------------------------------
 
     def start(self, cid):
-        c = self.store.load(cid)
-        with Lock(c.dir):
+        with Lock(self.store.path(cid)):
+            c = self.store.load(cid)
             status = c.status()
             if status == "stopped":
                 raise StateError("cannot start a container that has stopped")
@@ -275,12 +275,14 @@ class Runtime:
 
     def delete(self, cid, force=False):
         try:
-            c = self.store.load(cid)
+            self._delete(cid, force)
         except NotFound:
-            if force:
-                return
-            raise
-        with Lock(c.dir):
+            if not force:
+                raise
+
+    def _delete(self, cid, force):
+        with Lock(self.store.path(cid)):
+            c = self.store.load(cid)  # under the lock: never a document another delete already acted on
             status = c.status()
             if status in ("running", "paused") and not force:
                 raise StateError(f"cannot delete container {cid} that is not stopped: {status}")

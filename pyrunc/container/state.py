@@ -179,6 +179,16 @@ class Lock:
         except FileNotFoundError:
             raise NotFound("container does not exist") from None
         fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        # The directory may have been deleted (and a new container of the same id created) while we waited:
+        # then this lock is on a dead directory and whatever we loaded before is stale.
+        held = os.fstat(self.fd)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            os.close(self.fd)
+            raise NotFound("container does not exist")
         return self
 
     def __exit__(self, *exc):

@@ -473,3 +473,17 @@ def test_stderr_with_log_file_is_the_bare_message_like_runc(pyrunc, tmp_path):
     assert p.returncode == r.returncode == 1
     assert p.err == r.stderr.decode() == "container does not exist\n"
     assert json.loads(log.read_text().splitlines()[-1])["msg"] == "container does not exist"
+
+
+def test_run_whose_start_fails_leaves_nothing(pyrunc, bundle):
+    """A failing startContainer hook fails `run`; the created container is removed (the fixture checks for state
+    dirs, cgroups and mounts), and the caller is not left waiting on a blocked init holding its stdout."""
+    def edit(c):
+        c["hooks"] = {"startContainer": [{"path": "/bin/false"}]}
+
+    b = bundle(["true"], edit=edit)
+    cid = pyrunc.new_id("startfail")
+    p = pyrunc("run", "--bundle", b, cid, timeout=30)
+    assert p.returncode == 1
+    assert "startContainer" in p.err
+    assert pyrunc("state", cid).returncode == 1

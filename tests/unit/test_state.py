@@ -189,3 +189,29 @@ def test_corrupt_state_is_an_error_not_a_crash(tmp_path):
     with pytest.raises(PyruncError) as e:
         st.Store(str(tmp_path)).load("bad")
     assert "state.json" in str(e.value)
+
+
+def test_lock_refuses_a_directory_replaced_while_waiting(tmp_path, monkeypatch):
+    """A verb that waited for the lock while another deleted the container (and a new one took the id) must not
+    act on the new container with the old one's document."""
+    import fcntl
+
+    from pyrunc.container import state as st
+    from pyrunc.errors import NotFound
+
+    d = tmp_path / "c1"
+    d.mkdir()
+    real_flock = fcntl.flock
+
+    def racing_flock(fd, op):
+        d.rmdir()  # the other delete finishes ...
+        d.mkdir()  # ... and a create reuses the id
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(st.fcntl, "flock", racing_flock)
+    with pytest.raises(NotFound):
+        with st.Lock(str(d)):
+            pass
+    monkeypatch.setattr(st.fcntl, "flock", real_flock)
+    with st.Lock(str(d)):  # an undisturbed lock is taken
+        pass
