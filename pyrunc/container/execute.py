@@ -13,62 +13,78 @@ from .state import Lock, write_pid_file
 def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=None, preserve_fds=0,
                  ignore_paused=False, pidfd_socket=None):
     """Start proc (an OCI process dict) in container cid; returns the host pid of the new process."""
-    from ..process.child import stage_exec
-    from ..process.init import Spawn
-    from ..process.plan import Plan, process_plan
-    from ..process.stub import sealed_stub
-
-    c = rt.store.load(cid)
-    with Lock(c.dir, shared=True):
+    with Lock(rt.store.path(cid), shared=True):
+        c = rt.store.load(cid)
         status = c.status()
         if status == "stopped":
             raise StateError("cannot exec in a stopped container")
         if status == "paused" and not ignore_paused:
             raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
-        plan = Plan()
-        plan.process = process_plan(proc)
-        plan.preserve_fds = preserve_fds
-        plan.ns_new = 0
-        plan.userns = False
-        plan.ns_join = init_namespaces(c)
-        cfg = c.doc.get("config") or {}
-        from ..process import sched
+        return spawn_in(rt, c, proc, console_socket=console_socket, console=console, pid_file=pid_file,
+                        preserve_fds=preserve_fds, pidfd_socket=pidfd_socket)
 
-        # runc's setns init applies the container's linux.personality to exec'd processes as well
-        plan.process.personality = sched.personality((cfg.get("linux") or {}).get("personality"))[0]
-        if plan.process.terminal and not (console_socket or console):
-            raise ConfigError("cannot allocate tty if pyrunc will detach without setting console socket")
-        ctx = Ctx()
-        ctx.id = cid
-        ctx.exec_mode = True
-        ctx.stage_b = stage_exec
-        state = {"ociVersion": _spec_version(), "id": cid, "status": "running", "pid": c.pid,
-                 "bundle": c.doc.get("bundle", "")}
-        if c.doc.get("annotations"):
-            state["annotations"] = c.doc["annotations"]
-        ctx.notify = seccomp_notify(cfg, state)
-        ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, rt.log)
-        ctx.cgroup = _manager(c)
-        ctx.console = None
-        ctx.stub_fd = None
-        try:
-            if plan.process.terminal:
-                from ..process.console import connect
 
-                ctx.console = console if console is not None else connect(console_socket)
-            ctx.stub_fd = sealed_stub()
-            pid = _spawn_with_affinity(Spawn(plan, ctx), plan.process.cpu_initial)
-        finally:
-            for fd in (ctx.stub_fd, ctx.seccomp_fd):
-                if fd is not None:
-                    os.close(fd)
-            if ctx.console is not None and console is None:
-                ctx.console.close()
-        if pid_file:
-            write_pid_file(pid_file, pid)
-        if pidfd_socket:
-            send_pidfd(pidfd_socket, pid)
-        return pid
+def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, preserve_fds=0, pidfd_socket=None,
+             exec_path=None):
+    """The exec itself, for a caller that holds the container's lock (exec, and start's startContainer hooks).
+    exec_path: run this file instead of looking args[0] up in the container's PATH (a hook's `path`)."""
+    from ..process.child import stage_exec
+    from ..process.init import Spawn
+    from ..process.plan import Plan, process_plan
+    from ..process.stub import sealed_stub
+
+    cid = c.id
+    plan = Plan()
+    plan.process = process_plan(proc)
+    plan.preserve_fds = preserve_fds
+    plan.ns_new = 0
+    plan.userns = False
+    plan.process.exec_path = exec_path
+    if plan.process.terminal and not (console_socket or console):
+        raise ConfigError("cannot allocate tty if pyrunc will detach without setting console socket")
+    cfg = c.doc.get("config") or {}
+    from ..process import sched
+
+    # runc's setns init applies the container's linux.personality to exec'd processes as well
+    plan.process.personality = sched.personality((cfg.get("linux") or {}).get("personality"))[0]
+    ctx = Ctx()
+    ctx.id = cid
+    ctx.exec_mode = True
+    ctx.stage_b = stage_exec
+    state = {"ociVersion": _spec_version(), "id": cid, "status": "running", "pid": c.pid,
+             "bundle": c.doc.get("bundle", "")}
+    if c.doc.get("annotations"):
+        state["annotations"] = c.doc["annotations"]
+    ctx.notify = seccomp_notify(cfg, state)
+    ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, rt.log)
+    ctx.cgroup = _manager(c)
+    ctx.console = None
+    ctx.stub_fd = None
+    # The namespaces are opened here and the init checked against its start time afterwards: a pid recycled
+    # in between can never lead the new process into someone else's namespaces.
+    plan.ns_join = [(t, os.open(path, os.O_RDONLY | os.O_CLOEXEC)) for t, path in init_namespaces(c)]
+    if not c.alive():
+        for _, fd in plan.ns_join:
+            os.close(fd)
+        raise StateError("container not running")
+    try:
+        if plan.process.terminal:
+            from ..process.console import connect
+
+            ctx.console = console if console is not None else connect(console_socket)
+        ctx.stub_fd = sealed_stub()
+        pid = _spawn_with_affinity(Spawn(plan, ctx), plan.process.cpu_initial)
+    finally:
+        for fd in (ctx.stub_fd, ctx.seccomp_fd, *(fd for _, fd in plan.ns_join)):
+            if fd is not None:
+                os.close(fd)
+        if ctx.console is not None and console is None:
+            ctx.console.close()
+    if pid_file:
+        write_pid_file(pid_file, pid)
+    if pidfd_socket:
+        send_pidfd(pidfd_socket, pid)
+    return pid
 
 
 def _spawn_with_affinity(spawn, initial):

@@ -202,41 +202,64 @@ class Runtime:
             self._hooks(c.doc, "poststart", c.pid, "running")
 
     def _hooks_in_container(self, c, kind):
-        """startContainer hooks run in the container's namespaces, before the user program: a child joins every
-        namespace of the (still blocked) init and runs them there; their paths resolve in the container."""
-        from ..linux import real
-        from .hooks import HookError, run_hooks
+        """startContainer hooks run in the container, before the user program, as the container's own processes
+        do: each through the exec path (every namespace and the cgroup of the still-blocked init, the process's
+        user, capabilities, no_new_privs and seccomp), never as host root inside the container's filesystem.
+        The state is on stdin, output is kept for the error message, and a timeout kills the hook."""
+        import copy
+        import time
+
+        from .. import fastjson
+        from .execute import spawn_in
+        from .hooks import HookError
 
         state = {"ociVersion": c.doc.get("ociVersion", ""), "id": c.id, "status": "created", "pid": c.pid,
                  "bundle": c.doc["bundle"]}
         if c.doc.get("annotations"):
             state["annotations"] = c.doc["annotations"]
-        nss = init_namespaces(c)
-        real.lib  # noqa: B018: load the helper before setns(mnt) hides our filesystem
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
+        data = fastjson.dumps(state).encode()
+        base = (c.doc.get("config") or {}).get("process") or {}
+        for i, h in enumerate((c.doc.get("hooks") or {}).get(kind) or ()):
+            proc = copy.deepcopy(base)
+            proc.update(args=list(h.get("args") or [h["path"]]), env=list(h.get("env") or []), cwd="/",
+                        terminal=False)
+            proc.pop("consoleSize", None)
+            r, w = os.pipe()
+            out = os.memfd_create("pyrunc-hook-output", os.MFD_CLOEXEC)
+            saved = [os.dup(fd) for fd in (0, 1, 2)]
             try:
-                os.close(r)
-                from ..linux import NAMESPACES
-
-                for t, path in nss:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                    real.setns(fd, NAMESPACES[t][0], path)
-                    os.close(fd)
-                run_hooks(c.doc.get("hooks"), kind, state)
-                code = 0
-            except BaseException as e:  # noqa: BLE001
-                os.write(w, str(e).encode(errors="replace")[:60000])
+                for fd, new_fd in ((r, 0), (out, 1), (out, 2)):
+                    os.dup2(fd, new_fd)
+                pid = spawn_in(self, c, proc, exec_path=h["path"])
             finally:
-                os._exit(code)
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            msg = f.read().decode(errors="replace")
-        _, status = os.waitpid(pid, 0)
-        if status != 0:
-            raise HookError(msg or f"{kind} hooks failed")
+                for fd, old in zip((0, 1, 2), saved):
+                    os.dup2(old, fd)
+                    os.close(old)
+                os.close(r)
+            try:
+                os.write(w, data)
+            except BrokenPipeError:
+                pass
+            os.close(w)
+            deadline = time.monotonic() + (h.get("timeout") or 3600)
+            while True:
+                wpid, status = os.waitpid(pid, os.WNOHANG)
+                if wpid:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    os.close(out)
+                    raise HookError(f"error running {kind} hook #{i}: {h['path']}: timeout after {h['timeout']}s")
+                time.sleep(0.005)
+            os.lseek(out, 0, os.SEEK_SET)
+            text = os.read(out, 65536).decode(errors="replace").strip()
+            os.close(out)
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                why = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
+                raise HookError(f"error running {kind} hook #{i}: {h['path']}: {why}"
+                                + (f", stdout/stderr: {text}" if text else ""))
 
     def _release(self, c):
         """Open the exec fifo for reading: the init, blocked opening it for writing, goes on to exec."""

@@ -247,7 +247,7 @@ def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
     os.fchdir(cwd)  # resolved inside the root: never a host directory reached through /proc/self/fd (CVE-2024-21626)
     os.close(cwd)
     env = environ(proc)
-    path = lookup(proc.args[0], env)
+    path = getattr(proc, "exec_path", None) or lookup(proc.args[0], env)
     if proc.rlimits:
         for res, soft, hard in parse_rlimits(proc.rlimits):
             resource.setrlimit(res, (soft, hard))

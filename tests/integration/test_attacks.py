@@ -251,3 +251,21 @@ def test_created_init_holds_no_caller_fd(pyrunc, bundle, tmp_path):
     extra = {n: t for n, t in fds.items() if n > 2 and not t.endswith("exec.fifo")}
     assert not extra, f"the created init holds more than stdio and its exec fifo: {extra}"
     pyrunc("delete", "--force", cid, check=True)
+
+
+def test_start_container_hook_runs_confined(pyrunc, bundle):
+    """A startContainer hook's path resolves in the image, so the image chooses what runs: it must run as the
+    container's processes do (their capabilities, no_new_privs, cgroup), never as host root in the container."""
+    def edit(c):
+        c["root"]["readonly"] = False
+        c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > /hook.out; "
+                        "grep -c ':/pyrunc-it-' /proc/self/cgroup >> /hook.out"]}]}
+
+    b = bundle(["sh", "-c", "cat /hook.out; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"], edit=edit)
+    p = pyrunc("run", "--bundle", b, pyrunc.new_id("hookcaps"))
+    assert p.returncode == 0, p.err
+    lines = p.out.splitlines()
+    hook, count, main = lines[:2], lines[2], lines[3:]
+    assert hook == main, f"the hook ran with other privileges than the container: {hook} vs {main}"
+    assert int(count) > 0, "the hook did not run in the container's cgroup"
