@@ -303,14 +303,24 @@ def environ(proc):
 
 
 def _home(uid):
+    """HOME from the image's /etc/passwd: a regular file, not followed through a symlink, read at most 1 MiB (an
+    image's /etc/passwd may be a fifo or /dev/zero)."""
     try:
-        with open("/etc/passwd", "rb") as f:
-            for line in f.read().decode(errors="replace").splitlines():
-                parts = line.split(":")
-                if len(parts) >= 6 and parts[2] == str(uid):
-                    return parts[5] or "/"
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
-        pass
+        return "/"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        data = os.read(fd, 1 << 20)
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    for line in data.decode(errors="replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 6 and parts[2] == str(uid):
+            return parts[5] or "/"
     return "/"
 
 
