@@ -28,7 +28,6 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
              exec_path=None):
     """The exec itself, for a caller that holds the container's lock (exec, and start's startContainer hooks).
     exec_path: run this file instead of looking args[0] up in the container's PATH (a hook's `path`)."""
-    from ..process.child import stage_exec
     from ..process.init import Spawn
     from ..process.plan import Plan, process_plan
     from ..process.stub import sealed_stub
@@ -50,7 +49,6 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
     ctx = Ctx()
     ctx.id = cid
     ctx.exec_mode = True
-    ctx.stage_b = stage_exec
     state = {"ociVersion": _spec_version(), "id": cid, "status": "running", "pid": c.pid,
              "bundle": c.doc.get("bundle", "")}
     if c.doc.get("annotations"):

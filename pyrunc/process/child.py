@@ -18,6 +18,7 @@ import struct
 # container's filesystem (and run whatever it found there).
 import resource
 import signal
+import termios
 
 from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, MNT_DETACH, MS, NAMESPACES, O_PATH, PR_SET_DUMPABLE
@@ -105,9 +106,17 @@ def stage_a(plan, ctx, sock, lx):
         os.setresuid(0, 0, 0)
     if new:
         lx.unshare(new)
+    if getattr(ctx, "exec_mode", False):
+        # exec: every Python step happens here, in stage A, which joined the container's namespaces but is not
+        # in its pid namespace (setns(pid) only applies to children), so no container process can see it.  The
+        # child that lands in the pid namespace runs a few syscalls and fexecve()s the sealed stub: no window in
+        # which a container process with CAP_SYS_PTRACE could open our /proc/<pid>/exe (the host's python3).
+        ctx.exec_args = prepare_exec(plan.process, ctx, sock, lx, -1, plan.preserve_fds, in_stage_a=True)
     pid = os.fork()
     if pid == 0:
-        run_stage(getattr(ctx, "stage_b", None) or stage_b, plan, ctx, sock, lx)
+        if getattr(ctx, "exec_mode", False):
+            run_stage(exec_now, plan, ctx, sock, lx)
+        run_stage(stage_b, plan, ctx, sock, lx)
     if notify:
         try:
             notify_payload(ctx, pid)
@@ -226,17 +235,32 @@ def stage_b(plan, ctx, sock, lx):
     exec_stub(proc, ctx, sock, lx, stub, fifo, plan.preserve_fds)
 
 
-def stage_exec(plan, ctx, sock, lx):
-    """Stage B of `pyrunc exec`: already in every namespace of the container (and its cgroup)."""
-    lx.prctl(PR_SET_DUMPABLE, 0)
+def exec_now(plan, ctx, sock, lx):
+    """Stage B of `pyrunc exec`, the only one in the container's pid namespace: a new session (with the pty as
+    its controlling terminal), the scheduler (SCHED_RESET_ON_FORK would not survive the fork), then the stub."""
     os.setsid()
-    exec_stub(plan.process, ctx, sock, lx, ctx.stub_fd, -1, plan.preserve_fds)
+    if plan.process.terminal:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    sched.apply_process(plan.process, lx)
+    stub, argv, env = ctx.exec_args
+    os.execve(stub, argv, env)
 
 
 def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
-    """Last Python steps of a container process: tty, cwd, env, rlimits, umask, then fexecve the stub (sync 6)."""
+    """Last Python steps of the container's init: scheduler and ioPriority, then fexecve the stub (sync 6)."""
+    stub, argv, env = prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds)
+    sched.apply_process(proc, lx)  # runc's order: scheduler, ioPriority, then (prepared) personality, affinity
+    sock.send(proto.EXEC)  # sync 6.
+    os.execve(stub, argv, env)
+
+
+def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
+    """The Python steps before the stub: tty, cwd, env, PATH lookup, rlimits, umask, personality, cpu affinity,
+    signals; returns (stub fd, argv, env) for fexecve.  in_stage_a: prepared by exec's stage A for its child (the
+    controlling terminal is then taken by the child, and stage A itself still writes the seccomp agent's state)."""
+    stub = ctx.stub_fd
     if proc.terminal:
-        console.setup(lx, ctx.console, proc.console_size)
+        console.setup(lx, ctx.console, proc.console_size, ctty=not in_stage_a)
     rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)
@@ -252,9 +276,8 @@ def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
         for res, soft, hard in parse_rlimits(proc.rlimits):
             resource.setrlimit(res, (soft, hard))
     os.umask(0o022 if proc.umask is None else int(proc.umask))
-    # runc's order (standard_init_linux.go, setns_init_linux.go): scheduler, ioPriority, personality, while the
-    # process still has every capability (SCHED_FIFO and a negative nice need CAP_SYS_NICE)
-    sched.apply_process(proc, lx)
+    # runc's order (standard_init_linux.go, setns_init_linux.go): scheduler and ioPriority (by the caller), then
+    # personality, while the process still has every capability (SCHED_FIFO and a negative nice need CAP_SYS_NICE)
     if getattr(proc, "personality", None) is not None:
         lx.personality(proc.personality)
     if proc.cpu_final is not None:  # execCPUAffinity.final: now in the container's cgroup, right before the stub
@@ -269,14 +292,14 @@ def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
         ctl.update(caps)
     notify = getattr(ctx, "notify_fds", None)
     if notify:
-        os.close(notify[2])  # the write end is stage A's: the stub reads the state until EOF
+        if not in_stage_a:  # the write end is stage A's: the stub reads the state until EOF
+            os.close(notify[2])
         ctl.update(notify=notify[0], notifymsg=notify[1])
     for fd in (sock.fileno(), fifo, ctx.seccomp_fd) + (notify[:2] if notify else ()):
         if fd is not None and fd >= 0:
             os.set_inheritable(fd, True)
     default_signals()
-    sock.send(proto.EXEC)  # sync 6.
-    os.execve(stub, ["pyrunc-init", control(**ctl), path] + list(proc.args), env)
+    return stub, ["pyrunc-init", control(**ctl), path] + list(proc.args), env
 
 
 def default_signals():

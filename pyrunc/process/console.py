@@ -14,8 +14,7 @@ import struct
 import termios
 
 from ..errors import PyruncError, SysError
-from ..linux import O_PATH
-from . import rootfs
+from ..linux import O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
 
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
@@ -41,18 +40,14 @@ def _check_char(fd, path, ok):
 
 def new_pty(lx):
     """(master fd, slave fd, slave path) from the devpts mounted at /dev/pts inside the current root."""
+    # Opened directly inside the root, never through /proc/self/fd: `exec` prepares the pty in a process that is
+    # not in the container's pid namespace, so the container's /proc has no "self" for it.
     root = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        ptmx_path = rootfs.fdpath(rootfs.open_in_root(lx, root, "/dev/pts/ptmx"))
+        master = lx.openat2(root, "dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC, 0,
+                            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS)
     finally:
         os.close(root)
-    pfd = int(ptmx_path.rsplit("/", 1)[1])
-    try:
-        master = os.open(ptmx_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as e:
-        raise SysError("open", "/dev/pts/ptmx", e.errno) from None
-    finally:
-        os.close(pfd)
     _check_char(master, "/dev/pts/ptmx", lambda major, minor: (major, minor) == (5, 2))
     n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
@@ -68,11 +63,12 @@ def set_size(fd, size):
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def attach(slave):
-    """The slave becomes stdio and the controlling terminal (the caller already did setsid)."""
+def attach(slave, ctty=True):
+    """The slave becomes stdio and (ctty) the controlling terminal (the caller already did setsid)."""
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    if ctty:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     if slave > 2:
         os.close(slave)
 
@@ -81,7 +77,7 @@ def send_master(sock, master, name="/dev/ptmx"):
     socket.send_fds(sock, [name.encode()], [master])
 
 
-def setup(lx, console_sock, size):
+def setup(lx, console_sock, size, ctty=True):
     """In the container process, after pivot_root: make the pty, send the master, attach the slave."""
     master, slave, _ = new_pty(lx)
     try:
@@ -90,7 +86,7 @@ def setup(lx, console_sock, size):
     finally:
         os.close(master)
     console_sock.close()
-    attach(slave)
+    attach(slave, ctty)
 
 
 def recv_master(sock):

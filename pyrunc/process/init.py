@@ -34,9 +34,10 @@
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
 
-`pyrunc exec` runs the same ladder without steps 1, 4 and 5: stage A joins every namespace of the container's init
-(/proc/<pid>/ns/*, user first, mount last) and stage B (ctx.stage_b = child.stage_exec) goes straight to the
-process steps and the stub.
+`pyrunc exec` runs the same ladder without steps 1, 4, 5 and 6: stage A joins every namespace of the container's
+init (opened by the parent, user first, mount last), does all the process steps itself (it is not in the
+container's pid namespace, so no container process can see it), and forks stage B (child.exec_now), which only
+makes its session and fexecve()s the stub.
 """
 
 import os
@@ -132,6 +133,8 @@ class Spawn:
                 pass  # stage A failed before sync 2 (a setns, the seccomp agent): its ERROR is read next
             msg = recv(parent)  # sync 3.
             if not msg.startswith(PID):
+                if exec_mode:  # the exec'd stub may fail (and say why) before stage A has reported its pid
+                    raise InitError("unable to start container process: " + msg.decode(errors="replace"))
                 raise InitError(f"init protocol: unexpected {msg[:20]!r}")
             self.pid = int(msg[len(PID):])
             os.waitpid(pid_a, 0)
@@ -142,9 +145,10 @@ class Spawn:
                 self.ctx.run_hooks("prestart", self.pid)
                 self.ctx.run_hooks("createRuntime", self.pid)
                 parent.send(GO)  # sync 5.
-            msg = recv(parent)  # sync 6.
-            if msg != EXEC:
-                raise InitError(f"init protocol: unexpected {msg[:20]!r}")
+            if not exec_mode:  # exec: stage A prepared everything, its child goes straight to the stub
+                msg = recv(parent)  # sync 6.
+                if msg != EXEC:
+                    raise InitError(f"init protocol: unexpected {msg[:20]!r}")
             err = parent.recv(65536)  # sync 7: EOF when the stub is ready
             if err:
                 raise InitError("unable to start container process: " + err.decode(errors="replace"))
