@@ -48,12 +48,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from .conftest import (_SYS_PATH, _busybox_path, _goarch, _mounts_under, _pyrunc_binary,
-                       _tar_add, build_rootfs_layer)
+from .conftest import (CMD_TIMEOUT, IMAGE, _SYS_PATH, _busybox_path, _goarch, _mounts_under,  # noqa: F401
+                       _pids_with_cmdline, _pyrunc_binary, _tar_add, build_rootfs_layer)
 
-IMAGE = "localhost/busybox:e2e"
 RUNTIMES = ["runcref", "pyrunc"]
-CMD_TIMEOUT = 30
 TAG = f"pyrunc-docker-{os.getpid()}"  # containerd namespace and cgroup parent
 _PATH = _SYS_PATH + (":" + os.environ["PATH"] if os.environ.get("PATH") else "")
 
@@ -131,21 +129,6 @@ def _pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def _pids_with_cmdline(needle: str) -> list[int]:
-    res = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in cmd:
-            res.append(int(d))
-    return res
 
 
 def _cgroup_dirs(tag: str) -> list[str]:

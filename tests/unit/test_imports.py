@@ -11,22 +11,26 @@ from tests.conftest import REPO
 HEAVY = ("jsonschema", "pyroute2", "click", "pyrunc._helper", "pyrunc._seccomp", "cffi", "_cffi_backend")
 
 
+WRAPPER = textwrap.dedent("""
+    import os, sys
+    rc = 0
+    try:
+        exec(compile(sys.argv[1], "<test>", "exec"))
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else 1
+    mods = sorted(sys.modules)  # taken before the report itself imports json
+    import json
+    os.write(int(os.environ["PYRUNC_TEST_FD"]), json.dumps([mods, rc]).encode())
+""")
+
+
 def _modules_after(code):
     """Run code in a fresh interpreter (cwd = the repo) and return (sys.modules names, exit code, stderr)."""
-    wrapper = textwrap.dedent("""
-        import json, os, sys
-        rc = 0
-        try:
-            exec(compile(sys.argv[1], "<test>", "exec"))
-        except SystemExit as e:
-            rc = e.code if isinstance(e.code, int) else 1
-        os.write(int(os.environ["PYRUNC_TEST_FD"]), json.dumps([sorted(sys.modules), rc]).encode())
-    """)
     import os
 
     r, w = os.pipe()
     try:
-        p = subprocess.run([sys.executable, "-c", wrapper, code], cwd=REPO, pass_fds=(w,), capture_output=True,
+        p = subprocess.run([sys.executable, "-c", WRAPPER, code], cwd=REPO, pass_fds=(w,), capture_output=True,
                            timeout=60, stdin=subprocess.DEVNULL, env=_env(w))
     finally:
         os.close(w)
@@ -90,45 +94,16 @@ def test_import_subpackages_is_cheap():
     assert not bad, bad
 
 
-LIGHT_WRAPPER = textwrap.dedent("""
-    import os, sys
-    rc = 0
-    try:
-        exec(compile(sys.argv[1], "<test>", "exec"))
-    except SystemExit as e:
-        rc = e.code if isinstance(e.code, int) else 1
-    mods = sorted(sys.modules)  # taken before the report itself imports json
-    import json
-    os.write(int(os.environ["PYRUNC_TEST_FD"]), json.dumps([mods, rc]).encode())
-""")
-
-
-def _light_modules(code):
-    import os
-
-    r, w = os.pipe()
-    try:
-        p = subprocess.run([sys.executable, "-c", LIGHT_WRAPPER, code], cwd=REPO, pass_fds=(w,),
-                           capture_output=True, timeout=60, stdin=subprocess.DEVNULL, env=_env(w))
-    finally:
-        os.close(w)
-    with os.fdopen(r) as f:
-        data = f.read()
-    assert data, p.stderr.decode()
-    mods, rc = json.loads(data)
-    return set(mods), rc
-
-
 # What each of these costs at start-up here: json (imports re) ~6 ms, enum (imported by `signal`) ~3.5 ms,
 # typing ~5 ms, collections ~1.4 ms.  Hot verbs do without them (pyrunc/fastjson.py, _signal, plain classes).
 HOT_FORBIDDEN = {"json", "re", "enum", "typing", "collections", "signal", "subprocess"}
 
 
 def test_hot_verbs_add_no_costly_stdlib_modules(tmp_path):
-    baseline, _ = _light_modules("pass")  # whatever this interpreter's site already imports is not ours
+    baseline, _, _ = _modules_after("pass")  # whatever this interpreter's site already imports is not ours
     for verb in (["state", "nope"], ["start", "nope"], ["kill", "nope", "KILL"], ["delete", "nope"]):
         argv = ["--root", str(tmp_path)] + verb
-        mods, rc = _light_modules(f"sys.argv = ['pyrunc'] + {argv!r}\nfrom pyrunc.cli.main import main\nmain()")
+        mods, rc, _ = _modules_after(f"sys.argv = ['pyrunc'] + {argv!r}\nfrom pyrunc.cli.main import main\nmain()")
         assert rc == 1, verb
         assert f"pyrunc.cli.{verb[0]}" in mods, f"the {verb[0]} verb must really have run"
         added = (mods - baseline) & HOT_FORBIDDEN
