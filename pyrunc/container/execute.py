@@ -6,7 +6,8 @@ import json
 import os
 
 from ..errors import ConfigError, StateError
-from .lifecycle import Ctx, _manager, _security, _spec_version, init_namespaces, seccomp_notify, send_pidfd
+from .lifecycle import (Ctx, _manager, _security, _spec_version, init_namespaces, seccomp_notify, send_pidfd,
+                        spec_state)
 from .state import Lock, write_pid_file
 
 
@@ -49,11 +50,7 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
     ctx = Ctx()
     ctx.id = cid
     ctx.exec_mode = True
-    state = {"ociVersion": _spec_version(), "id": cid, "status": "running", "pid": c.pid,
-             "bundle": c.doc.get("bundle", "")}
-    if c.doc.get("annotations"):
-        state["annotations"] = c.doc["annotations"]
-    ctx.notify = seccomp_notify(cfg, state)
+    ctx.notify = seccomp_notify(cfg, spec_state(c.doc, "running", c.pid, _spec_version()))
     ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, rt.log)
     ctx.cgroup = _manager(c)
     ctx.console = None

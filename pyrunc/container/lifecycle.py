@@ -96,9 +96,8 @@ class Runtime:
             ctx.console = console if console is not None else connect(console_socket)
         if plan.personality_flags:
             self.log.warning("ignoring unsupported personality flags: linux.personality.flags are not supported")
-        state = {"ociVersion": _spec_version(), "id": cid, "status": "creating", "pid": None, "bundle": bundle}
-        if cfg.get("annotations"):
-            state["annotations"] = cfg["annotations"]
+        state = spec_state({"id": cid, "bundle": bundle, "annotations": cfg.get("annotations")}, "creating", None,
+                           _spec_version())
         ctx.notify = seccomp_notify(cfg, state)
         ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, self.log)
         ddir = self.store.reserve(cid)
@@ -180,11 +179,8 @@ class Runtime:
             return
         from .hooks import run_hooks
 
-        state = {"ociVersion": doc.get("ociVersion", ""), "id": doc["id"], "status": status, "pid": pid,
-                 "bundle": doc["bundle"]}
-        if doc.get("annotations"):
-            state["annotations"] = doc["annotations"]
-        run_hooks(doc.get("hooks"), kind, state, self.log, fatal=kind not in ("poststart", "poststop"))
+        run_hooks(doc.get("hooks"), kind, spec_state(doc, status, pid), self.log,
+                  fatal=kind not in ("poststart", "poststop"))
 
     # --- start, state, kill, delete --------------------------------------------------------------------
 
@@ -213,11 +209,7 @@ class Runtime:
         from .execute import spawn_in
         from .hooks import HookError
 
-        state = {"ociVersion": c.doc.get("ociVersion", ""), "id": c.id, "status": "created", "pid": c.pid,
-                 "bundle": c.doc["bundle"]}
-        if c.doc.get("annotations"):
-            state["annotations"] = c.doc["annotations"]
-        data = fastjson.dumps(state).encode()
+        data = fastjson.dumps(spec_state(c.doc, "created", c.pid)).encode()
         base = (c.doc.get("config") or {}).get("process") or {}
         for i, h in enumerate((c.doc.get("hooks") or {}).get(kind) or ()):
             proc = copy.deepcopy(base)
@@ -374,6 +366,16 @@ def _security(proc, cfg, log):
     os.write(fd, prog.bpf)
     os.lseek(fd, 0, os.SEEK_SET)
     return masks, fd, prog.flags
+
+
+def spec_state(doc, status, pid, oci_version=None):
+    """The runtime-spec state object that hooks and seccomp agents read: doc is the stored state document (or
+    the same keys before it exists); oci_version defaults to the config's."""
+    state = {"ociVersion": oci_version or doc.get("ociVersion", ""), "id": doc["id"], "status": status, "pid": pid,
+             "bundle": doc.get("bundle", "")}
+    if doc.get("annotations"):
+        state["annotations"] = doc["annotations"]
+    return state
 
 
 def _spec_version():
