@@ -11,8 +11,19 @@ from ..errors import SysError
 from ..linux import CLONE_NEWUSER, real
 
 
-def _lines(maps):
-    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
+def write_id_maps(pid, uid_maps, gid_maps):
+    """Write /proc/<pid>/uid_map and gid_map (OCI LinuxIDMapping lists; an empty list is left unwritten)."""
+    for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+        if not maps:
+            continue
+        path = f"/proc/{pid}/{name}"
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode())
+        except OSError as e:
+            raise SysError("write", path, e.errno) from None
+        finally:
+            os.close(fd)
 
 
 def userns_fd(uid_maps, gid_maps, lx=real):
@@ -36,15 +47,7 @@ def userns_fd(uid_maps, gid_maps, lx=real):
     try:
         if os.read(ready_r, 1) != b"1":
             raise SysError("unshare user namespace for an id-mapped mount", None, 1)
-        for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
-            path = f"/proc/{pid}/{name}"
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, _lines(maps))
-            except OSError as e:
-                raise SysError("write", path, e.errno) from None
-            finally:
-                os.close(fd)
+        write_id_maps(pid, uid_maps, gid_maps)
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)

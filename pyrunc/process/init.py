@@ -46,6 +46,7 @@ import socket
 
 from ..errors import PyruncError
 from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
+from .idmap import write_id_maps
 
 USERNS, GO, PID, HOOKS, EXEC, ERROR = b"userns", b"go", b"pid ", b"hooks", b"exec", b"error "
 
@@ -61,22 +62,6 @@ def recv(sock):
     if data.startswith(ERROR):
         raise InitError("unable to start container process: " + data[len(ERROR):].decode(errors="replace"))
     return data
-
-
-def _write_maps(pid, plan):
-    def fmt(maps):
-        return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
-
-    for name, maps in (("uid_map", plan.uid_mappings), ("gid_map", plan.gid_mappings)):
-        if maps:
-            path = f"/proc/{pid}/{name}"
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, fmt(maps))
-            except OSError as e:
-                raise InitError(f"write {path}: {os.strerror(e.errno).lower()}") from None
-            finally:
-                os.close(fd)
 
 
 def _kill_reap(pid):
@@ -126,7 +111,7 @@ class Spawn:
             if self.plan.ns_new & 0x10000000:  # CLONE_NEWUSER: sync 1.
                 if recv(parent) != USERNS:
                     raise InitError("init protocol: expected userns")
-                _write_maps(pid_a, self.plan)
+                write_id_maps(pid_a, self.plan.uid_mappings, self.plan.gid_mappings)
             try:
                 parent.send(GO)  # sync 2.
             except BrokenPipeError:
