@@ -1,0 +1,166 @@
+"""The init's filesystem, in stage B: mounts under the rootfs by fd, devices and /dev symlinks, masked and
+read-only paths (all before pivot_root, through the host's trusted /proc), then pivot_root (or chroot) and the
+read-only root.  Imported by child.py before fork, like everything stage B uses.
+"""
+
+import os
+import stat
+
+from ..errors import PyruncError, SysError
+from ..linux import MNT_DETACH, MS, O_PATH
+from . import rootfs
+from .cgroupfs import mount_cgroup
+from .plan import DEV_SYMLINKS
+
+
+def _parent_mount(path):
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                best = mp
+    return best
+
+
+def prepare_rootfs(plan, ctx, lx):
+    """Mount everything under the rootfs; returns an O_PATH fd of the rootfs (the bind mount of itself)."""
+    if plan.mountns:  # never change the propagation of the caller's own mount namespace
+        prop = plan.propagation if plan.propagation is not None else MS["MS_SLAVE"] | MS["MS_REC"]
+        lx.mount(None, "/", None, prop, None)
+        if prop & MS["MS_SHARED"]:
+            lx.mount(None, _parent_mount(plan.rootfs), None, MS["MS_PRIVATE"], None)  # pivot_root needs it
+    lx.mount(plan.rootfs, plan.rootfs, "bind", MS["MS_BIND"] | MS["MS_REC"], None)
+    rootfd = os.open(plan.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    for op in plan.mounts:
+        rootfs.apply_mount(lx, rootfd, op, lambda lx_, fd, op_: mount_cgroup(lx_, fd, op_, plan),
+                           userns_fd=ctx.idmap_fds.get(op.index))
+    if plan.dev_setup:
+        make_devices(plan, rootfd, lx)
+    # Masked and read-only paths, before pivot_root: resolved inside the root by fd, mounted through the host's
+    # /proc/self/fd (trusted), never through the container's /proc.
+    for p in plan.readonly_paths:
+        _readonly(lx, rootfd, p)
+    for p in plan.masked:
+        _mask(lx, rootfd, p)
+    return rootfd
+
+
+def make_devices(plan, rootfd, lx):
+    for d in plan.devices:
+        parent, name = os.path.split(d["path"])
+        pfd = rootfs.mkdir_all_in_root(lx, rootfd, parent)
+        try:
+            if plan.userns:  # mknod is not allowed in a user namespace: bind the host's node instead
+                os.close(rootfs.make_file_in_root(lx, rootfd, d["path"]))
+                fd = rootfs.open_in_root(lx, rootfd, d["path"])
+                try:
+                    lx.mount(d["path"], rootfs.fdpath(fd), "bind", MS["MS_BIND"], None)
+                finally:
+                    os.close(fd)
+                continue
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
+            mode = d.get("fileMode")
+            mode = 0o666 if mode is None else mode
+            try:
+                os.mknod(name, kind | (mode & 0o7777), os.makedev(d.get("major", 0), d.get("minor", 0)), dir_fd=pfd)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise SysError("mknod", d["path"], e.errno) from None
+            os.chown(name, d.get("uid", 0) or 0, d.get("gid", 0) or 0, dir_fd=pfd, follow_symlinks=False)
+        finally:
+            os.close(pfd)
+    devfd = rootfs.mkdir_all_in_root(lx, rootfd, "/dev")
+    try:
+        links = list(DEV_SYMLINKS)
+        if os.path.exists("/proc/kcore"):
+            links.append(("/proc/kcore", "core"))
+        for target, name in links:
+            try:
+                os.symlink(target, name, dir_fd=devfd)
+            except FileExistsError:
+                pass
+        try:
+            os.unlink("ptmx", dir_fd=devfd)
+        except FileNotFoundError:
+            pass
+        os.symlink("pts/ptmx", "ptmx", dir_fd=devfd)
+    finally:
+        os.close(devfd)
+
+
+def enter_rootfs(plan, rootfd, lx):
+    os.fchdir(rootfd)
+    if not plan.mountns:  # the caller's mount namespace: neither pivot_root nor MS_MOVE may touch it
+        os.chroot(".")
+    elif plan.no_pivot:
+        lx.mount(plan.rootfs, "/", None, MS["MS_MOVE"], None)
+        os.chroot(".")
+    else:
+        oldroot = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        lx.pivot_root(".", ".")
+        os.fchdir(oldroot)
+        os.close(oldroot)
+        # the old root is stacked under the new one: make it a slave (so the unmount does not propagate to the
+        # host) and detach it
+        lx.mount(None, ".", None, MS["MS_SLAVE"] | MS["MS_REC"], None)
+        lx.umount2(".", MNT_DETACH)
+    os.chdir("/")
+    os.close(rootfd)
+
+
+def finish_rootfs(plan, lx):
+    """After pivot_root: the read-only root."""
+    if plan.readonly:
+        st = os.statvfs("/")
+        keep = st.f_flag & (MS["MS_NOSUID"] | MS["MS_NODEV"] | MS["MS_NOEXEC"] | MS["MS_NOATIME"] |
+                            MS["MS_NODIRATIME"] | MS["MS_RELATIME"])
+        lx.mount(None, "/", None, MS["MS_BIND"] | MS["MS_REMOUNT"] | MS["MS_RDONLY"] | keep, None)
+
+
+def _resolve(lx, root, path):
+    try:
+        return rootfs.open_in_root(lx, root, path)
+    except SysError as e:
+        if e.errno == 2:
+            return None
+        raise
+
+
+def _readonly(lx, root, path):
+    fd = _resolve(lx, root, path)
+    if fd is None:
+        return
+    try:
+        lx.mount(rootfs.fdpath(fd), rootfs.fdpath(fd), None, MS["MS_BIND"] | MS["MS_REC"], None)
+    finally:
+        os.close(fd)
+    fd = _resolve(lx, root, path)
+    try:
+        st = os.statvfs(rootfs.fdpath(fd))
+        keep = st.f_flag & (MS["MS_NOSUID"] | MS["MS_NODEV"] | MS["MS_NOEXEC"])
+        lx.mount(None, rootfs.fdpath(fd), None, MS["MS_BIND"] | MS["MS_REMOUNT"] | MS["MS_RDONLY"] | MS["MS_REC"] | keep,
+                 None)
+    finally:
+        os.close(fd)
+
+
+def _mask(lx, root, path):
+    fd = _resolve(lx, root, path)
+    if fd is None:
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            lx.mount("tmpfs", rootfs.fdpath(fd), "tmpfs", MS["MS_RDONLY"], None)
+        else:
+            null = rootfs.open_in_root(lx, root, "/dev/null")
+            try:
+                st = os.fstat(null)
+                if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+                    raise PyruncError(f"mask {path}: /dev/null is not the null device")  # CVE-2025-31133
+                lx.mount(rootfs.fdpath(null), rootfs.fdpath(fd), None, MS["MS_BIND"], None)
+            finally:
+                os.close(null)
+    finally:
+        os.close(fd)
