@@ -6,8 +6,8 @@ import json
 import os
 
 from ..errors import ConfigError, StateError
-from .lifecycle import (Ctx, _manager, _security, _spec_version, init_namespaces, seccomp_notify, send_pidfd,
-                        spec_state)
+from .lifecycle import Ctx, _manager, init_namespaces, spec_state
+from .procsetup import _security, _spec_version, seccomp_notify, send_pidfd
 from .state import Lock, write_pid_file
 
 

@@ -7,6 +7,7 @@ poststop hook is logged as a warning and the remaining hooks still run.
 
 import json
 import os
+import signal
 import subprocess
 
 from ..errors import PyruncError
@@ -46,3 +47,60 @@ def run_one(h, state):
     if p.returncode != 0:
         out = (p.stdout + p.stderr).decode(errors="replace").strip()
         raise HookError(f"{path}: exit status {p.returncode}" + (f", stdout/stderr: {out}" if out else ""))
+
+
+def run_in_container(rt, c, kind):
+    """startContainer hooks run in the container, before the user program, as the container's own processes
+    do: each through the exec path (every namespace and the cgroup of the still-blocked init, the process's
+    user, capabilities, no_new_privs and seccomp), never as host root inside the container's filesystem.
+    The state is on stdin, output is kept for the error message, and a timeout kills the hook."""
+    import copy
+    import time
+
+    from .. import fastjson
+    from .execute import spawn_in
+    from .lifecycle import spec_state
+
+    data = fastjson.dumps(spec_state(c.doc, "created", c.pid)).encode()
+    base = (c.doc.get("config") or {}).get("process") or {}
+    for i, h in enumerate((c.doc.get("hooks") or {}).get(kind) or ()):
+        proc = copy.deepcopy(base)
+        proc.update(args=list(h.get("args") or [h["path"]]), env=list(h.get("env") or []), cwd="/",
+                    terminal=False)
+        proc.pop("consoleSize", None)
+        r, w = os.pipe()
+        out = os.memfd_create("pyrunc-hook-output", os.MFD_CLOEXEC)
+        saved = [os.dup(fd) for fd in (0, 1, 2)]
+        try:
+            for fd, new_fd in ((r, 0), (out, 1), (out, 2)):
+                os.dup2(fd, new_fd)
+            pid = spawn_in(rt, c, proc, exec_path=h["path"])
+        finally:
+            for fd, old in zip((0, 1, 2), saved):
+                os.dup2(old, fd)
+                os.close(old)
+            os.close(r)
+        try:
+            os.write(w, data)
+        except BrokenPipeError:
+            pass
+        os.close(w)
+        deadline = time.monotonic() + (h.get("timeout") or 3600)
+        while True:
+            wpid, status = os.waitpid(pid, os.WNOHANG)
+            if wpid:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                os.close(out)
+                raise HookError(f"error running {kind} hook #{i}: {h['path']}: timeout after {h['timeout']}s")
+            time.sleep(0.005)
+        os.lseek(out, 0, os.SEEK_SET)
+        text = os.read(out, 65536).decode(errors="replace").strip()
+        os.close(out)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            why = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
+            raise HookError(f"error running {kind} hook #{i}: {h['path']}: {why}"
+                            + (f", stdout/stderr: {text}" if text else ""))

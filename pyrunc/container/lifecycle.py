@@ -72,6 +72,8 @@ class Runtime:
     def create(self, cid, bundle, *, pid_file=None, console_socket=None, console=None, no_pivot=False,
                no_new_keyring=False, preserve_fds=0, fifo=True, pidfd_socket=None):
         """Bring up the init process; it waits for start() (fifo=True) or runs the program at once."""
+        from .procsetup import _security, _spec_version, listen_fds, seccomp_notify, send_pidfd
+
         check_id(cid)
         bundle = os.path.abspath(bundle or ".")
         cfg = load_bundle(bundle)
@@ -193,65 +195,11 @@ class Runtime:
             if status != "created":
                 raise StateError("cannot start an already running container")
             if (c.doc.get("hooks") or {}).get("startContainer"):
-                self._hooks_in_container(c, "startContainer")
+                from .hooks import run_in_container
+
+                run_in_container(self, c, "startContainer")
             self._release(c)
             self._hooks(c.doc, "poststart", c.pid, "running")
-
-    def _hooks_in_container(self, c, kind):
-        """startContainer hooks run in the container, before the user program, as the container's own processes
-        do: each through the exec path (every namespace and the cgroup of the still-blocked init, the process's
-        user, capabilities, no_new_privs and seccomp), never as host root inside the container's filesystem.
-        The state is on stdin, output is kept for the error message, and a timeout kills the hook."""
-        import copy
-        import time
-
-        from .. import fastjson
-        from .execute import spawn_in
-        from .hooks import HookError
-
-        data = fastjson.dumps(spec_state(c.doc, "created", c.pid)).encode()
-        base = (c.doc.get("config") or {}).get("process") or {}
-        for i, h in enumerate((c.doc.get("hooks") or {}).get(kind) or ()):
-            proc = copy.deepcopy(base)
-            proc.update(args=list(h.get("args") or [h["path"]]), env=list(h.get("env") or []), cwd="/",
-                        terminal=False)
-            proc.pop("consoleSize", None)
-            r, w = os.pipe()
-            out = os.memfd_create("pyrunc-hook-output", os.MFD_CLOEXEC)
-            saved = [os.dup(fd) for fd in (0, 1, 2)]
-            try:
-                for fd, new_fd in ((r, 0), (out, 1), (out, 2)):
-                    os.dup2(fd, new_fd)
-                pid = spawn_in(self, c, proc, exec_path=h["path"])
-            finally:
-                for fd, old in zip((0, 1, 2), saved):
-                    os.dup2(old, fd)
-                    os.close(old)
-                os.close(r)
-            try:
-                os.write(w, data)
-            except BrokenPipeError:
-                pass
-            os.close(w)
-            deadline = time.monotonic() + (h.get("timeout") or 3600)
-            while True:
-                wpid, status = os.waitpid(pid, os.WNOHANG)
-                if wpid:
-                    break
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    os.close(out)
-                    raise HookError(f"error running {kind} hook #{i}: {h['path']}: timeout after {h['timeout']}s")
-                time.sleep(0.005)
-            os.lseek(out, 0, os.SEEK_SET)
-            text = os.read(out, 65536).decode(errors="replace").strip()
-            os.close(out)
-            code = os.waitstatus_to_exitcode(status)
-            if code != 0:
-                why = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
-                raise HookError(f"error running {kind} hook #{i}: {h['path']}: {why}"
-                                + (f", stdout/stderr: {text}" if text else ""))
 
     def _release(self, c):
         """Open the exec fifo for reading: the init, blocked opening it for writing, goes on to exec."""
@@ -347,27 +295,6 @@ class Runtime:
         return out
 
 
-def _security(proc, cfg, log):
-    """(capability masks or None, seccomp program fd or None, seccomp flags) for the stub."""
-    from ..security import caps as capmod
-
-    masks, warnings = capmod.masks(proc.capabilities)
-    for w in warnings:
-        log.warning(w)
-    seccomp = (cfg.get("linux") or {}).get("seccomp")
-    if not seccomp:
-        return masks, None, None
-    from ..security.seccomp import compile as compile_seccomp
-
-    prog = compile_seccomp(seccomp)
-    if prog is None:
-        return masks, None, None
-    fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
-    os.write(fd, prog.bpf)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return masks, fd, prog.flags
-
-
 def spec_state(doc, status, pid, oci_version=None):
     """The runtime-spec state object that hooks and seccomp agents read: doc is the stored state document (or
     the same keys before it exists); oci_version defaults to the config's."""
@@ -376,65 +303,6 @@ def spec_state(doc, status, pid, oci_version=None):
     if doc.get("annotations"):
         state["annotations"] = doc["annotations"]
     return state
-
-
-def _spec_version():
-    from .. import OCI_VERSION
-
-    return OCI_VERSION
-
-
-def seccomp_notify(cfg, state):
-    """What stage A needs to hand the seccomp agent its listener fd (see child.notify_connect), or None when no
-    rule is SCMP_ACT_NOTIFY.  runc fails such a container at start ("seccomp listenerPath is not set"); pyrunc
-    refuses it before any side effect.  runc forbids NOTIFY on write(2), which its init uses after loading the
-    filter; pyrunc-init uses sendmsg(2) there instead (to pass the fd before the agent has it), so NOTIFY on
-    sendmsg would block the container forever and is refused the same way."""
-    sc = (cfg.get("linux") or {}).get("seccomp") or {}
-    notify = False
-    for i, call in enumerate(sc.get("syscalls") or ()):
-        if isinstance(call, dict) and call.get("action") == "SCMP_ACT_NOTIFY":
-            notify = True
-            names = call.get("names") or ()
-            if "sendmsg" in names:
-                raise ConfigError(f"linux.seccomp.syscalls.{i}.names.{list(names).index('sendmsg')}: "
-                                  f"SCMP_ACT_NOTIFY cannot be used for the sendmsg syscall")
-    if not notify:
-        return None
-    path = sc.get("listenerPath")
-    if not path:
-        raise ConfigError("linux.seccomp.listenerPath: seccomp listenerPath is not set (SCMP_ACT_NOTIFY needs an "
-                          "agent to send the listener fd to)")
-    metadata = sc.get("listenerMetadata") or ""
-    if len(metadata.encode(errors="replace")) > 512 * 1024:  # the whole message must fit a pipe (and pyrunc-init)
-        raise ConfigError("linux.seccomp.listenerMetadata: longer than 512 KiB")
-    return {"path": path, "metadata": metadata, "version": _spec_version(), "state": state}
-
-
-def listen_fds():
-    """systemd socket activation meant for us (LISTEN_PID is our pid): how many fds from 3 on to pass along."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()):
-        return 0
-    try:
-        return max(0, int(os.environ.get("LISTEN_FDS", "0")))
-    except ValueError:
-        return 0
-
-
-def send_pidfd(path, pid):
-    """--pidfd-socket: one SCM_RIGHTS message carrying a pidfd of the process (runc 1.2)."""
-    import socket
-
-    pidfd = os.pidfd_open(pid)
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            try:
-                s.connect(path)
-                socket.send_fds(s, [b"pidfd"], [pidfd])
-            except OSError as e:
-                raise PyruncError(f"send pidfd to {path}: {os.strerror(e.errno).lower()}") from None
-    finally:
-        os.close(pidfd)
 
 
 def init_namespaces(c):

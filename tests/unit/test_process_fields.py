@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pyrunc.container.lifecycle import seccomp_notify
+from pyrunc.container.procsetup import seccomp_notify
 from pyrunc.errors import ConfigError
 from pyrunc.linux.fake import Recorder
 from pyrunc.process import plan as planmod
