@@ -6,7 +6,7 @@ import json
 import os
 
 from ..errors import ConfigError, StateError
-from .lifecycle import Ctx, _manager, init_namespaces, spec_state
+from .lifecycle import _manager, init_namespaces, spec_state
 from .procsetup import _security, _spec_version, seccomp_notify, send_pidfd
 from .state import Lock, write_pid_file
 
@@ -29,7 +29,7 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
              exec_path=None):
     """The exec itself, for a caller that holds the container's lock (exec, and start's startContainer hooks).
     exec_path: run this file instead of looking args[0] up in the container's PATH (a hook's `path`)."""
-    from ..process.init import Spawn
+    from ..process.init import Ctx, Spawn
     from ..process.plan import Plan, process_plan
     from ..process.stub import sealed_stub
 

@@ -57,10 +57,6 @@ def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
 
 
-class Ctx:
-    """What the init protocol needs besides the plan (see process/init.py)."""
-
-
 class Runtime:
     def __init__(self, root, log, systemd_cgroup=False):
         self.store = Store(root)
@@ -72,6 +68,7 @@ class Runtime:
     def create(self, cid, bundle, *, pid_file=None, console_socket=None, console=None, no_pivot=False,
                no_new_keyring=False, preserve_fds=0, fifo=True, pidfd_socket=None):
         """Bring up the init process; it waits for start() (fifo=True) or runs the program at once."""
+        from ..process.init import Ctx, Spawn
         from .procsetup import _security, _spec_version, listen_fds, seccomp_notify, send_pidfd
 
         check_id(cid)
@@ -131,7 +128,6 @@ class Runtime:
                     # that one in the state, not 1)
                     ctx.run_container_hooks = lambda: self._hooks(doc, "createContainer", int(os.readlink("/proc/self")),
                                                                   "creating")
-                from ..process.init import Spawn
 
                 pid = Spawn(plan, ctx).run()
                 st = proc_start_time(pid)
@@ -156,7 +152,7 @@ class Runtime:
             self.store.remove(cid)
             raise
         finally:
-            for fd in (getattr(ctx, "stub_fd", None), ctx.seccomp_fd, *getattr(ctx, "idmap_fds", {}).values()):
+            for fd in (ctx.stub_fd, ctx.seccomp_fd, *(ctx.idmap_fds or {}).values()):
                 if fd is not None:
                     os.close(fd)
             if ctx.console is not None and console is None:

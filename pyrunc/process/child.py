@@ -54,13 +54,12 @@ def expect(sock, what):
 def kept_fds(plan, ctx, sock):
     """The fds a container process may start with: stdio, the preserved ones, and pyrunc's own for this setup."""
     keep = set(range(3 + plan.preserve_fds)) | {sock.fileno()}
-    for fd in (getattr(ctx, "stub_fd", None), getattr(ctx, "fifo_fd", None), getattr(ctx, "seccomp_fd", None)):
+    for fd in (ctx.stub_fd, ctx.fifo_fd, ctx.seccomp_fd):
         if fd is not None and fd >= 0:
             keep.add(fd)
-    console_sock = getattr(ctx, "console", None)
-    if console_sock is not None:
-        keep.add(console_sock.fileno())
-    keep.update((getattr(ctx, "idmap_fds", None) or {}).values())
+    if ctx.console is not None:
+        keep.add(ctx.console.fileno())
+    keep.update((ctx.idmap_fds or {}).values())
     keep.update(fd for _, fd in plan.ns_join if isinstance(fd, int))
     return keep
 
@@ -105,7 +104,7 @@ def stage_a(plan, ctx, sock, lx):
         os.setresuid(0, 0, 0)
     if new:
         lx.unshare(new)
-    if getattr(ctx, "exec_mode", False):
+    if ctx.exec_mode:
         # exec: every Python step happens here, in stage A, which joined the container's namespaces but is not
         # in its pid namespace (setns(pid) only applies to children), so no container process can see it.  The
         # child that lands in the pid namespace runs a few syscalls and fexecve()s the sealed stub: no window in
@@ -113,7 +112,7 @@ def stage_a(plan, ctx, sock, lx):
         ctx.exec_args = prepare_exec(plan.process, ctx, sock, lx, -1, plan.preserve_fds, in_stage_a=True)
     pid = os.fork()
     if pid == 0:
-        if getattr(ctx, "exec_mode", False):
+        if ctx.exec_mode:
             run_stage(exec_now, plan, ctx, sock, lx)
         run_stage(stage_b, plan, ctx, sock, lx)
     if notify:
@@ -130,7 +129,7 @@ def notify_connect(ctx):
     the runc process), and make the pipe that will carry the container process state.  Stage B inherits both
     and hands them to the stub (notify=, notifymsg=), which sends the listener fd with that state right after it
     loads the filter (SCM_RIGHTS): the fd exists only in the container process, after the filter is loaded."""
-    path = (getattr(ctx, "notify", None) or {}).get("path")
+    path = (ctx.notify or {}).get("path")
     if not path:
         ctx.notify_fds = None
         return False
@@ -209,7 +208,7 @@ def stage_b(plan, ctx, sock, lx):
 
     stub = ctx.stub_fd
     fifo = -1
-    if getattr(ctx, "fifo_fd", None) is not None:
+    if ctx.fifo_fd is not None:
         fifo = ctx.fifo_fd  # opened by the parent before the first fork (see Spawn.run)
     elif ctx.fifo:
         fifo = os.open(ctx.fifo, O_PATH | os.O_CLOEXEC)
@@ -289,7 +288,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
            "seccomp": ctx.seccomp_fd, "sflags": ctx.seccomp_flags}
     if caps is not None:
         ctl.update(caps)
-    notify = getattr(ctx, "notify_fds", None)
+    notify = ctx.notify_fds
     if notify:
         if not in_stage_a:  # the write end is stage A's: the stub reads the state until EOF
             os.close(notify[2])

@@ -51,6 +51,28 @@ from .idmap import write_id_maps
 USERNS, GO, PID, HOOKS, EXEC, ERROR = b"userns", b"go", b"pid ", b"hooks", b"exec", b"error "
 
 
+class Ctx:
+    """What the init protocol needs besides the plan, filled in by the caller (create or exec); the defaults are
+    those of a plain create.  fds are pyrunc's own, closed by the caller after Spawn.run()."""
+
+    id = None  # the container id
+    exec_mode = False  # exec: no user namespace, hooks or rootfs; stage A prepares, its child fexecve()s the stub
+    fifo = None  # path of the exec fifo (create); fifo_fd: its O_PATH fd, opened by the parent
+    fifo_fd = None
+    stub_fd = None  # the sealed pyrunc-init memfd
+    caps = None  # capability masks for the stub (bnd, eff, prm, inh, amb), or None to leave them
+    seccomp_fd = None  # memfd holding the BPF program, and the seccomp(2) flags
+    seccomp_flags = None
+    notify = None  # seccomp agent (listenerPath) settings; notify_fds: its socket and state pipe, made in stage A
+    notify_fds = None
+    console = None  # connected console socket, when the process has a terminal
+    cgroup = None  # cgroups manager to put stage A in
+    idmap_fds = None  # {mount index: user namespace fd} for id-mapped mounts
+    run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent
+    run_container_hooks = None  # createContainer, in stage B before pivot_root
+    exec_args = None  # exec: (stub fd, argv, env) prepared by stage A
+
+
 class InitError(PyruncError):
     """The container process failed to come up; the message is the child's."""
 
@@ -92,7 +114,7 @@ class Spawn:
         # The exec fifo is opened (O_PATH) here, by the host's root, and inherited: in a new user namespace the
         # init is an unprivileged host uid by the time it could open the path itself, and may not be able to
         # search the state directory's ancestors (runc passes it the same way).
-        if getattr(self.ctx, "fifo", None) and getattr(self.ctx, "fifo_fd", None) is None:
+        if self.ctx.fifo and self.ctx.fifo_fd is None:
             self.ctx.fifo_fd = os.open(self.ctx.fifo, O_PATH | os.O_CLOEXEC)
         parent, kid = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -107,7 +129,7 @@ class Spawn:
         try:
             if self.ctx.cgroup is not None:
                 self.ctx.cgroup.add_pid(pid_a)
-            exec_mode = getattr(self.ctx, "exec_mode", False)
+            exec_mode = self.ctx.exec_mode
             if self.plan.ns_new & 0x10000000:  # CLONE_NEWUSER: sync 1.
                 if recv(parent) != USERNS:
                     raise InitError("init protocol: expected userns")
@@ -147,6 +169,6 @@ class Spawn:
             self._close_fifo()
 
     def _close_fifo(self):
-        if getattr(self.ctx, "fifo_fd", None) is not None:
+        if self.ctx.fifo_fd is not None:
             os.close(self.ctx.fifo_fd)
             self.ctx.fifo_fd = None
