@@ -88,7 +88,6 @@ class Runtime:
             raise ConfigError("cannot use console socket if pyrunc will not detach or allocate tty")
         ctx = Ctx()
         ctx.id = cid
-        ctx.console = None
         if plan.process.terminal:
             from ..process.console import connect
 
@@ -103,7 +102,6 @@ class Runtime:
         mgr = None
         try:
             with Lock(ddir):
-                ctx.fifo = None
                 if fifo:
                     ctx.fifo = os.path.join(ddir, FIFO)
                     os.mkfifo(ctx.fifo, 0o622)
@@ -122,13 +120,11 @@ class Runtime:
                        "hooks": cfg.get("hooks") or {}, "config": {"process": cfg.get("process"),
                                                                    "linux": cfg.get("linux") or {}}}
                 ctx.run_hooks = lambda kind, pid: self._hooks(doc, kind, pid, "creating")
-                ctx.run_container_hooks = None
                 if (cfg.get("hooks") or {}).get("createContainer"):
                     # run in the init before pivot_root: the host's /proc still tells its host pid (the spec wants
                     # that one in the state, not 1)
                     ctx.run_container_hooks = lambda: self._hooks(doc, "createContainer", int(os.readlink("/proc/self")),
                                                                   "creating")
-
                 pid = Spawn(plan, ctx).run()
                 st = proc_start_time(pid)
                 doc["init_pid"] = pid
