@@ -64,6 +64,8 @@ class Container:
         return bool(st) and st[1] == self.doc.get("init_start") and st[0] not in ("Z", "X")
 
     def paused(self):
+        # The freezer file is read here directly (the same file cgroups.Manager.frozen() reads) so that `state`
+        # and `list` need not import the cgroups package, which parses mountinfo to open a manager.
         paths = self.doc.get("cgroup_paths") or {}
         if "freezer" in paths:
             name, frozen = os.path.join(paths["freezer"], "freezer.state"), "FROZEN"
