@@ -66,8 +66,8 @@ class Runtime:
     # --- create ----------------------------------------------------------------------------------------
 
     def create(self, cid, bundle, *, pid_file=None, console_socket=None, console=None, no_pivot=False,
-               no_new_keyring=False, preserve_fds=0, fifo=True, pidfd_socket=None):
-        """Bring up the init process; it waits for start() (fifo=True) or runs the program at once."""
+               no_new_keyring=False, preserve_fds=0, pidfd_socket=None):
+        """Bring up the init process, blocked on the exec fifo until start()."""
         from ..process.init import Ctx, Spawn
         from .procsetup import _security, _spec_version, listen_fds, seccomp_notify, send_pidfd
 
@@ -102,10 +102,9 @@ class Runtime:
         mgr = None
         try:
             with Lock(ddir):
-                if fifo:
-                    ctx.fifo = os.path.join(ddir, FIFO)
-                    os.mkfifo(ctx.fifo, 0o622)
-                    os.chmod(ctx.fifo, 0o622)  # past the umask: the init may be a non-root user by then
+                ctx.fifo = os.path.join(ddir, FIFO)
+                os.mkfifo(ctx.fifo, 0o622)
+                os.chmod(ctx.fifo, 0o622)  # past the umask: the init may be a non-root user by then
                 mgr = self._cgroup(cfg, cid)
                 ctx.cgroup = mgr
                 from ..process.stub import sealed_stub
