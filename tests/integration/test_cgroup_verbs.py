@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from ..conftest import require
+
 RUNC = shutil.which("runc")
 
 
@@ -161,8 +163,8 @@ def shape(v):
     return type(v).__name__
 
 
-@pytest.mark.skipif(not RUNC, reason="runc is not installed: nothing to compare with")
 def test_events_stats_matches_runc_shape(pyrunc, bundle, tmp_path):
+    require(RUNC, "runc is not installed: nothing to compare with")
     cid = up(pyrunc, bundle, ["sleep", "1000"])
     p = pyrunc("events", "--stats", cid)
     assert p.returncode == 0, p.err

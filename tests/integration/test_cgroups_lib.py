@@ -13,11 +13,15 @@ import time
 
 import pytest
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create cgroups"),
-    pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup"), reason="no cgroupfs mounted"),
-]
+from ..conftest import require
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(autouse=True)
+def _prerequisites():
+    require(os.geteuid() == 0, "needs root to create cgroups")
+    require(os.path.isdir("/sys/fs/cgroup"), "no cgroupfs mounted")
 
 ROOT = "/sys/fs/cgroup"
 _counter = [0]

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from ..conftest import require
+
 RUNC = shutil.which("runc")
 
 
@@ -24,8 +26,7 @@ def sh(pyrunc, bundle, script, edit=None, extra=(), rc=0):
 
 def runc_sh(b, tmp_path, name):
     """Run the same bundle under runc (own --root) and return stdout."""
-    if not RUNC:
-        pytest.skip("runc is not installed: nothing to compare with")
+    require(RUNC, "runc is not installed: nothing to compare with")
     p = subprocess.run([RUNC, "--root", str(tmp_path / "runc-state"), "run", "--bundle", str(b), name],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     assert p.returncode == 0, p.stderr

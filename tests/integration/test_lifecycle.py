@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from ..conftest import require
+
 RUNC = shutil.which("runc")
-needs_runc = pytest.mark.skipif(not RUNC, reason="runc is not installed: nothing to compare with")
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -45,8 +46,7 @@ class Runc:
 
 @pytest.fixture
 def runc(tmp_path):
-    if not RUNC:
-        pytest.skip("runc is not installed: nothing to compare with")
+    require(RUNC, "runc is not installed: nothing to compare with")
     r = Runc(str(tmp_path / "runc-state"))
     yield r
     if os.path.isdir(r.root):

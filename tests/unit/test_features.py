@@ -14,6 +14,7 @@ from pyrunc.linux import NAMESPACES
 from pyrunc.process.rootfs import _FLAGS, _MOUNT_ATTR, IDMAP_OPTIONS, PROPAGATION, parse_options
 from pyrunc.security import seccomp
 from pyrunc.security.caps import CAPABILITIES
+from tests.conftest import require
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEAVY = ("jsonschema", "click", "pyroute2", "pyrunc._helper", "pyrunc._seccomp", "_cffi_backend", "cffi", "ctypes")
@@ -114,8 +115,8 @@ def test_supported_flags_follow_the_kernel(release, expected):
     assert feat.supported_seccomp_flags(list(seccomp.FLAGS), release) == expected
 
 
-@pytest.mark.skipif(not shutil.which("runc"), reason="runc not installed")
 def test_same_shape_as_runc():
+    require(shutil.which("runc"), "runc not installed")
     ref = json.loads(subprocess.run(["runc", "features"], capture_output=True, text=True, check=True).stdout)
     ours = feat.features()
     rk, ok = _keys(ref), _keys(ours)
