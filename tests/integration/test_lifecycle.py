@@ -487,3 +487,48 @@ def test_run_whose_start_fails_leaves_nothing(pyrunc, bundle):
     assert p.returncode == 1
     assert "startContainer" in p.err
     assert pyrunc("state", cid).returncode == 1
+
+
+# --- kill with signal 0 --------------------------------------------------------------------------------
+
+def _signal_zero_walk(tool, b, cid, create_cmd, state):
+    """kill ID 0 / kill --all ID 0 through created, running, stopped and missing; returns [(step, rc, error)]."""
+    out = []
+
+    def step(name, *args):
+        p = tool(*args)
+        out.append((name, p.returncode, p.err.strip().rpartition("msg=")[2].strip('"') if p.returncode else ""))
+
+    assert create_cmd().returncode == 0
+    for flags in ((), ("--all",)):
+        step(f"created {flags}", "kill", *flags, cid, "0")
+    assert tool("start", cid).returncode == 0
+    for flags in ((), ("--all",), ("-a",)):
+        step(f"running {flags}", "kill", *flags, cid, "0")
+    assert state(cid)["status"] == "running", "signal 0 must not disturb the container"
+    assert tool("kill", cid, "KILL").returncode == 0
+    deadline = time.monotonic() + 10
+    while state(cid)["status"] != "stopped":
+        assert time.monotonic() < deadline, "the container did not stop after SIGKILL"
+        time.sleep(0.02)
+    for flags in ((), ("--all",)):
+        step(f"stopped {flags}", "kill", *flags, cid, "0")
+    assert tool("delete", cid).returncode == 0
+    for flags in ((), ("--all",)):
+        step(f"missing {flags}", "kill", *flags, cid, "0")
+    return out
+
+
+def test_kill_signal_zero_checks_the_container_like_runc(pyrunc, bundle, runc):
+    b = bundle(["sleep", "1000"])
+    cid = pyrunc.new_id("sig0")
+    ours = _signal_zero_walk(pyrunc, b, cid, lambda: create(pyrunc, b, cid), pyrunc.state)
+    rid = "runc-" + cid
+    theirs = _signal_zero_walk(
+        runc, b, rid,
+        lambda: subprocess.run([RUNC, "--root", runc.root, "create", "--bundle", str(b), rid], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60),
+        lambda i: json.loads(runc("state", i).out))
+    assert ours == theirs
+    assert [rc for _, rc, _ in ours] == [0, 0, 0, 0, 0, 1, 0, 1, 1], ours
+    assert ours[5][2] == "container not running" and ours[7][2] == "container does not exist", ours
