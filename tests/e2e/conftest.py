@@ -405,6 +405,20 @@ def _skip_reason() -> str | None:
 _ID_COUNTER = itertools.count(1)
 
 
+def wait_caught(pid: int, sig: int, timeout: float = CMD_TIMEOUT) -> bool:
+    """True once pid has a handler for sig (SigCgt in /proc/PID/status): a shell's trap is in place, so a signal
+    sent now runs it.  Polled with a deadline, never a fixed sleep hoping the trap is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/status") as f:
+                cgt = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+            if cgt & (1 << (sig - 1)):
+                return True
+        time.sleep(0.01)
+    return False
+
+
 @pytest.fixture(scope="session")
 def e2e_session():
     reason = _skip_reason()

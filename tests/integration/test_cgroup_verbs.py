@@ -3,6 +3,7 @@ host's cgroup files and, where runc is the reference, against runc on the same b
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -215,7 +216,7 @@ def test_events_stream_reports_oom_and_ends_with_the_container(pyrunc, bundle):
     def edit(cfg):
         cfg["linux"].setdefault("resources", {})["memory"] = {"limit": lim, "swap": lim}
 
-    script = 'sleep 1.5; x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived'
+    script = 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived'
     b = bundle(["sh", "-c", script], edit=edit)
     os.symlink("busybox", b / "rootfs" / "bin" / "tr")
     cid = pyrunc.new_id("oom")
@@ -225,9 +226,14 @@ def test_events_stream_reports_oom_and_ends_with_the_container(pyrunc, bundle):
     ev = subprocess.Popen(pyrunc.cmd("events", "--interval", "300ms", cid), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE)
     try:
-        time.sleep(0.5)  # the watcher is registered before the program starts
+        # events registers its OOM watcher before its first stats line: only then may the program start
+        ready, _, _ = select.select([ev.stdout], [], [], 30)
+        assert ready, "events printed nothing in 30 s"
+        first = ev.stdout.readline()
+        assert json.loads(first)["type"] == "stats", first
         pyrunc("start", cid, check=True)
         out, err = ev.communicate(timeout=60)
+        out = first + out
     finally:
         if ev.poll() is None:
             ev.kill()
