@@ -28,8 +28,12 @@ def prepare_rootfs(plan, ctx, lx):
     if plan.mountns:  # never change the propagation of the caller's own mount namespace
         prop = plan.propagation if plan.propagation is not None else MS["MS_SLAVE"] | MS["MS_REC"]
         lx.mount(None, "/", None, prop, None)
-        if prop & MS["MS_SHARED"]:
-            lx.mount(None, _parent_mount(plan.rootfs), None, MS["MS_PRIVATE"], None)  # pivot_root needs it
+        # The rootfs's parent mount must not be shared: pivot_root refuses a shared parent, and the bind mount
+        # below would propagate to the host's namespace (rootfsPropagation "private" or "unbindable" alone only
+        # changes the namespace's / , not a parent mounted below it).  A slave stays a slave, so that "slave"
+        # gives the new root a master; the propagation asked for goes on the new root after pivot_root.
+        parent = MS["MS_SLAVE"] if prop & MS["MS_SLAVE"] else MS["MS_PRIVATE"]
+        lx.mount(None, _parent_mount(plan.rootfs), None, parent, None)
     lx.mount(plan.rootfs, plan.rootfs, "bind", MS["MS_BIND"] | MS["MS_REC"], None)
     rootfd = os.open(plan.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for op in plan.mounts:
@@ -108,6 +112,10 @@ def enter_rootfs(plan, rootfd, lx):
         lx.umount2(".", MNT_DETACH)
     os.chdir("/")
     os.close(rootfd)
+    # rootfsPropagation "shared" or "unbindable" (runc >= 1.2): on the new root, which the bind mount made from
+    # a private parent (see prepare_rootfs); private and slave are already right.
+    if plan.mountns and plan.propagation is not None and plan.propagation & (MS["MS_SHARED"] | MS["MS_UNBINDABLE"]):
+        lx.mount(None, "/", None, plan.propagation, None)
 
 
 def finish_rootfs(plan, lx):
