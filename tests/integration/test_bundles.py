@@ -38,6 +38,25 @@ def _mount(cfg, dest):
     return next(m for m in cfg["mounts"] if m["destination"] == dest)
 
 
+# --- /proc is a symlink ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("what", ["symlink", "file"])
+def test_proc_not_a_directory_is_refused(rt, bundle, tmp_path, what):
+    b = bundle(["true"])
+    proc = b / "rootfs" / "proc"
+    os.rmdir(proc)
+    if what == "symlink":
+        os.symlink("/tmp", proc)
+    else:
+        proc.write_text("")
+    p = run(rt, b)
+    assert p.returncode != 0
+    err = p.err.replace('\\"', '"')  # the text log format escapes quotes inside msg="..."
+    assert 'error mounting "proc" to rootfs at "/proc": filesystem "proc" must be mounted on ordinary directory' \
+        in err, err
+    assert os.listdir(b / "rootfs" / "tmp") == []  # nothing was mounted through the link
+
+
 # --- rootfsPropagation ------------------------------------------------------------------------
 
 @pytest.fixture

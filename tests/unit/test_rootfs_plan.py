@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pyrunc.errors import ConfigError, SysError
+from pyrunc.errors import ConfigError, PyruncError, SysError
 from pyrunc.linux import MS, O_PATH
 from pyrunc.linux.fake import Recorder
 from pyrunc.process import plan as planmod
@@ -226,6 +226,37 @@ def test_cgroup_mount_delegated(root):
     op = plan_mounts([{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}], "/b")[0]
     apply_mount(Rec(), fd, op, lambda lx, rootfd, o: seen.append(o))
     assert seen == [op]
+
+
+@pytest.mark.parametrize("kind", ["proc", "sysfs"])
+@pytest.mark.parametrize("what", ["symlink", "file", "symlink-parent"])
+def test_proc_sysfs_only_on_an_ordinary_directory(root, tmp_path, kind, what):
+    """runc's check and wording (CVE-2019-16884): nothing is mounted, nothing is made through the link."""
+    r, fd = root
+    dest = "/proc" if kind == "proc" else "/sys"
+    (tmp_path / "target").mkdir()
+    if what == "symlink":
+        os.symlink(str(tmp_path / "target"), r / dest.lstrip("/"))
+    elif what == "file":
+        (r / dest.lstrip("/")).write_text("")
+    else:
+        os.symlink("/elsewhere", r / "up")
+        dest = "/up" + dest
+    rec = Rec()
+    op = plan_mounts([{"destination": dest, "type": kind, "source": kind}], "/b")[0]
+    with pytest.raises(PyruncError) as e:
+        apply_mount(rec, fd, op)
+    assert str(e.value) == (f'error mounting "{kind}" to rootfs at "{dest}": filesystem "{kind}" must be mounted '
+                            "on ordinary directory")
+    assert rec.names().count("mount") == 0
+    assert os.listdir(tmp_path / "target") == [] and not (r / "elsewhere").exists()
+
+
+def test_proc_on_missing_directory_is_made(root):
+    r, fd = root
+    rec = Rec()
+    apply_mount(rec, fd, plan_mounts([{"destination": "/proc", "type": "proc", "source": "proc"}], "/b")[0])
+    assert (r / "proc").is_dir() and rec.targets == [str(r / "proc")]
 
 
 # --- plan.build --------------------------------------------------------------------------------------------
