@@ -7,7 +7,7 @@ import os
 import stat
 
 from ..errors import PyruncError, SysError
-from ..linux import MNT_DETACH, MS, O_PATH
+from ..linux import MNT_DETACH, MS, O_PATH, flag_names
 from . import rootfs
 from .cgroupfs import mount_cgroup
 from .plan import DEV_SYMLINKS
@@ -95,6 +95,7 @@ def make_devices(plan, rootfd, lx):
 
 
 def enter_rootfs(plan, rootfd, lx):
+    remount_readonly(plan, rootfd, lx)
     os.fchdir(rootfd)
     if not plan.mountns:  # the caller's mount namespace: neither pivot_root nor MS_MOVE may touch it
         os.chroot(".")
@@ -116,6 +117,23 @@ def enter_rootfs(plan, rootfd, lx):
     # a private parent (see prepare_rootfs); private and slave are already right.
     if plan.mountns and plan.propagation is not None and plan.propagation & (MS["MS_SHARED"] | MS["MS_UNBINDABLE"]):
         lx.mount(None, "/", None, plan.propagation, None)
+
+
+def remount_readonly(plan, rootfd, lx):
+    """The read-only tmpfs mounts and /dev, mounted read-write so far (rootfs.delays_readonly), made read-only
+    after the hooks and the cwd, as runc's finalizeRootfs does; still before pivot_root, by fd through the host's
+    /proc.  MS_BIND|MS_REMOUNT sets the mount's own flags only, which are the config's plus MS_RDONLY."""
+    for op in plan.mounts:
+        if not rootfs.delays_readonly(op):
+            continue
+        flags = (op.flags & ~MS["MS_REC"]) | MS["MS_BIND"] | MS["MS_REMOUNT"]
+        fd = rootfs.open_in_root(lx, rootfd, op.dest)
+        try:
+            lx.mount(None, rootfs.fdpath(fd), None, flags, None)
+        except SysError as e:
+            raise SysError("remount", f"{op.dest} ({flag_names(flags)})", e.errno) from None
+        finally:
+            os.close(fd)
 
 
 def finish_rootfs(plan, lx):

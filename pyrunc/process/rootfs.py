@@ -111,6 +111,13 @@ def plan_mounts(mounts, bundle, uid_mappings=None, gid_mappings=None):
     return ops
 
 
+def delays_readonly(op):
+    """runc mounts a read-only tmpfs, and a read-only /dev, read-write and remounts them read-only last
+    (mountPropagate, finalizeRootfs): the device nodes, /dev/pts, /dev/shm, the /dev symlinks, mounts nested
+    under them and what createContainer hooks make there (GPU device nodes) are all made in between."""
+    return bool(op.flags & M["MS_RDONLY"]) and not op.bind and (op.fstype == "tmpfs" or op.dest == "/dev")
+
+
 def needs_dev_setup(ops):
     """runc makes devices and /dev symlinks unless /dev is bind-mounted from elsewhere."""
     return not any(op.dest == "/dev" and op.bind for op in ops)
@@ -262,7 +269,7 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, userns_fd=None):
     fd = mount_point(sys, rootfd, op)
     try:
         target = fdpath(fd)
-        base = op.flags & ~(M["MS_REMOUNT"] | M["MS_RDONLY"]) if op.bind else op.flags
+        base = op.flags & ~(M["MS_REMOUNT"] | M["MS_RDONLY"]) if op.bind or delays_readonly(op) else op.flags
         try:
             if op.idmap is not None:
                 idmapped_bind(sys, op, fd, userns_fd)

@@ -38,6 +38,46 @@ def _mount(cfg, dest):
     return next(m for m in cfg["mounts"] if m["destination"] == dest)
 
 
+# --- a read-only /dev --------------------------------------------------------------------------
+
+def test_readonly_dev(rt, bundle):
+    """runc mounts /dev read-write, makes /dev/pts, /dev/shm, the device nodes and the /dev symlinks in it, and
+    only then remounts it read-only (finalizeRootfs)."""
+    def edit(cfg):
+        _mount(cfg, "/dev")["options"].append("ro")
+    script = ("grep ' /dev ' /proc/self/mountinfo; echo x > /dev/null && echo null-ok; "
+              "test -d /dev/pts && test -d /dev/shm && echo dirs-ok; "
+              "test -c /dev/zero && test -c /dev/urandom && test -c /dev/tty && echo nodes-ok; "
+              "echo $(readlink /dev/fd) $(readlink /dev/stdin) $(readlink /dev/stdout) $(readlink /dev/stderr) "
+              "$(readlink /dev/ptmx); "
+              "touch /dev/newfile 2>/dev/null || echo write-refused; "
+              "grep ' /dev/pts \\| /dev/shm ' /proc/self/mountinfo | wc -l")
+    p = run(rt, bundle(["sh", "-c", script], edit=edit))
+    assert p.returncode == 0, (p.returncode, p.out, p.err)
+    lines = p.out.splitlines()
+    dev = lines[0].split()
+    assert dev[4] == "/dev" and "ro" in dev[5].split(","), lines[0]
+    assert "nosuid" in dev[5].split(","), lines[0]
+    assert lines[1:5] == ["null-ok", "dirs-ok", "nodes-ok",
+                          "/proc/self/fd /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2 pts/ptmx"], lines
+    assert lines[5:] == ["write-refused", "2"], lines
+
+
+def test_readonly_tmpfs_is_remounted_after_setup(rt, bundle):
+    """The same for any read-only tmpfs: a mount nested under it is made first (runc remounts every ro tmpfs
+    at the end)."""
+    def edit(cfg):
+        cfg["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["nosuid", "ro", "size=1m"]})
+        cfg["mounts"].append({"destination": "/data/sub", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["size=1m"]})
+    script = ("grep -c ' /data/sub ' /proc/self/mountinfo; touch /data/x 2>/dev/null || echo ro; "
+              "touch /data/sub/x && echo rw")
+    p = run(rt, bundle(["sh", "-c", script], edit=edit))
+    assert p.returncode == 0, (p.returncode, p.out, p.err)
+    assert p.out.splitlines() == ["1", "ro", "rw"]
+
+
 # --- /proc is a symlink ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("what", ["symlink", "file"])

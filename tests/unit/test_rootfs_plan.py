@@ -149,6 +149,20 @@ def test_apply_bind_ro_remounts(root, tmp_path):
     assert setattr_calls[0][2:] == ("", 0x1000 | 0x8000, 0x1, 0)  # AT_EMPTY_PATH|AT_RECURSIVE, set RDONLY
 
 
+@pytest.mark.parametrize("dest,fstype,delayed", [("/dev", "tmpfs", True), ("/data", "tmpfs", True),
+                                                  ("/dev", "devtmpfs", True), ("/data", "ramfs", False)])
+def test_readonly_tmpfs_and_dev_are_mounted_rw_first(root, dest, fstype, delayed):
+    """runc's mountPropagate: MS_RDONLY is kept back for a tmpfs and for /dev (remounted at the end)."""
+    r, fd = root
+    rec = Rec()
+    op = plan_mounts([{"destination": dest, "type": fstype, "source": fstype, "options": ["nosuid", "ro"]}],
+                     "/b")[0]
+    assert rootfs.delays_readonly(op) is delayed
+    apply_mount(rec, fd, op)
+    (call,) = [c for c in rec.calls if c[0] == "mount"]
+    assert call[4] == M["MS_NOSUID"] | (0 if delayed else M["MS_RDONLY"])
+
+
 def test_apply_through_absolute_symlink_stays_in_root(root, tmp_path):
     r, fd = root
     outside = tmp_path / "outside" / "dir"
