@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from .test_lifecycle import Runc
+from .test_lifecycle import Runc, create
 
 RUNC = shutil.which("runc")
 RUNTIMES = ["pyrunc", "runc"]
@@ -95,6 +95,51 @@ def test_proc_not_a_directory_is_refused(rt, bundle, tmp_path, what):
     assert 'error mounting "proc" to rootfs at "/proc": filesystem "proc" must be mounted on ordinary directory' \
         in err, err
     assert os.listdir(b / "rootfs" / "tmp") == []  # nothing was mounted through the link
+
+
+# --- unified resources for controllers that are on cgroup v1 here --------------------------------
+
+def _hybrid():
+    try:
+        with open("/sys/fs/cgroup/unified/cgroup.controllers") as f:
+            return os.path.isdir("/sys/fs/cgroup/memory"), f.read().split()
+    except FileNotFoundError:
+        return False, []
+
+
+@pytest.mark.parametrize("key,value", [("memory.max", "100000000"), ("pids.max", "10")])
+def test_unified_on_v1_controller_is_invalid(rt, bundle, key, value):
+    v1_memory, _ = _hybrid()
+    if not v1_memory:
+        pytest.skip("needs memory and pids on cgroup v1 (a v1 or hybrid host)")
+
+    def edit(cfg):
+        cfg["linux"].setdefault("resources", {})["unified"] = {key: value}
+    p = run(rt, bundle(["true"], edit=edit))
+    assert p.returncode == 1, p.err
+    assert "invalid configuration: cannot use unified on cgroup v1" in p.err, p.err
+
+
+def test_unified_hugetlb_on_hybrid_applies(pyrunc, bundle):
+    """Better than runc (which refuses every unified key unless the whole host is cgroup v2): on a hybrid host
+    whose hugetlb controller is on cgroup2, unified hugetlb.* keys are written there."""
+    v1_memory, v2 = _hybrid()
+    if not v1_memory or "hugetlb" not in v2 or not os.path.isdir("/sys/kernel/mm/hugepages/hugepages-2048kB"):
+        pytest.skip("needs a hybrid host with hugetlb on cgroup2 and 2MB pages")
+
+    def edit(cfg):
+        cfg["linux"].setdefault("resources", {})["unified"] = {"hugetlb.2MB.max": "4194304"}
+    cid = pyrunc.new_id("hug")
+    p = create(pyrunc, bundle(["sleep", "30"], edit=edit), cid)
+    assert p.returncode == 0, p.err
+    try:
+        with open(f"/proc/{pyrunc.state(cid)['pid']}/cgroup") as f:
+            rel = next(ln.split(":", 2)[2].strip() for ln in f if ln.startswith("0::"))
+        assert rel != "/"
+        with open(f"/sys/fs/cgroup/unified{rel}/hugetlb.2MB.max") as f:
+            assert f.read().strip() == "4194304"
+    finally:
+        pyrunc("delete", "--force", cid, check=True)
 
 
 # --- rootfsPropagation ------------------------------------------------------------------------
