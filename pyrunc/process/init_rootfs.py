@@ -30,10 +30,12 @@ def prepare_rootfs(plan, ctx, lx):
         lx.mount(None, "/", None, prop, None)
         # The rootfs's parent mount must not be shared: pivot_root refuses a shared parent, and the bind mount
         # below would propagate to the host's namespace (rootfsPropagation "private" or "unbindable" alone only
-        # changes the namespace's / , not a parent mounted below it).  A slave stays a slave, so that "slave"
-        # gives the new root a master; the propagation asked for goes on the new root after pivot_root.
-        parent = MS["MS_SLAVE"] if prop & MS["MS_SLAVE"] else MS["MS_PRIVATE"]
-        lx.mount(None, _parent_mount(plan.rootfs), None, parent, None)
+        # changes the namespace's / , not a parent mounted below it; the default rslave covers it already).
+        # A slave stays a slave, so that "slave" gives the new root a master; the propagation asked for goes on
+        # the new root after pivot_root (enter_rootfs).
+        if plan.propagation is not None:
+            parent = MS["MS_SLAVE"] if prop & MS["MS_SLAVE"] else MS["MS_PRIVATE"]
+            lx.mount(None, _parent_mount(plan.rootfs), None, parent, None)
     lx.mount(plan.rootfs, plan.rootfs, "bind", MS["MS_BIND"] | MS["MS_REC"], None)
     rootfd = os.open(plan.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for op in plan.mounts:

@@ -159,15 +159,16 @@ def shared_parent(tmp_path):
 
 
 @pytest.mark.parametrize("mode,tag", [("shared", "shared"), ("rshared", "shared"), ("slave", "master"),
-                                      ("private", None), ("unbindable", "unbindable")])
+                                      ("private", None), ("unbindable", "unbindable"), (None, "master")])
 def test_rootfs_propagation(rt, bundle, shared_parent, mode, tag):
-    if rt[0] == "runc" and mode != "private":
+    if rt[0] == "runc" and mode not in ("private", None):
         # runc 1.1.5 applies rootfsPropagation to the namespace's / before pivot_root only, and makes a shared
         # parent private, so the new / is always private; runc 1.2 applies it as the spec says
         pytest.xfail("runc 1.1.5 leaves the new / private whatever rootfsPropagation says")
 
-    def edit(cfg):
-        cfg["linux"]["rootfsPropagation"] = mode
+    def edit(cfg):  # None: the default, rslave (the host's mounts still propagate in)
+        if mode is not None:
+            cfg["linux"]["rootfsPropagation"] = mode
     src = bundle(["sh", "-c", "grep -E '^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / ' /proc/self/mountinfo"], edit=edit)
     b = shared_parent / "b"
     shutil.copytree(src, b, symlinks=True)
