@@ -82,6 +82,45 @@ def test_scheduler_reset_on_fork(pyrunc, bundle):
     assert stat_fields(child)["nice"] == 0
 
 
+def _sched_getattr(pid):
+    """sched_getattr(2) of pid, VER1 (56 bytes): (policy, flags, util_min, util_max)."""
+    import ctypes
+    import struct
+
+    buf = ctypes.create_string_buffer(56)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(315, pid, buf, 56, 0) != 0:  # SYS_sched_getattr on x86_64
+        raise OSError(ctypes.get_errno(), "sched_getattr")
+    f = struct.unpack("=IIQiIQQQII", buf.raw)
+    return f[1], f[2], f[8], f[9]
+
+
+@pytest.mark.parametrize("flag", ["SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX"])
+def test_scheduler_util_clamp(pyrunc, bundle, flag):
+    """runc passes a 56-byte sched_attr whose util_min/util_max are 0 (the spec has no values): the flags then
+    clamp to 0.  On a kernel without CONFIG_UCLAMP_TASK that cannot work, and create says so, leaving nothing."""
+    from pyrunc.process.sched import has_uclamp
+
+    from .test_lifecycle import create
+
+    b = bundle(["sleep", "30"], edit=edit_process(scheduler={"policy": "SCHED_BATCH", "flags": [flag]}))
+    cid = pyrunc.new_id("pf")
+    p = create(pyrunc, b, cid)
+    if not has_uclamp():
+        assert p.returncode == 1
+        assert (f"process.scheduler.flags.0: {flag} is not supported by this kernel (no utilization clamping: "
+                "CONFIG_UCLAMP_TASK is off") in p.err, p.err
+        assert pyrunc("state", cid).returncode != 0
+        return
+    try:
+        assert p.returncode == 0, p.err
+        policy, flags, umin, umax = _sched_getattr(pyrunc.state(cid)["pid"])
+        assert policy == 3
+        assert (umin if flag.endswith("MIN") else umax) == 0
+    finally:
+        pyrunc("delete", "--force", cid)
+
+
 @pytest.mark.parametrize("cls,prio,want", [("IOPRIO_CLASS_BE", 6, "best-effort: prio 6"),
                                            ("IOPRIO_CLASS_IDLE", 0, "idle"),
                                            ("IOPRIO_CLASS_RT", 2, "realtime: prio 2")])
