@@ -190,6 +190,29 @@ class Manager:
             raise
         self._created = (self._created or []) + [c for c in created if c not in (self._created or [])]
 
+    def occupancy(self):
+        """Before create (runc 1.1.5 factory Create): (processes already in the container's cgroup, frozen?).
+
+        Frozen counts the nearest existing ancestor too: a new cgroup under a frozen parent is born frozen, and
+        the setup process would sleep in the freezer forever (runc checks only the cgroup itself)."""
+        try:
+            pids = len(self.pids()) if os.path.isdir(self._primary()) else 0
+        except OSError:
+            pids = 0
+        frozen = False
+        for key, d in self._dirs():
+            if key == "freezer" or (key == UNIFIED and self.layout.mode == "v2"):
+                base = self._base(key) or "/"
+                while not os.path.isdir(d) and d.startswith(base.rstrip("/") + "/"):
+                    d = os.path.dirname(d)
+                if key == "freezer":
+                    frozen |= (_read_text(os.path.join(d, "freezer.state")) or "").strip() in ("FROZEN", "FREEZING")
+                else:
+                    events = _read_text(os.path.join(d, "cgroup.events")) or ""
+                    frozen |= "frozen 1" in events.splitlines() or (
+                        _read_text(os.path.join(d, "cgroup.freeze")) or "").strip() == "1"
+        return pids, frozen
+
     def _enable_all(self, d):
         """v2: enable every available controller for d's children (runc CreateCgroupPath); best effort."""
         ctrls = self.layout.unified_controllers
