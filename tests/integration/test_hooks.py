@@ -159,3 +159,26 @@ def test_unit_wait_hook_default_timeout_and_large_input():
     os.close(r)
     status = hooks.wait_hook(pid, w, json.dumps({"big": "y" * (1 << 20)}).encode(), 10)
     assert status is not None and os.waitstatus_to_exitcode(status) == 0
+
+
+def test_create_hooks_calling_pyrunc_never_wait_on_the_container(pyrunc, bundle, tmp_path):
+    """While create runs its hooks the container does not exist yet for other verbs: a prestart hook that calls
+    state, exec, pause or delete on it gets "container does not exist" at once (delete used to wait for
+    create's lock, which waited for the hook)."""
+    out = tmp_path / "prestart.out"
+    me = " ".join(pyrunc.argv + ["--root", pyrunc.root])
+    script = (f'id=$(sed -n \'s/.*"id":"\\([^"]*\\)".*/\\1/p\'); '
+              f'{me} state "$id" >/dev/null 2>> {out}; echo "state $?" >> {out}; '
+              f'{me} delete "$id" 2>> {out}; echo "delete $?" >> {out}; '
+              f'{me} pause "$id" 2>> {out}; echo "pause $?" >> {out}; '
+              f'{me} exec "$id" true 2>> {out}; echo "exec $?" >> {out}')
+    edit = _hooks(prestart=[{"path": SH, "args": ["sh", "-c", script], "timeout": 20}])
+    cid = pyrunc.new_id("hookcreate")
+    t0 = time.monotonic()
+    p = pyrunc("run", "--bundle", bundle(["true"], edit=edit), cid, timeout=60)
+    assert p.returncode == 0, p.err
+    assert time.monotonic() - t0 < 15
+    text = out.read_text()
+    assert [line for line in text.splitlines() if not line.startswith("time=")] == [
+        "state 1", "delete 1", "pause 1", "exec 255"], text
+    assert text.count("container does not exist") == 4, text
