@@ -1,7 +1,6 @@
 """OCI hooks as runc runs them: working directory, default environment, error wording, timeouts, large states,
 and poststart/poststop hooks that call the runtime on their own container (they run outside its lock)."""
 
-import json
 import os
 import time
 
@@ -128,37 +127,6 @@ def test_poststart_and_poststop_hooks_may_call_pyrunc_on_their_container(pyrunc,
     assert lines[:2] == ["exec-ok", "pause-ok"], lines
     assert lines[-1] == "stop-ok" and "timeout" not in p.err, (lines, p.err)
     assert "container does not exist" in "\n".join(lines[2:]), lines  # poststop: the state is gone by then
-
-
-def test_unit_wait_hook_default_timeout_and_large_input():
-    """hooks.wait_hook (the in-container hooks' wait): a hook that never reads more than a pipe's worth of
-    input is killed at its deadline, whatever the deadline (the default one raised KeyError before)."""
-    from pyrunc.container import hooks
-
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(w)
-        time.sleep(30)
-        os._exit(0)
-    os.close(r)
-    t0 = time.monotonic()
-    status = hooks.wait_hook(pid, w, b"x" * (1 << 20), 0.5)
-    assert status is None and time.monotonic() - t0 < 5
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(w)
-        data = b""
-        while True:
-            chunk = os.read(r, 65536)
-            if not chunk:
-                break
-            data += chunk
-        os._exit(0 if json.loads(data) == {"big": "y" * (1 << 20)} else 1)
-    os.close(r)
-    status = hooks.wait_hook(pid, w, json.dumps({"big": "y" * (1 << 20)}).encode(), 10)
-    assert status is not None and os.waitstatus_to_exitcode(status) == 0
 
 
 def test_create_hooks_calling_pyrunc_never_wait_on_the_container(pyrunc, bundle, tmp_path):

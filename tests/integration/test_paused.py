@@ -3,7 +3,6 @@ stuck behind exec's lock), start refuses a paused container, create/run refuse a
 a busy one (runc 1.1.5), and delete fails loudly, keeping the state, while a cgroup stays busy."""
 
 import os
-import signal
 import subprocess
 import time
 import uuid

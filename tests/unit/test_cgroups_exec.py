@@ -10,7 +10,7 @@ from pyrunc.cgroups import fs, manager as mgrmod, manager_from_paths, open_manag
 from pyrunc.cgroups.manager import sub_cgroup_paths
 from pyrunc.errors import ConfigError, SysError
 
-from .test_cgroups_fake import build_hybrid, build_v1, build_v2, fake, fake_kernel, own, read  # noqa: F401
+from .test_cgroups_fake import build_v1, build_v2, fake, fake_kernel, own, read  # noqa: F401
 
 
 @pytest.fixture
