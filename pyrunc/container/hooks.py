@@ -19,8 +19,10 @@ than a pipe holds) still ends at its timeout, or when it exits.
 
 import os
 import signal
+import subprocess  # here, not in run_one: createContainer hooks run in the init, where nothing may be imported
 import time
 
+from .. import fastjson
 from ..errors import PyruncError
 
 # In-container hooks (startContainer) run through exec: without their own timeout they are still killed after
@@ -61,10 +63,6 @@ def _env(h, default):
 
 
 def run_one(h, state, cwd="/", env=None):
-    import subprocess
-
-    from .. import fastjson
-
     path = h["path"]
     args = h.get("args") or [path]
     data = fastjson.dumps(state).encode()
@@ -142,7 +140,6 @@ def run_in_container(rt, c, kind):
     The state is on stdin, output is kept for the error message, and a timeout kills the hook."""
     import copy
 
-    from .. import fastjson
     from .execute import spawn_in
     from .lifecycle import spec_state
 

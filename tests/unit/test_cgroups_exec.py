@@ -182,3 +182,41 @@ def test_destroy_retry_succeeds_once_not_busy(fake, fake_kernel, monkeypatch):
     monkeypatch.setattr(mgrmod, "_rmdir", busy_a_while)
     m.destroy()
     assert not os.path.exists(f"{root}/memory/c1") and m.created == []
+
+
+# -- create into a frozen or busy cgroup (runc 1.1.5 factory Create) ----------------------------------------------
+
+def test_occupancy_v1_frozen_self_or_ancestor_and_busy(fake, fake_kernel):
+    root, proc = fake
+    build_v1(root)
+    m = open_manager("/p/c1", "c1", root=root, proc=proc)
+    assert m.occupancy() == (0, False)  # nothing exists yet
+    os.makedirs(os.path.join(root, "freezer", "p"))
+    with open(os.path.join(root, "freezer", "p", "freezer.state"), "w") as f:
+        f.write("FROZEN\n")
+    assert m.occupancy() == (0, True)  # c1 would be born frozen under p
+    os.makedirs(os.path.join(root, "devices", "p", "c1"))
+    with open(os.path.join(root, "devices", "p", "c1", "cgroup.procs"), "w") as f:
+        f.write("10\n11\n")
+    with open(os.path.join(root, "freezer", "p", "freezer.state"), "w") as f:
+        f.write("THAWED\n")
+    assert m.occupancy() == (2, False)
+
+
+def test_occupancy_v2_frozen_from_events_or_freeze(fake, fake_kernel):
+    root, proc = fake
+    build_v2(root)
+    m = open_manager("/p/c1", "c1", root=root, proc=proc)
+    assert m.occupancy() == (0, False)
+    os.makedirs(os.path.join(root, "p"))
+    with open(os.path.join(root, "p", "cgroup.events"), "w") as f:
+        f.write("populated 0\nfrozen 1\n")
+    assert m.occupancy() == (0, True)
+    with open(os.path.join(root, "p", "cgroup.events"), "w") as f:
+        f.write("populated 0\nfrozen 0\n")
+    os.makedirs(os.path.join(root, "p", "c1"))
+    with open(os.path.join(root, "p", "c1", "cgroup.freeze"), "w") as f:
+        f.write("1\n")
+    with open(os.path.join(root, "p", "c1", "cgroup.procs"), "w") as f:
+        f.write("5\n")
+    assert m.occupancy() == (1, True)
