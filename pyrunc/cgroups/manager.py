@@ -407,15 +407,20 @@ def _remove(d, budget=None):
         delay = min(delay * 2, 0.5)
 
 
-def _remove_tree(d):
+def _rmdir_errno(d):
     try:
         _rmdir(d)
-        return 0
     except FileNotFoundError:
         return 0
     except OSError as exc:
-        if exc.errno not in (_errno.EBUSY, _errno.ENOTEMPTY):
-            return exc.errno
+        return exc.errno
+    return 0
+
+
+def _remove_tree(d):
+    err = _rmdir_errno(d)
+    if err not in (_errno.EBUSY, _errno.ENOTEMPTY):
+        return err
     try:
         subs = [e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
@@ -424,10 +429,4 @@ def _remove_tree(d):
         return exc.errno
     for s in subs:
         _remove_tree(s)
-    try:
-        _rmdir(d)
-        return 0
-    except FileNotFoundError:
-        return 0
-    except OSError as exc:
-        return exc.errno
+    return _rmdir_errno(d)

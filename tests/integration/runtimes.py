@@ -74,14 +74,9 @@ def rt(request, pyrunc, tmp_path):
     r.cleanup()
 
 
-def own_cgroup_dir(pid, controller):
-    """The host directory of pid's cgroup for a v1 controller ("memory"), or "" for the cgroup2 one."""
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if (controller == "" and ctrls == "") or controller in ctrls.split(","):
-                base = "/sys/fs/cgroup/unified" if controller == "" else f"/sys/fs/cgroup/{controller}"
-                if controller == "" and not os.path.isdir(base):
-                    base = "/sys/fs/cgroup"
-                return base + path
-    raise AssertionError(f"pid {pid} has no {controller or 'cgroup2'} cgroup")
+@pytest.fixture
+def pyrunc_rt(pyrunc):
+    """pyrunc alone (for what runc 1.1.5 does not do), with the same helpers as `rt`."""
+    r = Runtime("pyrunc", list(pyrunc.argv), pyrunc.root, pyrunc.new_id)
+    yield r
+    r.cleanup()

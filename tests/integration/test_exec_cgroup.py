@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .runtimes import rt  # noqa: F401: the fixture
+from .runtimes import pyrunc_rt, rt  # noqa: F401: the fixtures
 
 SLEEP = ["sleep", "1000"]
 
@@ -166,12 +166,10 @@ def test_exec_cgroup_refused_exits_255(rt, bundle, arg):
 
 
 @pytest.mark.parametrize("arg", ["/abs", "..", "../x", "x/../../y", "a/..", "memory:../x", "memory:/abs"])
-def test_exec_cgroup_escape_refused_clearly(pyrunc, bundle, arg):
+def test_exec_cgroup_escape_refused_clearly(pyrunc_rt, bundle, arg):
     """Absolute paths and `..` are refused with an error that names the argument, before anything runs (runc
     1.1.5 joins `/abs` under the container's cgroup and lets `../<id>x` through its prefix check: we refuse)."""
-    from .runtimes import Runtime
-
-    r = Runtime("pyrunc", list(pyrunc.argv), pyrunc.root, pyrunc.new_id)
+    r = pyrunc_rt
     cid = r.new_id("xcgesc")
     r.detached(bundle(SLEEP), cid)
     p = r("exec", "--cgroup", arg, cid, "true")

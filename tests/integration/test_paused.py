@@ -9,26 +9,32 @@ import uuid
 
 import pytest
 
-from .runtimes import rt  # noqa: F401: the fixture
+from .runtimes import pyrunc_rt, rt  # noqa: F401: the fixtures
 from .test_exec_cgroup import hierarchy_dirs
 
 SLEEP = ["sleep", "1000"]
+
+
+def _exec_into_paused(rt, bundle, cid, *args, stdout=subprocess.PIPE):
+    """Pause a new container and start `exec --ignore-paused` into it; it is still waiting a second later."""
+    rt.detached(bundle(SLEEP), cid)
+    assert rt("pause", cid).returncode == 0
+    ex = subprocess.Popen(rt.cmd("exec", "--ignore-paused", cid, *args), stdin=subprocess.DEVNULL, stdout=stdout,
+                          stderr=subprocess.PIPE)
+    try:
+        ex.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        pass
+    assert ex.returncode is None, f"exec returned while the container was paused: {ex.stderr.read()}"
+    return ex
 
 
 def test_exec_ignore_paused_waits_for_resume(rt, bundle):
     """exec --ignore-paused into a paused container blocks until the container is resumed; `resume` from
     another shell works meanwhile (pyrunc's exec held the container's lock while frozen: resume deadlocked)."""
     cid = rt.new_id("ignpaused")
-    rt.detached(bundle(SLEEP), cid)
-    assert rt("pause", cid).returncode == 0
-    ex = subprocess.Popen(rt.cmd("exec", "--ignore-paused", cid, "echo", "after-resume"), stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ex = _exec_into_paused(rt, bundle, cid, "echo", "after-resume")
     try:
-        try:
-            ex.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            pass
-        assert ex.returncode is None, f"exec returned while the container was paused: {ex.stderr.read()}"
         p = rt("resume", cid, timeout=20)
         assert p.returncode == 0, p.err
         out, err = ex.communicate(timeout=20)
@@ -41,22 +47,12 @@ def test_exec_ignore_paused_waits_for_resume(rt, bundle):
             rt("resume", cid)
 
 
-def test_delete_force_of_paused_container_while_exec_waits(pyrunc, bundle):
+def test_delete_force_of_paused_container_while_exec_waits(pyrunc_rt, bundle):
     """A waiting exec does not keep `delete --force` out either."""
-    from .runtimes import Runtime
-
-    r = Runtime("pyrunc", list(pyrunc.argv), pyrunc.root, pyrunc.new_id)
+    r = pyrunc_rt
     cid = r.new_id("delpaused")
-    r.detached(bundle(SLEEP), cid)
-    assert r("pause", cid).returncode == 0
-    ex = subprocess.Popen(r.cmd("exec", "--ignore-paused", cid, "sleep", "1000"), stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ex = _exec_into_paused(r, bundle, cid, "sleep", "1000", stdout=subprocess.DEVNULL)
     try:
-        try:
-            ex.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            pass
-        assert ex.returncode is None
         p = r("delete", "--force", cid, timeout=30)
         assert p.returncode == 0, p.err
         ex.wait(timeout=20)
@@ -127,11 +123,9 @@ def test_create_into_frozen_cgroup_is_refused(rt, bundle, host_cgroups):
     assert rt("state", cid).returncode == 1
 
 
-def test_create_under_frozen_parent_is_refused(pyrunc, bundle, host_cgroups):
+def test_create_under_frozen_parent_is_refused(pyrunc_rt, bundle, host_cgroups):
     """The cgroup does not exist yet but its parent is frozen: it would be born frozen (runc hangs here)."""
-    from .runtimes import Runtime
-
-    r = Runtime("pyrunc", list(pyrunc.argv), pyrunc.root, pyrunc.new_id)
+    r = pyrunc_rt
     name = f"pyrunc-it-frozenparent-{uuid.uuid4().hex[:8]}"
     d = host_cgroups("freezer", name)
     with open(os.path.join(d, "freezer.state"), "w") as f:
@@ -165,12 +159,10 @@ def test_create_into_busy_cgroup_warns_and_leaves_its_process(rt, bundle, host_c
         other.wait()
 
 
-def test_delete_fails_loudly_while_cgroup_stays_busy(pyrunc, bundle):
+def test_delete_fails_loudly_while_cgroup_stays_busy(pyrunc_rt, bundle):
     """A process the kill cannot end (it sits in a frozen sub-cgroup of the container's v1 freezer cgroup):
     delete --force retries, then fails naming the cgroup and keeps the state; once thawed, delete succeeds."""
-    from .runtimes import Runtime
-
-    r = Runtime("pyrunc", list(pyrunc.argv), pyrunc.root, pyrunc.new_id)
+    r = pyrunc_rt
     cid = r.new_id("busydel")
 
     def no_pidns(cfg):  # else the init, as pid 1, cannot finish exiting before the frozen process does
