@@ -282,7 +282,9 @@ class Runtime:
             if mgr is not None and not _own_pidns(c):
                 _kill_all(mgr)
         wait_dead(c)
-        if mgr is not None:
+        if mgr is not None and not _wait_empty(mgr) and force:
+            # still busy: processes put into our cgroups from outside the container's pid namespace
+            _kill_created(mgr)
             _wait_empty(mgr)
         with Lock(self.store.path(cid)):
             c = self.store.load(cid)
@@ -404,20 +406,30 @@ def _wait_empty(mgr, timeout=3.0):
     delay = 0.001
     while time.monotonic() < deadline:
         if not any(_procs_under(d) for d in mgr.created):
-            return
+            return True
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+    return False
 
 
 def _procs_under(d):
+    out = []
     for dirpath, _, _ in os.walk(d):
         try:
             with open(os.path.join(dirpath, "cgroup.procs")) as f:
-                if f.read().strip():
-                    return True
-        except OSError:
+                out += [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
             pass
-    return False
+    return out
+
+
+def _kill_created(mgr):
+    for d in mgr.created:
+        for pid in _procs_under(d):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def signal_init(c, sig):

@@ -193,3 +193,37 @@ def test_delete_fails_loudly_while_cgroup_stays_busy(pyrunc_rt, bundle):
     assert p.returncode == 0, p.err
     assert not os.path.exists(freezer)
     assert r("state", cid).returncode == 1
+
+
+def _foreign_in(cgroup_dir):
+    """A host process (not the container's) written into one of the container's cgroups."""
+    other = subprocess.Popen(["sleep", "1000"])
+    with open(os.path.join(cgroup_dir, "cgroup.procs"), "w") as f:
+        f.write(str(other.pid))
+    return other
+
+
+def test_delete_of_busy_stopped_container_fails_loudly_until_forced(pyrunc_rt, bundle):
+    """A stopped container whose cgroup holds a process from outside its pid namespace: delete does not kill
+    what is not the container's; it fails naming the cgroup and keeps the state (runc 1.1.5 drops the state and
+    leaves the cgroup); delete --force kills it and removes everything."""
+    r = pyrunc_rt
+    cid = r.new_id("busystopped")
+    init = r.detached(bundle(SLEEP), cid)["pid"]
+    memory = hierarchy_dirs(init)["memory"]
+    other = _foreign_in(memory)
+    try:
+        assert r("kill", cid, "KILL").returncode == 0
+        assert r.wait_status(cid, "stopped")["status"] == "stopped"
+        p = r("delete", cid, timeout=60)
+        assert p.returncode == 1, p.err
+        assert f"container {cid}: remove cgroup: rmdir {memory}: device or resource busy (EBUSY)" in p.err, p.err
+        assert other.poll() is None, "a plain delete killed a process that is not the container's"
+        assert r.state(cid)["status"] == "stopped"
+        p = r("delete", "--force", cid, timeout=60)
+        assert p.returncode == 0, p.err
+        assert other.wait(timeout=10) == -9
+        assert not os.path.exists(memory) and r("state", cid).returncode == 1
+    finally:
+        other.kill()
+        other.wait()
