@@ -23,7 +23,9 @@ def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=N
     if cgroup:
         from ..cgroups.manager import sub_cgroup_paths
 
-        sub = cgroup if isinstance(cgroup, dict) else sub_cgroup_paths(list(cgroup))
+        if isinstance(cgroup, dict):  # checked as the flags would be
+            cgroup = [f"{k}:{v}" if k else v for k, v in cgroup.items()]
+        sub = sub_cgroup_paths(list(cgroup))
     rt.store.load(cid)  # "does not exist" without waiting on a create in progress
     with Lock(rt.store.path(cid), shared=True):
         c = rt.store.load(cid)
