@@ -97,6 +97,31 @@ def open_manager(cgroups_path, container_id, *, root="/sys/fs/cgroup", systemd=F
     return Manager(layout, compute_paths(layout, inner, own))
 
 
+def sub_cgroup_paths(args):
+    """exec --cgroup values -> {controller or "": relative path} (runc exec.go getSubCgroupPaths): `PATH` (alone)
+    for every hierarchy, or `CONTROLLER[,CONTROLLER]:PATH`, repeatable.  A path must stay inside the container's
+    cgroup: absolute paths and `..` are refused (runc joins `/x` under the container's cgroup and checks the
+    result only by string prefix, which lets `../<id>x` out)."""
+    paths = {}
+    for arg in args or ():
+        parts = arg.split(":")
+        if len(parts) > 2:
+            raise ConfigError(f"invalid --cgroup argument: {arg}")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise ConfigError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)")
+            ctrls, path = [""], arg
+        else:
+            ctrls, path = parts[0].split(","), parts[1]
+        if not path or not all(ctrls) and len(parts) == 2:
+            raise ConfigError(f"invalid --cgroup argument: {arg}")
+        if path.startswith("/") or ".." in path.split("/"):
+            raise ConfigError(f"invalid --cgroup argument {arg}: {path} is not a path inside the container's cgroup")
+        for c in ctrls:
+            paths[c] = os.path.normpath(path)
+    return paths
+
+
 def manager_from_paths(paths, *, root="/sys/fs/cgroup", created=None, proc="/proc"):
     """Reopen a manager from state.json's paths; destroy() then removes the leaf dirs (or `created` if given)."""
     return Manager(_layout(root, proc), dict(paths), created)
@@ -165,6 +190,29 @@ class Manager:
             raise
         self._created = (self._created or []) + [c for c in created if c not in (self._created or [])]
 
+    def occupancy(self):
+        """Before create (runc 1.1.5 factory Create): (processes already in the container's cgroup, frozen?).
+
+        Frozen counts the nearest existing ancestor too: a new cgroup under a frozen parent is born frozen, and
+        the setup process would sleep in the freezer forever (runc checks only the cgroup itself)."""
+        try:
+            pids = len(self.pids()) if os.path.isdir(self._primary()) else 0
+        except OSError:
+            pids = 0
+        frozen = False
+        for key, d in self._dirs():
+            if key == "freezer" or (key == UNIFIED and self.layout.mode == "v2"):
+                base = self._base(key) or "/"
+                while not os.path.isdir(d) and d.startswith(base.rstrip("/") + "/"):
+                    d = os.path.dirname(d)
+                if key == "freezer":
+                    frozen |= (_read_text(os.path.join(d, "freezer.state")) or "").strip() in ("FROZEN", "FREEZING")
+                else:
+                    events = _read_text(os.path.join(d, "cgroup.events")) or ""
+                    frozen |= "frozen 1" in events.splitlines() or (
+                        _read_text(os.path.join(d, "cgroup.freeze")) or "").strip() == "1"
+        return pids, frozen
+
     def _enable_all(self, d):
         """v2: enable every available controller for d's children (runc CreateCgroupPath); best effort."""
         ctrls = self.layout.unified_controllers
@@ -203,17 +251,64 @@ class Manager:
         for key, d in self._dirs():
             try:
                 _fs.add_proc(d, pid)
-            except PyruncError:
+            except PyruncError as e:
+                if key == UNIFIED and getattr(e, "errno", 0) == _errno.EBUSY and self._join_init(d, pid):
+                    continue
                 if not self._soft(key):
                     raise
+
+    # exec: (pid of the container's init, procfs) when add_pid may fall back to the init's own cgroup v2
+    _fallback = None
+
+    def for_exec(self, sub=None, init_pid=None, proc="/proc"):
+        """The manager an exec'd process joins (a copy; nothing is created or removed through it).
+
+        sub: {controller or "": path} (runc's SubCgroupPaths, see sub_cgroup_paths()): the process joins that
+        sub-cgroup of the container's, in every hierarchy ("") or in the named controllers'; the sub-cgroups must
+        exist.  Without sub, on cgroup v2, a container cgroup that has controllers enabled for its children (a
+        container running systemd, a nested tree) takes no process (EBUSY, the no-internal-processes rule): the
+        process then joins the init's own cgroup, as runc does (process_linux.go, runc issue 2356), if that is
+        inside the container's."""
+        paths = dict(self.paths)
+        for ctrl, add in (sub or {}).items():
+            if ctrl == "":
+                keys = list(paths)
+            elif ctrl in paths:
+                # co-mounted controllers (cpu,cpuacct) share one dir: move them together
+                keys = [k for k, d in paths.items() if d == self.paths[ctrl]]
+            else:
+                raise ConfigError(f"invalid --cgroup argument {ctrl}:{add}: the container has no {ctrl} cgroup")
+            for k in keys:
+                paths[k] = os.path.join(self.paths[k], add)
+        m = Manager(self.layout, paths, [])
+        if not sub and init_pid and self.layout.mode == "v2":
+            m._fallback = (init_pid, proc)
+        return m
+
+    def _join_init(self, d, pid):
+        if self._fallback is None:
+            return False
+        init_pid, proc = self._fallback
+        own = _detect.parse_proc_cgroup(_read_text(os.path.join(proc, str(init_pid), "cgroup")) or "")
+        if UNIFIED not in own:
+            return False
+        target = os.path.normpath(os.path.join(self.layout.unified, own[UNIFIED].lstrip("/")))
+        if target == d or not target.startswith(d.rstrip("/") + "/"):
+            return False  # never a cgroup outside the container's, wherever its init went
+        try:
+            _fs.add_proc(target, pid)
+        except PyruncError:
+            return False
+        return True
 
     def destroy(self):
         """rmdir what we created, deepest first (or the leaf dirs of a reopened manager); kill nothing."""
         targets = self._created if self._created is not None else [d for _, d in self._dirs()]
         targets = sorted(set(targets), key=lambda p: p.count("/"), reverse=True)
         left = []
+        deadline = time.monotonic() + REMOVE_BUDGET  # one budget for all the dirs, not one each
         for d in targets:
-            err = _remove(d)
+            err = _remove(d, max(0.0, deadline - time.monotonic()))
             if err:
                 left.append((d, err))
         self._created = [d for d, _ in left] if self._created is not None else None
@@ -291,26 +386,47 @@ class Manager:
         return events.OOMWatcher(self)
 
 
-def _remove(d, tries=5):
-    """rmdir d (and sub-cgroups the container made), retrying EBUSY briefly; returns 0 or the last errno."""
-    delay = 0.01
-    err = 0
-    for i in range(tries):
-        try:
-            _rmdir(d)
-            return 0
-        except FileNotFoundError:
-            return 0
-        except OSError as exc:
-            err = exc.errno
-            if err == _errno.ENOTEMPTY or err == _errno.EBUSY:
-                try:
-                    subs = [e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
-                except OSError:
-                    subs = []
-                for s in subs:
-                    _remove(s, 1)
-        if i < tries - 1:
-            time.sleep(delay)
-            delay *= 2
-    return err
+# How long destroy() keeps retrying a busy cgroup.  runc 1.2's rmdir retries EBUSY 10 times from 1 ms, doubling
+# (about 1 s); a killed process leaves its cgroup only once it has been reaped, which on a loaded machine or
+# with a large process tree takes longer, so we keep going for a few seconds before giving up loudly.
+REMOVE_BUDGET = 3.0
+
+
+def _remove(d, budget=None):
+    """rmdir d, sub-cgroups first (runc RemovePath), retrying EBUSY/ENOTEMPTY with backoff (1 ms, doubling, up to
+    `budget` seconds); returns 0 or the last errno."""
+    deadline = time.monotonic() + (REMOVE_BUDGET if budget is None else budget)
+    delay = 0.001
+    while True:
+        err = _remove_tree(d)
+        if err not in (_errno.EBUSY, _errno.ENOTEMPTY, _errno.EINTR):
+            return err
+        if time.monotonic() + delay > deadline:
+            return err
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _rmdir_errno(d):
+    try:
+        _rmdir(d)
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        return exc.errno
+    return 0
+
+
+def _remove_tree(d):
+    err = _rmdir_errno(d)
+    if err not in (_errno.EBUSY, _errno.ENOTEMPTY):
+        return err
+    try:
+        subs = [e.path for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        return exc.errno
+    for s in subs:
+        _remove_tree(s)
+    return _rmdir_errno(d)

@@ -1,19 +1,41 @@
 """pyrunc exec [options] ID [COMMAND [ARGS...]]: run a new process inside a running container.
 
 Foreground: stdio passes through (a terminal is proxied), signals are forwarded, and the exit status is the
-process's (128+N when killed by signal N).  -d/--detach returns once the process runs (with --pid-file)."""
+process's (128+N when killed by signal N).  -d/--detach returns once the process runs (with --pid-file).
+As with runc, a failure before the process runs (no such container, paused or stopped, a bad --cgroup, an
+unwritable --pid-file, no such program) exits 255 with "exec failed: ...": callers tell it from the process's own
+status that way."""
 
-from ..errors import UsageError
+from ..errors import PyruncError, UsageError
 from .common import runtime
 
 
 def run(g, o, log):
-    from ..container.execute import build_process, exec_process
-
     if not o.args:
         raise UsageError('"exec" requires a minimum of 1 argument')
+    try:
+        pid, ours = _start(g, o, log)
+    except PyruncError as e:
+        err = PyruncError(f"exec failed: {e}")
+        err.exit_code = 255
+        raise err from None
+    if o.detach:
+        return 0
+    from .run import forward_signals, reap
+
+    forward_signals(pid)
+    if ours is not None:
+        from ..process.console import proxy, recv_master
+
+        return proxy(recv_master(ours), pid, reap)
+    return reap(pid, True)
+
+
+def _start(g, o, log):
+    from ..container.execute import build_process, exec_process
+
     if o.apparmor or o.process_label:
-        raise UsageError("exec: apparmor and selinux are not supported on this host")
+        raise UsageError("apparmor and selinux are not supported on this host")
     rt = runtime(g, log)
     cid = o.args[0]
     proc = build_process(rt.store.load(cid).doc, o)
@@ -27,17 +49,8 @@ def run(g, o, log):
     try:
         pid = exec_process(rt, cid, proc, console_socket=o.console_socket, console=theirs, pid_file=o.pid_file,
                            preserve_fds=o.preserve_fds, ignore_paused=o.ignore_paused,
-                           pidfd_socket=o.pidfd_socket)
+                           pidfd_socket=o.pidfd_socket, cgroup=o.cgroup)
     finally:
         if theirs is not None:
             theirs.close()
-    if o.detach:
-        return 0
-    from .run import forward_signals, reap
-
-    forward_signals(pid)
-    if ours is not None:
-        from ..process.console import proxy, recv_master
-
-        return proxy(recv_master(ours), pid, reap)
-    return reap(pid, True)
+    return pid, ours

@@ -12,23 +12,38 @@ from .state import Lock, write_pid_file
 
 
 def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=None, preserve_fds=0,
-                 ignore_paused=False, pidfd_socket=None):
-    """Start proc (an OCI process dict) in container cid; returns the host pid of the new process."""
+                 ignore_paused=False, pidfd_socket=None, cgroup=None):
+    """Start proc (an OCI process dict) in container cid; returns the host pid of the new process.
+
+    cgroup: exec --cgroup values (`PATH` or `CONTROLLER[,CONTROLLER]:PATH`, see cgroups.manager.sub_cgroup_paths)
+    or a ready {controller: path} dict.  The container's lock is held only to read its state: with
+    ignore_paused the new process waits in the frozen cgroup until `resume`, which must be able to take the
+    lock meanwhile (runc holds no lock across an exec either)."""
+    sub = None
+    if cgroup:
+        from ..cgroups.manager import sub_cgroup_paths
+
+        if isinstance(cgroup, dict):  # checked as the flags would be
+            cgroup = [f"{k}:{v}" if k else v for k, v in cgroup.items()]
+        sub = sub_cgroup_paths(list(cgroup))
+    rt.store.load(cid)  # "does not exist" without waiting on a create in progress
     with Lock(rt.store.path(cid), shared=True):
         c = rt.store.load(cid)
-        status = c.status()
-        if status == "stopped":
-            raise StateError("cannot exec in a stopped container")
-        if status == "paused" and not ignore_paused:
-            raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
-        return spawn_in(rt, c, proc, console_socket=console_socket, console=console, pid_file=pid_file,
-                        preserve_fds=preserve_fds, pidfd_socket=pidfd_socket)
+    status = c.status()
+    if status == "stopped":
+        raise StateError("cannot exec in a stopped container")
+    if status == "paused" and not ignore_paused:
+        raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
+    return spawn_in(rt, c, proc, console_socket=console_socket, console=console, pid_file=pid_file,
+                    preserve_fds=preserve_fds, pidfd_socket=pidfd_socket, sub_cgroups=sub)
 
 
 def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, preserve_fds=0, pidfd_socket=None,
-             exec_path=None):
-    """The exec itself, for a caller that holds the container's lock (exec, and start's startContainer hooks).
-    exec_path: run this file instead of looking args[0] up in the container's PATH (a hook's `path`)."""
+             exec_path=None, sub_cgroups=None):
+    """The exec itself (exec, and start's startContainer hooks): no lock is needed, the namespaces are opened by
+    fd and the init checked against its start time afterwards.
+    exec_path: run this file instead of looking args[0] up in the container's PATH (a hook's `path`).
+    If the pid file or the pidfd cannot be handed over, the new process is killed (runc's runner.terminate)."""
     from ..process.init import Ctx, Spawn
     from ..process.plan import Plan, process_plan
     from ..process.stub import sealed_stub
@@ -52,7 +67,11 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
     ctx.exec_mode = True
     ctx.notify = seccomp_notify(cfg, spec_state(c.doc, "running", c.pid, _spec_version()))
     ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, rt.log)
-    ctx.cgroup = _manager(c)
+    mgr = _manager(c)
+    if mgr is not None:
+        ctx.cgroup = mgr.for_exec(sub_cgroups, c.pid)
+    elif sub_cgroups:
+        raise ConfigError("invalid --cgroup argument: the container has no cgroup")
     # The namespaces are opened here and the init checked against its start time afterwards: a pid recycled
     # in between can never lead the new process into someone else's namespaces.
     plan.ns_join = [(t, os.open(path, os.O_RDONLY | os.O_CLOEXEC)) for t, path in init_namespaces(c)]
@@ -74,11 +93,26 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
                 os.close(fd)
         if ctx.console is not None and console is None:
             ctx.console.close()
-    if pid_file:
-        write_pid_file(pid_file, pid)
-    if pidfd_socket:
-        send_pidfd(pidfd_socket, pid)
+    try:
+        if pid_file:
+            write_pid_file(pid_file, pid)
+        if pidfd_socket:
+            send_pidfd(pidfd_socket, pid)
+    except BaseException:
+        _terminate(pid)
+        raise
     return pid
+
+
+def _terminate(pid):
+    """Kill and reap a process we just started (our child: we are its subreaper, so the pid is still ours)."""
+    import _signal
+
+    try:
+        os.kill(pid, _signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _spawn_with_affinity(spawn, initial):

@@ -124,10 +124,13 @@ class Runtime:
                                                                    "linux": cfg.get("linux") or {}}}
                 ctx.run_hooks = lambda kind, pid: self._hooks(doc, kind, pid, "creating")
                 if (cfg.get("hooks") or {}).get("createContainer"):
+                    from . import hooks  # noqa: F401: imported before fork, never in the container's mount ns
+
                     # run in the init before pivot_root: the host's /proc still tells its host pid (the spec wants
-                    # that one in the state, not 1)
+                    # that one in the state, not 1); cwd is the rootfs and the default env the process's, as runc
+                    env = dict(kv.partition("=")[::2] for kv in plan.process.env)
                     ctx.run_container_hooks = lambda: self._hooks(doc, "createContainer", int(os.readlink("/proc/self")),
-                                                                  "creating")
+                                                                  "creating", cwd=plan.rootfs, env=env)
                 pid = Spawn(plan, ctx).run()
                 self.log.debug(f"create {cid}: init pid {pid}, waiting on the exec fifo for start")
                 st = proc_start_time(pid)
@@ -163,6 +166,13 @@ class Runtime:
 
         linux = cfg.get("linux") or {}
         mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=self.systemd_cgroup)
+        # runc 1.1.5 (factory_linux.go Create): refuse a frozen cgroup (our setup process would sleep in the
+        # freezer forever), warn about one that already holds processes
+        busy, frozen = mgr.occupancy()
+        if frozen:
+            raise PyruncError("container's cgroup unexpectedly frozen")
+        if busy:
+            self.log.warning(f"container's cgroup is not empty: {busy} process(es) found")
         mgr.create()
         try:
             if linux.get("resources"):
@@ -172,36 +182,53 @@ class Runtime:
             raise
         return mgr
 
-    def _hooks(self, doc, kind, pid, status):
+    def _hooks(self, doc, kind, pid, status, cwd=None, env=None):
         if not (doc.get("hooks") or {}).get(kind):
             return
         from .hooks import run_hooks
 
         self.log.debug(f"{doc['id']}: running {len(doc['hooks'][kind])} {kind} hook(s)")
         run_hooks(doc.get("hooks"), kind, spec_state(doc, status, pid), self.log,
-                  fatal=kind not in ("poststart", "poststop"))
+                  fatal=kind not in ("poststart", "poststop"), cwd=cwd, env=env)
 
     # --- start, state, kill, delete --------------------------------------------------------------------
 
     def start(self, cid):
+        """Let the init go on to exec the user program.  The container is claimed under the lock (its exec fifo
+        renamed: from then on it is "running", as under runc once `start` has read the fifo); the startContainer
+        hooks, the wait for the init and the poststart hooks all run after the lock is released, so that they
+        may call pyrunc on this container (and a concurrent pause/resume/delete is never stuck behind them)."""
+        self.store.load(cid)  # "does not exist" without waiting on a create in progress
         with Lock(self.store.path(cid)):
             c = self.store.load(cid)
             status = c.status()
             if status == "stopped":
                 raise StateError("cannot start a container that has stopped")
-            if status != "created":
+            if status == "running":
                 raise StateError("cannot start an already running container")
+            if status != "created":
+                raise StateError(f"cannot start a container in the {status} state")
+            fifo = os.path.join(c.dir, FIFO + ".start")
+            os.rename(os.path.join(c.dir, FIFO), fifo)
+        try:
             if (c.doc.get("hooks") or {}).get("startContainer"):
                 from .hooks import run_in_container
 
                 run_in_container(self, c, "startContainer")
-            self._release(c)
+            self._release(c, fifo)
             self.log.debug(f"start {cid}: exec fifo released, init pid {c.pid} runs the process")
-            self._hooks(c.doc, "poststart", c.pid, "running")
+        except BaseException:
+            # as under runc, where a failed startContainer hook ends the init: the container is stopped
+            try:
+                signal_init(c, signal.SIGKILL)
+            except PyruncError:
+                pass
+            raise
+        self._hooks(c.doc, "poststart", c.pid, "running")
 
-    def _release(self, c):
+    @staticmethod
+    def _release(c, path):
         """Open the exec fifo for reading: the init, blocked opening it for writing, goes on to exec."""
-        path = os.path.join(c.dir, FIFO)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             import select
@@ -242,40 +269,52 @@ class Runtime:
                 raise
 
     def _delete(self, cid, force):
+        """Kill under the lock, wait for the processes without it, then remove the cgroup and the state under
+        it again; poststop hooks run last, outside the lock.  If the cgroup cannot be removed the state stays,
+        so that delete can be run again."""
+        self.store.load(cid)  # "does not exist" without waiting on a create in progress
         with Lock(self.store.path(cid)):
             c = self.store.load(cid)  # under the lock: never a document another delete already acted on
             status = c.status()
             self.log.debug(f"delete {cid}: status {status}{', force' if force else ''}")
             if status in ("running", "paused") and not force:
                 raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
+            mgr = _manager(c)
             if status != "stopped":
-                mgr = _manager(c)
                 if status == "paused" and mgr is not None:
                     mgr.thaw()
                 try:
                     signal_init(c, signal.SIGKILL)
                 except PyruncError:
                     pass
-                if mgr is not None:
-                    mgr.kill_all(signal.SIGKILL)
-                wait_dead(c)
+            if mgr is not None and not _own_pidns(c):
+                _kill_all(mgr)
+        wait_dead(c)
+        if mgr is not None and not _wait_empty(mgr) and force:
+            # still busy: processes put into our cgroups from outside the container's pid namespace
+            _kill_created(mgr)
+            _wait_empty(mgr)
+        with Lock(self.store.path(cid)):
+            c = self.store.load(cid)
             self._destroy(c)
+        self._hooks(c.doc, "poststop", 0, "stopped")
 
     def _destroy(self, c):
         mgr = _manager(c)
         if mgr is not None:
+            if not _own_pidns(c):
+                # the processes of a container without its own pid namespace outlive its init (runc destroy());
+                # with one, the kernel killed them all, and what is left in the cgroup is not ours to kill
+                _kill_all(mgr)
             try:
-                if mgr.pids():
-                    mgr.kill_all(signal.SIGKILL)
-            except Exception:  # noqa: BLE001
-                pass
-            _destroy_cgroup(mgr, self.log)
+                mgr.destroy()
+            except PyruncError as e:
+                raise PyruncError(f"container {c.id}: remove cgroup: {e}") from None
         self.log.debug(f"delete {c.id}: cgroup {mgr.paths if mgr else None} removed")
         linux = (c.doc.get("config") or {}).get("linux") or {}
         if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
             _detach_rootfs(c.doc.get("rootfs"), self.log)
         self.store.remove(c.id)
-        self._hooks(c.doc, "poststop", 0, "stopped")
 
     def list(self):
         out = []
@@ -354,6 +393,52 @@ def _destroy_cgroup(mgr, log):
         mgr.destroy()
     except PyruncError as e:
         log.warning(f"remove cgroup: {e}")
+
+
+def _kill_all(mgr):
+    try:
+        if mgr.pids():
+            mgr.kill_all(signal.SIGKILL)
+    except (PyruncError, OSError):
+        pass
+
+
+def _own_pidns(c):
+    linux = (c.doc.get("config") or {}).get("linux") or {}
+    return any(ns.get("type") == "pid" and not ns.get("path") for ns in linux.get("namespaces") or ())
+
+
+def _wait_empty(mgr, timeout=3.0):
+    """Wait (bounded; never under the container's lock) for the killed processes to leave the cgroups we
+    created (a pre-existing cgroup is not ours to remove, nor to wait on)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while time.monotonic() < deadline:
+        if not any(_procs_under(d) for d in mgr.created):
+            return True
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    return False
+
+
+def _procs_under(d):
+    out = []
+    for dirpath, _, _ in os.walk(d):
+        try:
+            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                out += [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _kill_created(mgr):
+    for d in mgr.created:
+        for pid in _procs_under(d):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def signal_init(c, sig):
