@@ -22,6 +22,7 @@ import termios
 
 from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
+from ..security.keyring import join_session_keyring
 from ..security.rlimits import parse as parse_rlimits
 from . import init as proto
 from . import console, rootfs, sched
@@ -194,11 +195,7 @@ def stage_b(plan, ctx, sock, lx):
     os.setsid()
     os.umask(0)
     if not plan.no_new_keyring:
-        try:
-            lx.keyctl_join_session_keyring(ctx.id)
-        except SysError as e:
-            if e.errno not in (38, 13):  # ENOSYS, EACCES (keyrings disabled or restricted): runc ignores too
-                raise
+        join_session_keyring(lx, ctx.id)
     if plan.new_netns:
         _loopback_up()
     for key, value in plan.sysctl.items():

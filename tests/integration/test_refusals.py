@@ -249,3 +249,17 @@ def test_host_procfs_over_proc_is_allowed(pyrunc, bundle):
     p = run(pyrunc, bundle(["sh", "-c", "test -e /proc/self/status && echo ok"], edit=_bind_over_proc("/proc")),
             pyrunc.new_id("hostproc"))
     assert p.returncode == 0 and p.out == "ok\n", p.err
+
+
+def test_unknown_seccomp_names_are_logged_at_debug(pyrunc, bundle):
+    """L13: a syscall name libseccomp does not know is skipped (as runc does), and --debug says which."""
+    def edit(c):
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["no_such_syscall_pyrunc", "mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+
+    b = bundle(["echo", "ran"], edit=edit)
+    p = pyrunc("--debug", "run", "--bundle", b, pyrunc.new_id("scdebug"), stdin=subprocess.DEVNULL)
+    assert p.returncode == 0 and p.out == "ran\n", p.err
+    assert "no_such_syscall_pyrunc" in p.err and "level=debug" in p.err, p.err
+    p = pyrunc("run", "--bundle", b, pyrunc.new_id("scdebug"), stdin=subprocess.DEVNULL)
+    assert p.returncode == 0 and "no_such_syscall_pyrunc" not in p.err, p.err
