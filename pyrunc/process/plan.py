@@ -33,6 +33,7 @@ UNAPPLIED_PROCESS = {
     "apparmorProfile": "apparmor profiles are not supported by pyrunc yet",
     "selinuxLabel": "selinux process labels are not supported by pyrunc yet",
 }
+NGROUPS_MAX = 65536
 MAX_ID = 4294967294  # (uid_t)-1 = 4294967295 means "unchanged" to setresuid(2): never a valid id
 # Files runc lets a mount cover inside /proc (checkProcMount: lxcfs and CRIU); anything else there is refused.
 PROC_FILE_MOUNTS = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
@@ -146,6 +147,9 @@ def process_plan(proc, where="process"):
     q.uid = _id(user.get("uid", 0), f"{where}.user.uid")
     q.gid = _id(user.get("gid", 0), f"{where}.user.gid")
     q.groups = [_id(g, f"{where}.user.additionalGids.{i}") for i, g in enumerate(user.get("additionalGids") or ())]
+    if len(q.groups) > NGROUPS_MAX:  # the stub sets them all; setgroups(2) takes at most this many
+        raise ConfigError(f"{where}.user.additionalGids: {len(q.groups)} groups, more than NGROUPS_MAX "
+                          f"({NGROUPS_MAX})")
     q.umask = user.get("umask")
     q.terminal = bool(proc.get("terminal"))
     q.console_size = proc.get("consoleSize")
