@@ -136,3 +136,24 @@ def test_features_claims_nothing_the_plan_refuses(bundle):
         with pytest.raises(ConfigError):
             planmod.build(c, bundle)
     assert "tmpcopyup" not in f["mountOptions"]
+
+
+def test_proc_reached_through_an_image_symlink_refused(bundle):
+    """The image's /evil -> /proc (and /deep/x -> ../proc/sys): the destination is judged where the mount lands."""
+    root = os.path.join(bundle, "rootfs")
+    os.makedirs(os.path.join(root, "proc", "sys"))
+    os.makedirs(os.path.join(root, "deep"))
+    os.symlink("/proc", os.path.join(root, "evil"))
+    os.symlink("../proc/sys", os.path.join(root, "deep", "x"))
+    for dest, why in [("/evil", "not of type proc"), ("/evil/sys/kernel", "inside /proc"),
+                      ("/deep/x", "inside /proc")]:
+        c = cfg()
+        c["mounts"].append(_mount(dest, "/tmp"))
+        with pytest.raises(ConfigError, match=why):
+            planmod.build(c, bundle)
+    c = cfg()
+    c["mounts"].append(_mount("/evil/cpuinfo", "/dev/null", options=("bind",)))  # lands on /proc/cpuinfo: allowed
+    planmod.build(c, bundle)
+    c = cfg()
+    c["mounts"].append(_mount("/deep/y", "/tmp"))  # a plain directory: nothing to do with /proc
+    planmod.build(c, bundle)
