@@ -17,6 +17,7 @@ import time
 import pytest
 
 from .conftest import _cgroup_dirs
+from .test_lifecycle import gone as _gone
 
 
 def _kill_parent_hook(kind, pidfile):
@@ -26,19 +27,6 @@ def _kill_parent_hook(kind, pidfile):
     def edit(c):
         c["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", script], "timeout": 10}]}
     return edit
-
-
-def _gone(pid, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _create(pyrunc, b, cid, tmp_path, *extra):
