@@ -22,11 +22,12 @@ import termios
 
 from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
+from ..security.keyring import join_session_keyring
 from ..security.rlimits import parse as parse_rlimits
 from . import init as proto
 from . import console, rootfs, sched
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
-from .stub import control
+from .stub import INIT_ENV, init_args
 
 F_SETPIPE_SZ = 1031
 
@@ -194,11 +195,7 @@ def stage_b(plan, ctx, sock, lx):
     os.setsid()
     os.umask(0)
     if not plan.no_new_keyring:
-        try:
-            lx.keyctl_join_session_keyring(ctx.id)
-        except SysError as e:
-            if e.errno not in (38, 13):  # ENOSYS, EACCES (keyrings disabled or restricted): runc ignores too
-                raise
+        join_session_keyring(lx, ctx.id)
     if plan.new_netns:
         _loopback_up()
     for key, value in plan.sysctl.items():
@@ -259,6 +256,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     stub = ctx.stub_fd
     if proc.terminal:
         console.setup(lx, ctx.console, proc.console_size, ctty=not in_stage_a)
+    console.fix_stdio_owner(proc.uid, proc.terminal)  # the final stdio becomes the user's (runc's setupUser)
     rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)
@@ -297,7 +295,8 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
         if fd is not None and fd >= 0:
             os.set_inheritable(fd, True)
     default_signals()
-    return stub, ["pyrunc-init", control(**ctl), path] + list(proc.args), env
+    env[INIT_ENV] = str(init_args(ctl, path, proc.args))  # the stub reads its arguments from this fd, not argv
+    return stub, ["pyrunc", "init"], env
 
 
 def default_signals():

@@ -28,16 +28,19 @@
                                                                                fexecve(sealed pyrunc-init) which sets
                                                                                ids, caps, nnp, seccomp (listener fd
                                                                                to the agent), then closes
-         <-------------------------------------------------- 7. EOF --------   the sync fd (ready) or writes an error;
-  write state.json, pid file; exit                                             then waits on exec.fifo for `start`
+         <-------------------------------------------------- 7. READY ------   writes READY (an error instead);
+  write state.json, pid file
+         --------------------------------------------------- 8. GO -------->   (EOF instead: pyrunc died before the
+  exit                                                                         state was written: exit) closes the
+                                                                               sync fd, waits on exec.fifo for `start`
 
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
 
-`pyrunc exec` runs the same ladder without steps 1, 4, 5 and 6: stage A joins every namespace of the container's
-init (opened by the parent, user first, mount last), does all the process steps itself (it is not in the
-container's pid namespace, so no container process can see it), and forks stage B (child.exec_now), which only
-makes its session and fexecve()s the stub.
+`pyrunc exec` runs the same ladder without steps 1, 4, 5, 6 and 8 (its stub closes the sync fd at 7): stage A
+joins every namespace of the container's init (opened by the parent, user first, mount last), does all the process
+steps itself (it is not in the container's pid namespace, so no container process can see it), and forks stage B
+(child.exec_now), which only makes its session and fexecve()s the stub.
 """
 
 import os
@@ -48,7 +51,7 @@ from ..errors import PyruncError
 from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
 from .idmap import write_id_maps
 
-USERNS, GO, PID, HOOKS, EXEC, ERROR = b"userns", b"go", b"pid ", b"hooks", b"exec", b"error "
+USERNS, GO, PID, HOOKS, EXEC, READY, ERROR = b"userns", b"go", b"pid ", b"hooks", b"exec", b"ready", b"error "
 
 
 class Ctx:
@@ -104,6 +107,7 @@ class Spawn:
     def __init__(self, plan, ctx, lx=real):
         self.plan, self.ctx, self.lx = plan, ctx, lx
         self.pid = 0
+        self.sock = None  # create: our end of the sync socket, kept from sync 7 until commit() (sync 8)
 
     def run(self):
         from . import child
@@ -156,8 +160,13 @@ class Spawn:
                 msg = recv(parent)  # sync 6.
                 if msg != EXEC:
                     raise InitError(f"init protocol: unexpected {msg[:20]!r}")
-            err = parent.recv(65536)  # sync 7: EOF when the stub is ready
-            if err:
+            err = parent.recv(65536)  # sync 7: EOF (exec) or READY (create) when the stub is ready
+            if self.ctx.fifo_fd is not None:
+                if err != READY:
+                    raise InitError("unable to start container process: " + (
+                        err.decode(errors="replace") if err else "container init process exited before it was set up"))
+                self.sock, parent = parent, None  # held until commit(): our death before it reads as EOF there
+            elif err:
                 raise InitError("unable to start container process: " + err.decode(errors="replace"))
             return self.pid
         except BaseException:
@@ -165,8 +174,19 @@ class Spawn:
             _kill_reap(self.pid)
             raise
         finally:
-            parent.close()
+            if parent is not None:
+                parent.close()
             self._close_fifo()
+
+    def commit(self):
+        """sync 8: the container's state is on disk, so `start` and `delete` can find the init: let it go on to
+        wait on the exec fifo.  Until then it waits on the sync socket, and exits if we die first (EOF)."""
+        if self.sock is not None:
+            try:
+                self.sock.send(GO)
+            finally:
+                self.sock.close()
+                self.sock = None
 
     def _close_fifo(self):
         if self.ctx.fifo_fd is not None:
