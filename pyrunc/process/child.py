@@ -16,13 +16,11 @@ import struct
 
 # Everything stage B uses is imported here, before fork: after pivot_root the importer would search the
 # container's filesystem (and run whatever it found there).
-import resource
 import signal
 import termios
 
 from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
-from ..security.rlimits import parse as parse_rlimits
 from . import init as proto
 from . import console, rootfs, sched
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
@@ -203,8 +201,6 @@ def stage_b(plan, ctx, sock, lx):
         _loopback_up()
     for key, value in plan.sysctl.items():
         _write_proc("/proc/sys/" + key.replace(".", "/"), value)
-    if plan.process.oom_score_adj is not None:
-        _write_proc("/proc/self/oom_score_adj", plan.process.oom_score_adj)
 
     stub = ctx.stub_fd
     fifo = -1
@@ -241,6 +237,7 @@ def exec_now(plan, ctx, sock, lx):
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     sched.apply_process(plan.process, lx)
     stub, argv, env = ctx.exec_args
+    expect(sock, proto.GO)  # sync 6: the parent has set our rlimits
     os.execve(stub, argv, env)
 
 
@@ -249,11 +246,12 @@ def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
     stub, argv, env = prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds)
     sched.apply_process(proc, lx)  # runc's order: scheduler, ioPriority, then (prepared) personality, affinity
     sock.send(proto.EXEC)  # sync 6.
+    expect(sock, proto.GO)  # sync 6: the parent has set our rlimits
     os.execve(stub, argv, env)
 
 
 def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
-    """The Python steps before the stub: tty, cwd, env, PATH lookup, rlimits, umask, personality, cpu affinity,
+    """The Python steps before the stub: tty, cwd, env, PATH lookup, umask, personality, cpu affinity,
     signals; returns (stub fd, argv, env) for fexecve.  in_stage_a: prepared by exec's stage A for its child (the
     controlling terminal is then taken by the child, and stage A itself still writes the seccomp agent's state)."""
     stub = ctx.stub_fd
@@ -270,9 +268,6 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     os.close(cwd)
     env = environ(proc)
     path = getattr(proc, "exec_path", None) or lookup(proc.args[0], env)
-    if proc.rlimits:
-        for res, soft, hard in parse_rlimits(proc.rlimits):
-            resource.setrlimit(res, (soft, hard))
     os.umask(0o022 if proc.umask is None else int(proc.umask))
     # runc's order (standard_init_linux.go, setns_init_linux.go): scheduler and ioPriority (by the caller), then
     # personality, while the process still has every capability (SCHED_FIFO and a negative nice need CAP_SYS_NICE)

@@ -9,10 +9,11 @@
                                           [new user ns] unshare(NEWUSER)
          <------------- 1. USERNS -------
   [write uid_map/gid_map of A]
+  oom_score_adj of A (B inherits it)
          -------------- 2. GO ---------->
                                           unshare(other new namespaces)
                                           fork ---------------------------->  non-dumpable; setsid; keyring; lo up;
-         <------------- 3. PID <B> ------ [agent: state JSON with                sysctl; oom_score_adj;
+         <------------- 3. PID <B> ------ [agent: state JSON with                sysctl;
                                           B's pid into B's pipe]; exit(0)
   reap A (B re-parents to us: subreaper)                                       mounts in the rootfs, by fd;
                                                                                devices, /dev symlinks
@@ -21,10 +22,12 @@
          --------------------------------------------------- 5. GO -------->
                                                                                createContainer hooks; hostname;
                                                                                pivot_root; readonly, masked paths;
-                                                                               cwd, rlimits, umask; PATH lookup;
+                                                                               cwd, umask; PATH lookup;
                                                                                scheduler, ioprio, personality,
                                                                                cpu affinity (sched.py)
          <-------------------------------------------------- 6. EXEC -------
+  rlimits of B (prlimit)
+         --------------------------------------------------- 6. GO -------->
                                                                                fexecve(sealed pyrunc-init) which sets
                                                                                ids, caps, nnp, seccomp (listener fd
                                                                                to the agent), then closes
@@ -34,17 +37,22 @@
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
 
-`pyrunc exec` runs the same ladder without steps 1, 4, 5 and 6: stage A joins every namespace of the container's
+oom_score_adj and rlimits are set by the parent, on the host's side, as runc does: in a new user namespace the
+init can neither open its own /proc/self/oom_score_adj (it is non-dumpable, so the file belongs to the host's root,
+unmapped in the container) nor raise a limit (both need CAP_SYS_RESOURCE in the host's user namespace).
+
+`pyrunc exec` runs the same ladder without steps 1, 4, 5 and 6 (its 6. GO, after the rlimits, follows 3.): stage A joins every namespace of the container's
 init (opened by the parent, user first, mount last), does all the process steps itself (it is not in the
 container's pid namespace, so no container process can see it), and forks stage B (child.exec_now), which only
 makes its session and fexecve()s the stub.
 """
 
+import errno
 import os
 import signal
 import socket
 
-from ..errors import PyruncError
+from ..errors import PyruncError, SysError
 from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
 from .idmap import write_id_maps
 
@@ -84,6 +92,39 @@ def recv(sock):
     if data.startswith(ERROR):
         raise InitError("unable to start container process: " + data[len(ERROR):].decode(errors="replace"))
     return data
+
+
+def set_oom_score_adj(pid, value):
+    path = f"/proc/{pid}/oom_score_adj"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SysError("open", path, e.errno) from None
+    try:
+        os.write(fd, str(value).encode())
+    except OSError as e:
+        raise SysError("write", f"{path} {value!r}", e.errno) from None
+    finally:
+        os.close(fd)
+
+
+def set_rlimits(pid, rlimits):
+    """process.rlimits on pid with prlimit(2), from the parent (runc's setupRlimits at procReady)."""
+    if not rlimits:
+        return
+    import resource
+
+    from ..security.rlimits import RLIMITS, parse
+
+    names = {v: k for k, v in RLIMITS.items()}
+    for res, soft, hard in parse(rlimits):
+        lim = tuple(resource.RLIM_INFINITY if v >= 1 << 63 else v for v in (soft, hard))
+        try:
+            resource.prlimit(pid, res, lim)
+        except ValueError:  # CPython's word for EPERM: raising a hard limit without CAP_SYS_RESOURCE
+            raise SysError("setrlimit", f"{names[res]} (soft {soft}, hard {hard})", errno.EPERM) from None
+        except OSError as e:
+            raise SysError("setrlimit", f"{names[res]} (soft {soft}, hard {hard})", e.errno) from None
 
 
 def _kill_reap(pid):
@@ -134,6 +175,8 @@ class Spawn:
                 if recv(parent) != USERNS:
                     raise InitError("init protocol: expected userns")
                 write_id_maps(pid_a, self.plan.uid_mappings, self.plan.gid_mappings)
+            if self.plan.process.oom_score_adj is not None:
+                set_oom_score_adj(pid_a, self.plan.process.oom_score_adj)
             try:
                 parent.send(GO)  # sync 2.
             except BrokenPipeError:
@@ -156,6 +199,11 @@ class Spawn:
                 msg = recv(parent)  # sync 6.
                 if msg != EXEC:
                     raise InitError(f"init protocol: unexpected {msg[:20]!r}")
+            set_rlimits(self.pid, self.plan.process.rlimits)
+            try:
+                parent.send(GO)  # sync 6.
+            except BrokenPipeError:
+                pass  # it failed first: its ERROR is read next
             err = parent.recv(65536)  # sync 7: EOF when the stub is ready
             if err:
                 raise InitError("unable to start container process: " + err.decode(errors="replace"))
