@@ -20,7 +20,7 @@
  * NOTIFY rule on sendmsg would wait for an agent that can never answer: pyrunc refuses it up front.
  *
  * argv: pyrunc-init CONTROL PATH ARGV0 [ARGS...]; envp is the process env.  CONTROL is key=value pairs joined
- * by commas, all optional: sync=FD fifo=FD keep=LASTFD uid= gid= groups=G1:G2 bnd= eff= prm= inh= amb= (hex
+ * by commas, all optional: sync=FD userns=FD (exec: the user namespace to join first, see join_userns) fifo=FD keep=LASTFD uid= gid= groups=G1:G2 bnd= eff= prm= inh= amb= (hex
  * capability masks) nnp=0|1 seccomp=FD (a sock_filter array) sflags=N notify=FD (a unix socket connected to the
  * seccomp agent at linux.seccomp.listenerPath) notifymsg=FD (a pipe holding the agent's JSON state message, read
  * to EOF before the filter is loaded).  It never decides policy: pyrunc does.
@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -68,7 +69,7 @@ static void fail(const char *op, int err)
 }
 
 struct control {
-	int fifo, keep, nnp, seccomp, notify, notifymsg;
+	int userns, fifo, keep, nnp, seccomp, notify, notifymsg;
 	long uid, gid;
 	unsigned long sflags;
 	const char *groups;
@@ -84,6 +85,7 @@ static void parse(char *s, struct control *c)
 			continue;
 		*v++ = 0;
 		if (!strcmp(tok, "sync")) sync_fd = atoi(v);
+		else if (!strcmp(tok, "userns")) c->userns = atoi(v);
 		else if (!strcmp(tok, "fifo")) c->fifo = atoi(v);
 		else if (!strcmp(tok, "keep")) c->keep = atoi(v);
 		else if (!strcmp(tok, "uid")) c->uid = atol(v);
@@ -100,6 +102,25 @@ static void parse(char *s, struct control *c)
 		else if (!strcmp(tok, "inh")) c->inh = strtoull(v, NULL, 16);
 		else if (!strcmp(tok, "amb")) c->amb = strtoull(v, NULL, 16);
 	}
+}
+
+/* exec into a container with a user namespace: pyrunc joined every other namespace and exec'd this stub while
+ * still in the host's user namespace, so the stub's mm (mm->user_ns, fixed at execve) belongs to the host's.  The
+ * kernel's __ptrace_may_access lets a tracer through a non-dumpable target only with CAP_SYS_PTRACE in the target
+ * mm's user_ns: a container process can never attach to (or read /proc/<pid>/mem, environ, fd of) this stub while
+ * it still holds every capability, even one with CAP_SYS_PTRACE in the container's user namespace.  Had the stub
+ * been exec'd inside that user namespace, the mm would be the container's, and such a process could (M2).
+ * Then, as nsexec: become root of the namespace at once (the host's root ids are not mapped in it). */
+static void join_userns(struct control *c)
+{
+	if (setns(c->userns, CLONE_NEWUSER) < 0)
+		fail("setns user namespace", errno);
+	close(c->userns);
+	c->userns = -1;
+	if (setresgid(0, 0, 0) < 0)
+		fail("setresgid 0 in the user namespace", errno);
+	if (setresuid(0, 0, 0) < 0)
+		fail("setresuid 0 in the user namespace", errno);
 }
 
 static void set_ids(struct control *c)
@@ -192,7 +213,7 @@ static void load_seccomp(struct control *c)
 
 int main(int argc, char **argv, char **envp)
 {
-	struct control c = { .fifo = -1, .keep = 2, .seccomp = -1, .notify = -1, .notifymsg = -1, .uid = -1, .gid = -1 };
+	struct control c = { .userns = -1, .fifo = -1, .keep = 2, .seccomp = -1, .notify = -1, .notifymsg = -1, .uid = -1, .gid = -1 };
 	if (argc < 4) {
 		dprintf(2, "pyrunc-init: usage: pyrunc-init CONTROL PATH ARGV0 [ARGS...]\n");
 		return 2;
@@ -202,6 +223,8 @@ int main(int argc, char **argv, char **envp)
 	 * (CVE-2016-9962). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	parse(argv[1], &c);
+	if (c.userns >= 0)
+		join_userns(&c);
 
 	if (c.notify >= 0 && c.notifymsg >= 0)
 		read_notify_msg(&c);

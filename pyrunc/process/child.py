@@ -7,6 +7,7 @@ container process can open /proc/<pid>/exe (the host's python3) or /proc/<pid>/f
 CAP_SYS_PTRACE in the host user namespace.
 """
 
+import errno
 import fcntl
 import json
 import os
@@ -78,19 +79,8 @@ def stage_a(plan, ctx, sock, lx):
     lx.prctl(PR_SET_DUMPABLE, 0)
     close_stray_fds(kept_fds(plan, ctx, sock))
     notify = notify_connect(ctx)  # before any setns: listenerPath is a path on the host
-    for t, path in plan.ns_join:
-        if isinstance(path, int):  # opened by the parent (exec: checked against the init's start time after)
-            lx.setns(path, NAMESPACES[t][0], f"{t} namespace of the container")
-            os.close(path)
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as e:
-            raise SysError("open namespace", path, e.errno) from None
-        try:
-            lx.setns(fd, NAMESPACES[t][0], path)
-        finally:
-            os.close(fd)
+    joins = open_namespaces(plan.ns_join)
+    ctx.userns_fd = join_namespaces(joins, lx, keep_user=ctx.exec_mode)
     new = plan.ns_new
     if new & CLONE_NEWUSER:
         lx.unshare(CLONE_NEWUSER)
@@ -120,6 +110,65 @@ def stage_a(plan, ctx, sock, lx):
             os.kill(pid, signal.SIGKILL)  # the parent learns no pid from a failed stage A: B must not run on
             raise
     sock.send(proto.PID + str(pid).encode())  # sync 3.
+
+
+def open_namespaces(ns_join):
+    """[(type, fd)]: every namespace path opened before the first setns, as nsexec does; once in another user
+    namespace, a path on the host (/run/netns/X) may no longer be reachable."""
+    out = []
+    try:
+        for t, path in ns_join:
+            if isinstance(path, int):  # opened by the parent (exec: checked against the init's start time after)
+                out.append((t, path))
+                continue
+            try:
+                out.append((t, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+            except OSError as e:
+                raise SysError("open namespace", path, e.errno) from None
+    except BaseException:
+        for _, fd in out:
+            os.close(fd)
+        raise
+    return out
+
+
+def join_namespaces(joins, lx, keep_user=False):
+    """setns in runc's order (nsexec.c join_namespaces): first every non-user namespace that our (host) privileges
+    allow, then the user namespace, becoming its root at once (setresuid(0): the ids of the host's root are not
+    mapped there, and without them the process has no capability in it), then the namespaces that needed it.
+    Joining the user namespace first would lose the host privileges that a namespace owned by the host's user
+    namespace needs (a CNI netns: setns(net) wants CAP_SYS_ADMIN over its owner).
+
+    keep_user (exec): the user namespace is not joined here but its fd returned, for the stub to join in C: the
+    stub is then exec'd in the host's user namespace, so its mm stays owned by the host's (see pyrunc_init.c)."""
+    user, later = None, []
+    has_user = any(t == "user" for t, _ in joins)
+    for t, fd in joins:
+        if t == "user":
+            user = fd
+            continue
+        try:
+            lx.setns(fd, NAMESPACES[t][0], f"{t} namespace")
+        except SysError as e:
+            if e.errno != errno.EPERM or not has_user:
+                raise
+            later.append((t, fd))
+            continue
+        os.close(fd)
+    if user is not None and keep_user:
+        if later:
+            os.close(user)
+            raise SysError("setns", f"{later[0][0]} namespace", errno.EPERM)
+        return user
+    if user is not None:
+        lx.setns(user, CLONE_NEWUSER, "user namespace")
+        os.close(user)
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    for t, fd in later:
+        lx.setns(fd, NAMESPACES[t][0], f"{t} namespace")
+        os.close(fd)
+    return None
 
 
 def notify_connect(ctx):
@@ -278,7 +327,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     elif proc.cpu_initial is None:  # runc's tryResetCPUAffinity: never the caller's affinity
         sched.reset_affinity()
     caps = ctx.caps
-    ctl = {"sync": sock.fileno(), "fifo": fifo if fifo >= 0 else None, "keep": 2 + preserve_fds,
+    ctl = {"sync": sock.fileno(), "userns": ctx.userns_fd, "fifo": fifo if fifo >= 0 else None, "keep": 2 + preserve_fds,
            "uid": proc.uid, "gid": proc.gid, "groups": proc.groups, "nnp": proc.nnp,
            "seccomp": ctx.seccomp_fd, "sflags": ctx.seccomp_flags}
     if caps is not None:
@@ -288,7 +337,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
         if not in_stage_a:  # the write end is stage A's: the stub reads the state until EOF
             os.close(notify[2])
         ctl.update(notify=notify[0], notifymsg=notify[1])
-    for fd in (sock.fileno(), fifo, ctx.seccomp_fd) + (notify[:2] if notify else ()):
+    for fd in (sock.fileno(), fifo, ctx.seccomp_fd, ctx.userns_fd) + (notify[:2] if notify else ()):
         if fd is not None and fd >= 0:
             os.set_inheritable(fd, True)
     default_signals()

@@ -79,6 +79,7 @@ class Ctx:
     run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent
     run_container_hooks = None  # createContainer, in stage B before pivot_root
     exec_args = None  # exec: (stub fd, argv, env) prepared by stage A
+    userns_fd = None  # exec: the container's user namespace, joined by the stub (set in stage A)
 
 
 class InitError(PyruncError):

@@ -269,6 +269,14 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, userns_fd=None):
             else:
                 sys.mount(op.source or op.fstype, target, op.fstype or None, base, op.data or None)
         except SysError as e:
+            if op.fstype == "sysfs" and not op.bind and e.errno == errno.EPERM:
+                # a user namespace that does not own the network namespace may not mount sysfs: bind the host's
+                # /sys instead (read-only, as the options say), as runc does
+                os.close(fd)
+                fd = None
+                rbind = M["MS_BIND"] | M["MS_REC"]
+                return apply_mount(sys, rootfd, op._replace(source="/sys", fstype="bind", flags=op.flags | rbind,
+                                                            bind=True), cgroup_mount, userns_fd)
             what = "id-mapped bind" if op.idmap is not None else "mount"
             raise SysError(what, f"{op.source or op.fstype} on {op.dest} ({flag_names(base)})", e.errno) from None
         # A bind mount takes its flags (ro, nosuid, ...) only on a remount of itself.
@@ -291,7 +299,8 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, userns_fd=None):
             if op.attr_set or op.attr_clr:
                 sys.mount_setattr(fd, "", 0x1000 | 0x8000, op.attr_set, op.attr_clr)  # AT_EMPTY_PATH|AT_RECURSIVE
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def no_symlinks(sys, rootfd, path, what):
