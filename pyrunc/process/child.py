@@ -98,11 +98,18 @@ def stage_a(plan, ctx, sock, lx):
         # child that lands in the pid namespace runs a few syscalls and fexecve()s the sealed stub: no window in
         # which a container process with CAP_SYS_PTRACE could open our /proc/<pid>/exe (the host's python3).
         ctx.exec_args = prepare_exec(plan.process, ctx, sock, lx, -1, plan.preserve_fds, in_stage_a=True)
+    # B must not speak before A has sent its pid (sync 3): with a seccomp agent, A writes the agent's state first,
+    # and B's HOOKS could reach the parent before PID.  B waits for EOF on this pipe, which A closes after sync 3.
+    hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
+        os.close(hold_w)
+        os.read(hold_r, 1)
+        os.close(hold_r)
         if ctx.exec_mode:
             run_stage(exec_now, plan, ctx, sock, lx)
         run_stage(stage_b, plan, ctx, sock, lx)
+    os.close(hold_r)
     if notify:
         try:
             notify_payload(ctx, pid)
@@ -110,6 +117,7 @@ def stage_a(plan, ctx, sock, lx):
             os.kill(pid, signal.SIGKILL)  # the parent learns no pid from a failed stage A: B must not run on
             raise
     sock.send(proto.PID + str(pid).encode())  # sync 3.
+    os.close(hold_w)
 
 
 def open_namespaces(ns_join):

@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -242,3 +243,144 @@ def test_join_an_existing_userns_and_a_host_owned_netns(pyrunc, ubundle, netns):
                              "test -d /sys/kernel && echo sys"], edit=edit)
     out = run(pyrunc, b).out
     assert out == f"net:[{os.stat(netns).st_ino}]\n{os.readlink(f'/proc/{pid}/ns/user')}\n0\nsys\n"
+
+
+# --- M2: the exec stub's pre-drop window cannot be ptraced from the container -----------------------------------
+
+SENDMSG = {"x86_64": 46, "aarch64": 211}.get(os.uname().machine)
+
+
+class HoldingAgent:
+    """A seccomp agent that drains the first connection (the init's) and holds every later one (an exec's) until
+    release(): an exec stub whose state message is larger than a socket buffer blocks in sendmsg(2), after its
+    filter is loaded and before it drops anything (noNewPrivileges false: seccomp first) - a known point of the
+    window, without a test hook in the stub."""
+
+    def __init__(self, path):
+        import threading
+
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(4)
+        self.srv.settimeout(0.1)
+        self.path, self.conns, self.released, self.stop = path, 0, threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            self.conns += 1
+            if self.conns > 1:
+                while not self.released.wait(0.1):
+                    if self.stop.is_set():
+                        conn.close()
+                        return
+            with conn:
+                conn.settimeout(10)
+                _, fds, _, _ = socket.recv_fds(conn, 1 << 20, 4)
+                for fd in fds:
+                    os.close(fd)
+                try:
+                    while conn.recv(1 << 20):
+                        pass
+                except OSError:
+                    pass
+
+    def close(self):
+        self.released.set()
+        self.stop.set()
+        self.thread.join(5)
+        self.srv.close()
+
+
+def _children(ppid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == ppid:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def _wait(cond, what, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.skipif(SENDMSG is None, reason="sendmsg syscall number not known for this architecture")
+def test_exec_stub_cannot_be_ptraced_before_it_drops(pyrunc, ubundle, top):
+    """The container's init holds CAP_SYS_PTRACE in the container's user namespace and tries to read
+    /proc/<stub>/environ (a ptrace access check) of an exec'd stub held in sendmsg, before its bounding set, ids
+    and capabilities are set.  __ptrace_may_access lets it through a non-dumpable target only if it has
+    CAP_SYS_PTRACE in the target mm's user_ns: the stub must have been exec'd in the host's user namespace
+    (/proc/<pid>/environ of a non-dumpable task is owned by the root of mm->user_ns: 0 means the host's)."""
+    agent = HoldingAgent(os.path.join(top, "agent.sock"))
+    try:
+        def edit(c):
+            c["root"]["readonly"] = False  # the probe writes its result into rootfs/tmp
+            c["process"]["noNewPrivileges"] = False
+            for k in ("bounding", "effective", "permitted"):
+                c["process"]["capabilities"][k].append("CAP_SYS_PTRACE")
+            c["linux"]["seccomp"] = {
+                "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": agent.path, "listenerMetadata": "x" * 500_000,
+                "syscalls": [{"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+
+        script = ("while [ ! -s /tmp/go ]; do sleep 0.05; done; "
+                  "cat /proc/$(cat /tmp/go)/environ >/tmp/res.tmp 2>&1; echo \" rc=$?\" >>/tmp/res.tmp; "
+                  "mv /tmp/res.tmp /tmp/res; sleep 100")
+        b = ubundle(["sh", "-c", script], edit=edit)
+        tmp = os.path.join(b, "rootfs", "tmp")
+        os.chmod(tmp, 0o1777)
+        cid = pyrunc.new_id("ptrace")
+        detached(pyrunc, b, cid)
+        ex = subprocess.Popen(pyrunc.cmd("exec", "--env", "SECRET=stub-env", cid, "true"), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            def held():
+                for pid in _children(ex.pid):
+                    try:
+                        if os.readlink(f"/proc/{pid}/exe").startswith("/memfd:pyrunc-init") and \
+                                open(f"/proc/{pid}/syscall").read().split()[0] == str(SENDMSG):
+                            return pid
+                    except (OSError, IndexError):
+                        pass
+                return None
+
+            stub = _wait(held, "the exec stub to block in sendmsg")
+            with open(f"/proc/{stub}/status") as f:
+                status = dict(line.split(":", 1) for line in f)
+            owner = os.stat(f"/proc/{stub}/environ").st_uid
+            nspid = status["NSpid"].split()[-1]
+            with open(os.path.join(tmp, "go"), "w") as f:
+                f.write(nspid)
+            res = os.path.join(tmp, "res")
+            _wait(lambda: os.path.exists(res), f"the container's probe ({os.listdir(tmp)}, {pyrunc.state(cid)})")
+            with open(res) as f:
+                probe = f.read()
+        finally:
+            agent.released.set()
+            try:
+                ex.wait(30)
+            except subprocess.TimeoutExpired:
+                ex.kill()
+                ex.wait()
+        assert ex.returncode == 0, ex.stderr.read()
+        assert int(status["CapEff"], 16) & (1 << 19), "the probe must hit the window: CAP_SYS_PTRACE not dropped yet"
+        assert "SECRET=stub-env" not in probe, "a container process read the exec stub's environment"
+        assert "rc=1" in probe and "ermission denied" in probe, probe
+        assert owner == 0, f"/proc/<stub>/environ owned by {owner}: the stub's mm belongs to the container's user namespace"
+    finally:
+        agent.close()
