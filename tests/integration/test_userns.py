@@ -350,6 +350,8 @@ def test_exec_stub_cannot_be_ptraced_before_it_drops(pyrunc, ubundle, top):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             def held():
+                if ex.poll() is not None:
+                    raise AssertionError(f"exec exited {ex.returncode} early: {ex.stderr.read()}")
                 for pid in _children(ex.pid):
                     try:
                         if os.readlink(f"/proc/{pid}/exe").startswith("/memfd:pyrunc-init") and \
