@@ -24,10 +24,12 @@ from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
 from . import init as proto
 from . import console, rootfs, sched
+from .idmap import source_binds
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
 from .stub import control
 
 F_SETPIPE_SZ = 1031
+MSG_CMSG_CLOEXEC = 0x40000000
 
 def run_stage(fn, plan, ctx, sock, lx):
     code = 1
@@ -58,7 +60,7 @@ def kept_fds(plan, ctx, sock):
             keep.add(fd)
     if ctx.console is not None:
         keep.add(ctx.console.fileno())
-    keep.update((ctx.idmap_fds or {}).values())
+    keep.update((ctx.mount_fds or {}).values())
     keep.update(fd for _, fd in plan.ns_join if isinstance(fd, int))
     return keep
 
@@ -266,6 +268,13 @@ def stage_b(plan, ctx, sock, lx):
     elif ctx.fifo:
         fifo = os.open(ctx.fifo, O_PATH | os.O_CLOEXEC)
 
+    binds = source_binds(plan)
+    if binds:  # sync 3b: the parent opened them on the host's side (see idmap.open_bind_sources)
+        msg, fds, _, _ = socket.recv_fds(sock, 64, len(binds), MSG_CMSG_CLOEXEC)
+        if msg != proto.MOUNTS or len(fds) != len(binds):
+            raise PyruncError(f"init protocol: expected {len(binds)} mount fds, got {msg[:20]!r} and {len(fds)}")
+        ctx.mount_fds = dict(ctx.mount_fds or {})
+        ctx.mount_fds.update((op.index, fd) for op, fd in zip(binds, fds))
     rootfd = prepare_rootfs(plan, ctx, lx)
     sock.send(proto.HOOKS)  # sync 4.
     expect(sock, proto.GO)  # sync 5.

@@ -15,7 +15,11 @@
                                           fork ---------------------------->  non-dumpable; setsid; keyring; lo up;
          <------------- 3. PID <B> ------ [agent: state JSON with                sysctl;
                                           B's pid into B's pipe]; exit(0)
-  reap A (B re-parents to us: subreaper)                                       mounts in the rootfs, by fd;
+  reap A (B re-parents to us: subreaper)
+  [new user ns: open bind sources
+   in B's mount ns]
+         --------------------------------------------------- 3b. MOUNTS ---->  (SCM_RIGHTS: the sources' fds)
+                                                                               mounts in the rootfs, by fd;
                                                                                devices, /dev symlinks
          <-------------------------------------------------- 4. HOOKS -------
   prestart + createRuntime hooks
@@ -56,7 +60,7 @@ from ..errors import PyruncError, SysError
 from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
 from .idmap import write_id_maps
 
-USERNS, GO, PID, HOOKS, EXEC, ERROR = b"userns", b"go", b"pid ", b"hooks", b"exec", b"error "
+USERNS, GO, PID, MOUNTS, HOOKS, EXEC, ERROR = b"userns", b"go", b"pid ", b"mounts", b"hooks", b"exec", b"error "
 
 
 class Ctx:
@@ -76,6 +80,7 @@ class Ctx:
     console = None  # connected console socket, when the process has a terminal
     cgroup = None  # cgroups manager to put stage A in
     idmap_fds = None  # {mount index: user namespace fd} for id-mapped mounts
+    mount_fds = None  # {mount index: fd} opened by Spawn.run on the host's side: id-mapped trees, bind sources
     run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent
     run_container_hooks = None  # createContainer, in stage B before pivot_root
     exec_args = None  # exec: (stub fd, argv, env) prepared by stage A
@@ -158,6 +163,14 @@ class Spawn:
         # search the state directory's ancestors (runc passes it the same way).
         if self.ctx.fifo and self.ctx.fifo_fd is None:
             self.ctx.fifo_fd = os.open(self.ctx.fifo, O_PATH | os.O_CLOEXEC)
+        if not self.ctx.exec_mode:
+            from .idmap import idmapped_trees
+
+            try:
+                self.ctx.mount_fds = idmapped_trees(self.plan.mounts, self.ctx.idmap_fds or {}, lx)
+            except BaseException:
+                self._close_fifo()
+                raise
         parent, kid = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             pid_a = os.fork()
@@ -191,6 +204,8 @@ class Spawn:
             os.waitpid(pid_a, 0)
             pid_a = 0
             if not exec_mode:
+                self._send_bind_sources(parent)  # sync 3b.
+            if not exec_mode:
                 if recv(parent) != HOOKS:  # sync 4.
                     raise InitError("init protocol: expected hooks")
                 self.ctx.run_hooks("prestart", self.pid)
@@ -217,7 +232,23 @@ class Spawn:
             parent.close()
             self._close_fifo()
 
+    def _send_bind_sources(self, sock):
+        from .idmap import open_bind_sources, source_binds
+
+        ops = source_binds(self.plan)
+        if not ops:
+            return
+        fds = open_bind_sources(self.pid, ops)
+        try:
+            socket.send_fds(sock, [MOUNTS], fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
     def _close_fifo(self):
+        for fd in (self.ctx.mount_fds or {}).values():
+            os.close(fd)
+        self.ctx.mount_fds = None
         if self.ctx.fifo_fd is not None:
             os.close(self.ctx.fifo_fd)
             self.ctx.fifo_fd = None

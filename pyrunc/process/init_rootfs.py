@@ -34,7 +34,7 @@ def prepare_rootfs(plan, ctx, lx):
     rootfd = os.open(plan.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for op in plan.mounts:
         rootfs.apply_mount(lx, rootfd, op, lambda lx_, fd, op_: mount_cgroup(lx_, fd, op_, plan),
-                           userns_fd=ctx.idmap_fds.get(op.index))
+                           source_fd=(ctx.mount_fds or {}).get(op.index))
     if plan.dev_setup:
         make_devices(plan, rootfd, lx)
     # Masked and read-only paths, before pivot_root: resolved inside the root by fd, mounted through the host's

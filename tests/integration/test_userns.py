@@ -50,6 +50,7 @@ def ubundle(top, busybox):
         b = os.path.join(top, f"bundle{count[0]}")
         os.mkdir(b)
         cfg = make_bundle(b, list(args), busybox=busybox)
+        os.mkdir(os.path.join(b, "rootfs", "mnt"))  # the rootfs belongs to the host's root: no mkdir inside
         cfg["linux"]["namespaces"].append({"type": "user"})
         cfg["linux"]["uidMappings"] = [dict(m) for m in MAPS]
         cfg["linux"]["gidMappings"] = [dict(m) for m in MAPS]
@@ -386,3 +387,81 @@ def test_exec_stub_cannot_be_ptraced_before_it_drops(pyrunc, ubundle, top):
         assert owner == 0, f"/proc/<stub>/environ owned by {owner}: the stub's mm belongs to the container's user namespace"
     finally:
         agent.close()
+
+
+# --- bind sources, locked flags and id-mapped mounts in a user namespace ----------------------------------------
+
+@pytest.fixture
+def locked_tmpfs(top):
+    """A tmpfs made by the test, mounted nosuid,nodev,noexec: flags the kernel locks in a less privileged mount
+    namespace (MNT_LOCK_NOSUID...), so a remount there must keep them."""
+    path = os.path.join(top, "locked")
+    os.mkdir(path)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "nosuid,nodev,noexec,mode=755", "pyrunc-it", path], check=True,
+                   timeout=30)
+    with open(os.path.join(path, "f"), "w") as f:
+        f.write("locked\n")
+    yield path
+    subprocess.run(["umount", "-l", path], check=False, timeout=30)
+
+
+def _mount_opts(out, where):
+    line = next(line for line in out.splitlines() if line.split()[4:5] == [where])
+    return set(line.split()[5].split(","))
+
+
+def test_readonly_bind_of_a_locked_mount_in_userns(pyrunc, ubundle, locked_tmpfs):
+    """L2: "ro" on a bind of a nosuid,nodev,noexec host mount: the remount adds the source's locked flags (runc
+    1.2 rootfs_linux.go does the same with the statfs flags), else it fails with EPERM in a user namespace.
+    runc 1.1.5 fails here ("mount /proc/self/fd/6:/mnt ..., flags: 0x1021: operation not permitted")."""
+    def edit(c):
+        c["mounts"].append({"destination": "/mnt", "type": "bind", "source": locked_tmpfs, "options": ["bind", "ro"]})
+
+    b = ubundle(["sh", "-c", "cat /mnt/f; grep ' /mnt ' /proc/self/mountinfo"], edit=edit)
+    out = run(pyrunc, b).out
+    assert out.startswith("locked\n")
+    assert {"ro", "nosuid", "nodev", "noexec"} <= _mount_opts(out, "/mnt"), out
+
+
+def test_bind_source_under_a_0700_directory_in_userns(pyrunc, ubundle, top, tmp_path):
+    """A bind source that only the host's root can reach (its parent is 0700 root): it is opened on the host side,
+    before the user namespace (runc's mount fds), since the container's root (host uid 100000) cannot search it."""
+    secret = os.path.join(top, "secret")
+    os.mkdir(secret, 0o700)
+    os.mkdir(os.path.join(secret, "data"), 0o755)
+    with open(os.path.join(secret, "data", "f"), "w") as f:
+        f.write("reached\n")
+    os.chmod(secret, 0o700)
+
+    def edit(c):
+        c["mounts"].append({"destination": "/mnt", "type": "bind", "source": os.path.join(secret, "data"),
+                            "options": ["rbind", "ro"]})
+
+    b = ubundle(["cat", "/mnt/f"], edit=edit)
+    assert run(pyrunc, b).out == "reached\n"
+    assert runc_run(b, tmp_path)[0] == "reached\n"
+
+
+def test_idmapped_bind_in_userns(pyrunc, ubundle, top):
+    """H2: an id-mapped bind in a container with a user namespace (what containerd sends for userns pods).  The
+    on-disk owner 0 is mapped to host 100000 by the mount, which is the container's root: inside, the file is
+    0:0 and writable by root; on the host it stays 0:0.  (runc 1.1.5 has no id-mapped mounts.)"""
+    src = os.path.join(top, "shared")
+    os.mkdir(src)
+    with open(os.path.join(src, "f"), "w") as f:
+        f.write("x")
+    os.chmod(os.path.join(src, "f"), 0o644)
+
+    def edit(c):
+        c["mounts"].append({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "rw"],
+                            "uidMappings": [dict(m) for m in MAPS], "gidMappings": [dict(m) for m in MAPS]})
+
+    b = ubundle(["sh", "-c", "stat -c %u:%g /mnt/f; echo y >> /mnt/f && echo wrote; "
+                             "grep ' /mnt ' /proc/self/mountinfo"], edit=edit)
+    owner, wrote, mnt = run(pyrunc, b).out.splitlines()
+    assert (owner, wrote) == ("0:0", "wrote")
+    assert "idmapped" in mnt.split(" - ")[0], mnt
+    st = os.stat(os.path.join(src, "f"))
+    assert (st.st_uid, st.st_gid) == (0, 0)
+    with open(os.path.join(src, "f")) as f:
+        assert f.read() == "xy\n"
