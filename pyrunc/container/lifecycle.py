@@ -124,7 +124,8 @@ class Runtime:
                     # that one in the state, not 1)
                     ctx.run_container_hooks = lambda: self._hooks(doc, "createContainer", int(os.readlink("/proc/self")),
                                                                   "creating")
-                pid = Spawn(plan, ctx).run()
+                spawn = Spawn(plan, ctx)
+                pid = spawn.run()
                 st = proc_start_time(pid)
                 doc["init_pid"] = pid
                 doc["init_start"] = st[1] if st else 0
@@ -134,6 +135,7 @@ class Runtime:
                     write_pid_file(pid_file, pid)
                 if pidfd_socket:
                     send_pidfd(pidfd_socket, pid)
+                spawn.commit()  # sync 8: only now may the init block on the fifo (it exits if we die before)
                 return c
         except BaseException:
             if mgr is not None:

@@ -26,7 +26,7 @@ from . import init as proto
 from . import console, rootfs, sched
 from .idmap import source_binds
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
-from .stub import control
+from .stub import INIT_ENV, init_args
 
 F_SETPIPE_SZ = 1031
 MSG_CMSG_CLOEXEC = 0x40000000
@@ -358,7 +358,8 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
         if fd is not None and fd >= 0:
             os.set_inheritable(fd, True)
     default_signals()
-    return stub, ["pyrunc-init", control(**ctl), path] + list(proc.args), env
+    env[INIT_ENV] = str(init_args(ctl, path, proc.args))  # the stub reads its arguments from this fd, not argv
+    return stub, ["pyrunc", "init"], env
 
 
 def default_signals():

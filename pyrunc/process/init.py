@@ -35,8 +35,11 @@
                                                                                fexecve(sealed pyrunc-init) which sets
                                                                                ids, caps, nnp, seccomp (listener fd
                                                                                to the agent), then closes
-         <-------------------------------------------------- 7. EOF --------   the sync fd (ready) or writes an error;
-  write state.json, pid file; exit                                             then waits on exec.fifo for `start`
+         <-------------------------------------------------- 7. READY ------   writes READY (an error instead);
+  write state.json, pid file
+         --------------------------------------------------- 8. GO -------->   (EOF instead: pyrunc died before the
+  exit                                                                         state was written: exit) closes the
+                                                                               sync fd, waits on exec.fifo for `start`
 
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
@@ -45,7 +48,8 @@ oom_score_adj and rlimits are set by the parent, on the host's side, as runc doe
 init can neither open its own /proc/self/oom_score_adj (it is non-dumpable, so the file belongs to the host's root,
 unmapped in the container) nor raise a limit (both need CAP_SYS_RESOURCE in the host's user namespace).
 
-`pyrunc exec` runs the same ladder without steps 1, 4, 5 and 6 (its 6. GO, after the rlimits, follows 3.): stage A joins every namespace of the container's
+`pyrunc exec` runs the same ladder without steps 1, 4, 5, 6 and 8 (its 6. GO, after the rlimits, follows 3.; its stub
+closes the sync fd at 7): stage A joins every namespace of the container's
 init (opened by the parent, user first, mount last), does all the process steps itself (it is not in the
 container's pid namespace, so no container process can see it), and forks stage B (child.exec_now), which only
 makes its session and fexecve()s the stub.
@@ -60,7 +64,8 @@ from ..errors import PyruncError, SysError
 from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
 from .idmap import write_id_maps
 
-USERNS, GO, PID, MOUNTS, HOOKS, EXEC, ERROR = b"userns", b"go", b"pid ", b"mounts", b"hooks", b"exec", b"error "
+USERNS, GO, PID, MOUNTS, HOOKS, EXEC, READY, ERROR = (b"userns", b"go", b"pid ", b"mounts", b"hooks", b"exec", b"ready",
+                                                b"error ")
 
 
 class Ctx:
@@ -151,6 +156,7 @@ class Spawn:
     def __init__(self, plan, ctx, lx=real):
         self.plan, self.ctx, self.lx = plan, ctx, lx
         self.pid = 0
+        self.sock = None  # create: our end of the sync socket, kept from sync 7 until commit() (sync 8)
 
     def run(self):
         from . import child
@@ -220,8 +226,13 @@ class Spawn:
                 parent.send(GO)  # sync 6.
             except BrokenPipeError:
                 pass  # it failed first: its ERROR is read next
-            err = parent.recv(65536)  # sync 7: EOF when the stub is ready
-            if err:
+            err = parent.recv(65536)  # sync 7: EOF (exec) or READY (create) when the stub is ready
+            if self.ctx.fifo_fd is not None:
+                if err != READY:
+                    raise InitError("unable to start container process: " + (
+                        err.decode(errors="replace") if err else "container init process exited before it was set up"))
+                self.sock, parent = parent, None  # held until commit(): our death before it reads as EOF there
+            elif err:
                 raise InitError("unable to start container process: " + err.decode(errors="replace"))
             return self.pid
         except BaseException:
@@ -229,7 +240,8 @@ class Spawn:
             _kill_reap(self.pid)
             raise
         finally:
-            parent.close()
+            if parent is not None:
+                parent.close()
             self._close_fifo()
 
     def _send_bind_sources(self, sock):
@@ -244,6 +256,16 @@ class Spawn:
         finally:
             for fd in fds:
                 os.close(fd)
+
+    def commit(self):
+        """sync 8: the container's state is on disk, so `start` and `delete` can find the init: let it go on to
+        wait on the exec fifo.  Until then it waits on the sync socket, and exits if we die first (EOF)."""
+        if self.sock is not None:
+            try:
+                self.sock.send(GO)
+            finally:
+                self.sock.close()
+                self.sock = None
 
     def _close_fifo(self):
         for fd in (self.ctx.mount_fds or {}).values():
