@@ -14,9 +14,12 @@ import os
 import socket
 import stat
 import struct
+import sys
 
-# Everything stage B uses is imported here, before fork: after pivot_root the importer would search the
-# container's filesystem (and run whatever it found there).
+# Everything the stages use is imported here, before fork: after pivot_root (or setns into the container's mount
+# namespace) the importer would search the container's filesystem and run whatever it found there; from that
+# point forbid_imports() leaves the importer nothing but the modules compiled into the interpreter.
+import _frozen_importlib
 import signal
 import termios
 
@@ -29,6 +32,7 @@ from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
 from .stub import INIT_ENV, init_args
 
 F_SETPIPE_SZ = 1031
+_BUILTIN_IMPORTERS = (_frozen_importlib.BuiltinImporter, _frozen_importlib.FrozenImporter)
 MSG_CMSG_CLOEXEC = 0x40000000
 
 def run_stage(fn, plan, ctx, sock, lx):
@@ -44,6 +48,17 @@ def run_stage(fn, plan, ctx, sock, lx):
             pass
     finally:
         os._exit(code)
+
+
+def forbid_imports():
+    """From here on this process sees the container's filesystem (after pivot_root, or after setns into its mount
+    namespace): an import would search sys.path there and run the image's code with our privileges.  Everything
+    the stages use is imported before fork; this makes a forgotten lazy import fail (ModuleNotFoundError) instead
+    of loading a file from the image: no path, and only the importers of modules compiled into the interpreter."""
+    sys.path[:] = []
+    sys.path_hooks[:] = []
+    sys.path_importer_cache.clear()
+    sys.meta_path[:] = [f for f in sys.meta_path if f in _BUILTIN_IMPORTERS]
 
 
 def expect(sock, what):
@@ -82,6 +97,8 @@ def stage_a(plan, ctx, sock, lx):
     close_stray_fds(kept_fds(plan, ctx, sock))
     notify = notify_connect(ctx)  # before any setns: listenerPath is a path on the host
     joins = open_namespaces(plan.ns_join)
+    if any(t == "mount" for t, _ in joins):
+        forbid_imports()  # the container's mount namespace: its / is the container's
     ctx.userns_fd = join_namespaces(joins, lx, keep_user=ctx.exec_mode)
     new = plan.ns_new
     if new & CLONE_NEWUSER:
@@ -224,8 +241,6 @@ def notify_payload(ctx, pid):
 
 def _loopback_up():
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
-    import fcntl
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         ifr = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0))
         flags = struct.unpack("16sH14x", ifr)[1]
@@ -290,6 +305,7 @@ def stage_b(plan, ctx, sock, lx):
     except SysError as e:
         raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
     os.close(cwdfd)
+    forbid_imports()
     enter_rootfs(plan, rootfd, lx)
     finish_rootfs(plan, lx)
     exec_stub(proc, ctx, sock, lx, stub, fifo, plan.preserve_fds)
