@@ -465,3 +465,60 @@ def test_idmapped_bind_in_userns(pyrunc, ubundle, top):
     assert (st.st_uid, st.st_gid) == (0, 0)
     with open(os.path.join(src, "f")) as f:
         assert f.read() == "xy\n"
+
+
+# --- M6: --no-pivot hides the host's procfs and sysfs ------------------------------------------------------------
+
+PROC_MAGIC, SYSFS_MAGIC = 0x9FA0, 0x62656572
+
+
+def _full_proc_sys(pid):
+    """[(fs, mount point)] of the whole procfs/sysfs mounts (root "/") in the mount namespace of pid, every one of
+    them: mountinfo (and nsenter -m, whose root follows the mounts stacked on "/") shows only what is under the
+    reader's root, and --no-pivot is a chroot.  listmount(2)/statmount(2) with the namespace's id list them all
+    (kernel 6.11+, x86_64 numbers)."""
+    import ctypes
+    import fcntl
+    import struct
+
+    if os.uname().machine != "x86_64":
+        pytest.skip("listmount/statmount syscall numbers are only known here for x86_64")
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        buf = bytearray(8)
+        fcntl.ioctl(fd, 0x8008B705, buf)  # NS_GET_MNTNS_ID
+    except OSError:
+        pytest.skip("no NS_GET_MNTNS_ID on this kernel")
+    finally:
+        os.close(fd)
+    nsid = struct.unpack("Q", buf)[0]
+    ids = (ctypes.c_uint64 * 4096)()
+    n = libc.syscall(458, struct.pack("IIQQQ", 32, 0, 2**64 - 1, 0, nsid), ids, 4096, 0)  # listmount, LSMT_ROOT
+    if n < 0:
+        pytest.skip(f"listmount: {os.strerror(ctypes.get_errno())}")
+    out = []
+    for mid in ids[:n]:
+        sm = ctypes.create_string_buffer(1 << 16)  # STATMOUNT_SB_BASIC | MNT_BASIC | MNT_ROOT | MNT_POINT
+        assert libc.syscall(457, struct.pack("IIQQQ", 32, 0, mid, 0x1B, nsid), sm, len(sm), 0) == 0
+        raw = sm.raw
+        magic = struct.unpack_from("Q", raw, 24)[0]
+        root, point = (raw[512 + o:raw.index(b"\0", 512 + o)].decode() for o in struct.unpack_from("II", raw, 104))
+        if magic in (PROC_MAGIC, SYSFS_MAGIC) and root == "/":
+            out.append(("proc" if magic == PROC_MAGIC else "sysfs", point))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("pivot", [True, False], ids=["pivot_root", "no_pivot"])
+def test_no_pivot_leaves_no_host_proc_or_sys(pyrunc, bundle, pivot):
+    """With --no-pivot the container's root is a chroot over the host's mounts in the same mount namespace; runc's
+    msMoveRoot detaches every whole procfs and sysfs outside the rootfs first (the kernel's mount_too_revealing
+    lets a user namespace mount a new, unmasked procfs/sysfs while a full one is in its namespace).  After the
+    move, the namespace holds the container's own /proc and /sys only, as with pivot_root (the control)."""
+    b = bundle(["sleep", "100"])
+    cid = pyrunc.new_id("nopivot")
+    with open(os.path.join(b, "err"), "wb") as f:
+        r = subprocess.run(pyrunc.cmd("run", "-d", *([] if pivot else ["--no-pivot"]), "--bundle", b, cid),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=60)
+    assert r.returncode == 0, open(os.path.join(b, "err")).read()
+    assert _full_proc_sys(pyrunc.state(cid)["pid"]) == [("proc", "/proc"), ("sysfs", "/sys")]
