@@ -45,8 +45,10 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -244,6 +246,42 @@ static void load_seccomp(struct control *c)
 		send_listener(c, (int)listener);
 }
 
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#define PROC_SUPER_MAGIC 0x9fa0
+
+static int is_procfs(int fd)
+{
+	struct statfs st;
+	return fstatfs(fd, &st) == 0 && st.f_type == PROC_SUPER_MAGIC;
+}
+
+/* The directory through which the exec fifo is reopened for writing (its fd is O_PATH): the container's
+ * /proc/self/fd, verified, and opened before "ready" so that a bad one fails `create` instead of the init.  Not a
+ * path string: were /proc not a procfs (a config without a /proc mount), "/proc/self/fd/N" would be whatever the
+ * image put there, and opening and writing a regular file would release the process before `start` (L1).  So:
+ * /proc itself (not a symlink) must be a procfs, and self/fd is resolved beneath it without crossing a mount
+ * (nothing mounted over /proc/self), and must be a procfs too.  No host procfs fd is kept: the init may wait on
+ * the fifo for a long time, and its own procfs is all it needs. */
+static int open_fd_dir(void)
+{
+	int proc = open("/proc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (proc < 0)
+		fail("exec fifo: open /proc", errno);
+	if (!is_procfs(proc))
+		fail("exec fifo: /proc is not a procfs (the config has no /proc mount)", EINVAL);
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_NO_XDEV | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	int dir = (int)syscall(SYS_openat2, proc, "self/fd", &how, sizeof(how));
+	if (dir < 0)
+		fail("exec fifo: open /proc/self/fd in procfs", errno);
+	close(proc);
+	if (!is_procfs(dir))
+		fail("exec fifo: /proc/self/fd is not in procfs", EINVAL);
+	return dir;
+}
+
 #define INIT_ENV "_PYRUNC_INIT="
 
 /* The protocol, from the memfd named by _PYRUNC_INIT (removed from envp, so the user program never sees it):
@@ -329,6 +367,8 @@ int main(int argc, char **argv, char **envp)
 	if (c.seccomp >= 0 && c.nnp)
 		load_seccomp(&c);
 
+	int fd_dir = c.fifo >= 0 ? open_fd_dir() : -1;
+
 	/* sync 7: ready.  exec: closing the sync fd without a message tells pyrunc the process is set up.
 	 * create (an exec fifo): "ready", then wait for sync 8, which pyrunc sends once state.json is written.
 	 *
@@ -355,11 +395,12 @@ int main(int argc, char **argv, char **envp)
 	}
 
 	if (c.fifo >= 0) {  /* created state: block until `pyrunc start` opens the fifo for reading */
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", c.fifo);
-		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		char name[16];
+		snprintf(name, sizeof(name), "%d", c.fifo);
+		int fd = openat(fd_dir, name, O_WRONLY | O_CLOEXEC);
 		if (fd < 0)
 			fail("open exec fifo", errno);
+		close(fd_dir);
 		if (write(fd, "0", 1) != 1)
 			fail("write exec fifo", errno);
 		close(fd);

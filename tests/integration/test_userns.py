@@ -522,3 +522,31 @@ def test_no_pivot_leaves_no_host_proc_or_sys(pyrunc, bundle, pivot):
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=60)
     assert r.returncode == 0, open(os.path.join(b, "err")).read()
     assert _full_proc_sys(pyrunc.state(cid)["pid"]) == [("proc", "/proc"), ("sysfs", "/sys")]
+
+
+# --- L1: the exec fifo is reopened through a verified procfs ------------------------------------------------------
+
+def test_fifo_is_not_reopened_through_an_image_proc(pyrunc, bundle):
+    """No /proc mount in the config, and the image's /proc/self/fd/N are regular files: reopening the exec fifo as
+    "/proc/self/fd/N" would open the image's file, write to it and release the process before `start`.  The stub
+    opens the fifo only through a verified procfs (fstatfs PROC_SUPER_MAGIC, no mount crossed to self/fd), and
+    says so before create returns (runc uses its own procfs handle instead: it needs no /proc mount)."""
+    def edit(c):
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/proc"]
+        c["root"]["readonly"] = False  # else the image's file is not writable and the init merely dies
+
+    b = bundle(["sh", "-c", "echo released"], edit=edit)
+    fd_dir = os.path.join(b, "rootfs", "proc", "self", "fd")
+    os.makedirs(fd_dir)
+    for n in range(64):
+        open(os.path.join(fd_dir, str(n)), "w").close()
+    cid = pyrunc.new_id("fifo")
+    out = os.path.join(b, "out")
+    with open(out, "wb") as f:
+        p = subprocess.run(pyrunc.cmd("create", "--bundle", b, cid), stdin=subprocess.DEVNULL, stdout=f,
+                           stderr=subprocess.PIPE, timeout=60)
+    err = p.stderr.decode()
+    assert p.returncode == 1, f"create succeeded over a fake /proc: {open(out).read()!r}"
+    assert "exec fifo" in err and "procfs" in err, err
+    assert open(out).read() == ""
+    assert not any(os.path.getsize(os.path.join(fd_dir, str(n))) for n in range(64))
