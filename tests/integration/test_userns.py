@@ -93,6 +93,24 @@ def test_oom_score_adj_in_userns(pyrunc, ubundle, tmp_path):
     assert runc_run(b, tmp_path)[0] == f"{want}\n"
 
 
+def test_exec_oom_score_adj_and_rlimits_in_userns(pyrunc, ubundle, runc):
+    """exec into a userns container takes the config's oomScoreAdj and rlimits the same way (from the parent)."""
+    want = min(1000, int(open("/proc/self/oom_score_adj").read()) + 300)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def edit(c):
+        c["process"]["oomScoreAdj"] = want
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": hard}]
+
+    b = ubundle(["sleep", "100"], edit=edit)
+    script = "cat /proc/self/oom_score_adj; ulimit -n; ulimit -Hn"
+    cid = pyrunc.new_id("uoom")
+    detached(pyrunc, b, cid)
+    p = pyrunc("exec", cid, "sh", "-c", script, timeout=30)
+    assert (p.returncode, p.out) == (0, f"{want}\n512\n{hard}\n"), p.err
+    assert runc("exec", runc.detached(b), "sh", "-c", script).stdout.decode() == p.out
+
+
 def test_rlimits_in_userns(pyrunc, ubundle, tmp_path):
     """rlimits up to the caller's hard limit (set from the parent with prlimit, as runc does)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
