@@ -247,20 +247,6 @@ def _loopback_up():
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def _write_proc(path, value):
-    """Write a procfs file of ours; still the host's trusted /proc (before pivot_root)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError as e:
-        raise SysError("open", path, e.errno) from None
-    try:
-        os.write(fd, str(value).encode())
-    except OSError as e:
-        raise SysError("write", f"{path} {value!r}", e.errno) from None
-    finally:
-        os.close(fd)
-
-
 def stage_b(plan, ctx, sock, lx):
     lx.prctl(PR_SET_DUMPABLE, 0)
     os.setsid()
@@ -274,7 +260,7 @@ def stage_b(plan, ctx, sock, lx):
     if plan.new_netns:
         _loopback_up()
     for key, value in plan.sysctl.items():
-        _write_proc("/proc/sys/" + key.replace(".", "/"), value)
+        proto.write_proc("/proc/sys/" + key.replace(".", "/"), value)
 
     stub = ctx.stub_fd
     fifo = -1

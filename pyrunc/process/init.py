@@ -106,9 +106,13 @@ def recv(sock):
 
 
 def set_oom_score_adj(pid, value):
-    path = f"/proc/{pid}/oom_score_adj"
+    write_proc(f"/proc/{pid}/oom_score_adj", value)
+
+
+def write_proc(path, value):
+    """Write one value to a procfs file (the host's /proc: the parent's, or stage B's before pivot_root)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as e:
         raise SysError("open", path, e.errno) from None
     try:
