@@ -201,6 +201,12 @@ def test_exec_with_reduced_capabilities_in_userns(pyrunc, ubundle, runc):
     want = runc("exec", rcid, "sh", "-c", script).stdout.decode()
     assert p.out == want
     assert "CapBnd:\t00000000200000000" not in want and want.endswith("0\n0\n")
+    # and as a non-root user of the container (the ids are the container's, mapped to host 100000 + id)
+    script = "id -u; id -g; grep -E '^Cap(Bnd|Eff)' /proc/self/status"
+    p = pyrunc("exec", "--user", "1000:1000", cid, "sh", "-c", script, timeout=30)
+    assert p.returncode == 0, p.err
+    assert p.out == runc("exec", "--user", "1000:1000", rcid, "sh", "-c", script).stdout.decode()
+    assert p.out.startswith("1000\n1000\n")
 
 
 # --- M7: namespace paths opened first, joined in runc's order -------------------------------------------------
