@@ -2,18 +2,20 @@
 
   parent (pyrunc create/run)              stage A (fork)                      stage B (init; pid 1 in a new pid ns)
   --------------------------              --------------                      -------------------------------------
-  socketpair(SEQPACKET); subreaper
+  socketpair(SEQPACKET); subreaper;
+  [id-mapped trees: open_tree + mount_setattr]
   fork ---------------------------------> non-dumpable; [seccomp agent: connect
-                                          to listenerPath, on the host]; setns joined ns
-  cgroup: add A                           (user first, mount last)
+                                          to listenerPath, on the host]; open every
+  cgroup: add A                           joined ns path, then setns: host-owned
+                                          first, then user (+ setresuid 0), rest
                                           [new user ns] unshare(NEWUSER)
          <------------- 1. USERNS -------
   [write uid_map/gid_map of A]
   oom_score_adj of A (B inherits it)
          -------------- 2. GO ---------->
                                           unshare(other new namespaces)
-                                          fork ---------------------------->  non-dumpable; setsid; keyring; lo up;
-         <------------- 3. PID <B> ------ [agent: state JSON with                sysctl;
+                                          fork ---------------------------->  (waits for A's exit) non-dumpable;
+         <------------- 3. PID <B> ------ [agent: state JSON with                setsid; keyring; lo up; sysctl;
                                           B's pid into B's pipe]; exit(0)
   reap A (B re-parents to us: subreaper)
   [new user ns: open bind sources
@@ -25,7 +27,8 @@
   prestart + createRuntime hooks
          --------------------------------------------------- 5. GO -------->
                                                                                createContainer hooks; hostname;
-                                                                               pivot_root; readonly, masked paths;
+                                                                               no more imports; pivot_root;
+                                                                               readonly, masked paths;
                                                                                cwd, umask; PATH lookup;
                                                                                scheduler, ioprio, personality,
                                                                                cpu affinity (sched.py)
@@ -48,11 +51,12 @@ oom_score_adj and rlimits are set by the parent, on the host's side, as runc doe
 init can neither open its own /proc/self/oom_score_adj (it is non-dumpable, so the file belongs to the host's root,
 unmapped in the container) nor raise a limit (both need CAP_SYS_RESOURCE in the host's user namespace).
 
-`pyrunc exec` runs the same ladder without steps 1, 4, 5, 6 and 8 (its 6. GO, after the rlimits, follows 3.; its stub
-closes the sync fd at 7): stage A joins every namespace of the container's
-init (opened by the parent, user first, mount last), does all the process steps itself (it is not in the
-container's pid namespace, so no container process can see it), and forks stage B (child.exec_now), which only
-makes its session and fexecve()s the stub.
+`pyrunc exec` runs the same ladder without steps 1, 3b, 4, 5, 6 and 8 (its 6. GO, after the rlimits, follows 3.; its
+stub closes the sync fd at 7): stage A joins every namespace of the container's init but the user namespace
+(opened by the parent), does all the process steps itself (it is not in the container's pid namespace, so no
+container process can see it), and forks stage B (child.exec_now), which only makes its session and fexecve()s the
+stub, still in the host's user namespace; the stub joins the container's user namespace itself (userns=FD), so its
+memory stays the host's (see join_userns in csrc/pyrunc_init.c).
 """
 
 import errno
