@@ -25,6 +25,7 @@ import termios
 
 from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
+from ..security.keyring import join_session_keyring
 from . import init as proto
 from . import console, rootfs, sched
 from .idmap import source_binds
@@ -252,11 +253,7 @@ def stage_b(plan, ctx, sock, lx):
     os.setsid()
     os.umask(0)
     if not plan.no_new_keyring:
-        try:
-            lx.keyctl_join_session_keyring(ctx.id)
-        except SysError as e:
-            if e.errno not in (38, 13):  # ENOSYS, EACCES (keyrings disabled or restricted): runc ignores too
-                raise
+        join_session_keyring(lx, ctx.id)
     if plan.new_netns:
         _loopback_up()
     for key, value in plan.sysctl.items():
@@ -325,6 +322,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     stub = ctx.stub_fd
     if proc.terminal:
         console.setup(lx, ctx.console, proc.console_size, ctty=not in_stage_a)
+    console.fix_stdio_owner(proc.uid)  # the final stdio, pty included, becomes the user's (runc's setupUser)
     rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)

@@ -6,6 +6,7 @@ something the image put there), unlocks it, makes the slave its controlling term
 master in one SCM_RIGHTS message whose payload is the pty's name, as runc does.
 """
 
+import errno
 import fcntl
 import os
 import socket
@@ -87,6 +88,29 @@ def setup(lx, console_sock, size, ctty=True):
         os.close(master)
     console_sock.close()
     attach(slave, ctty)
+
+
+_NULL = os.makedev(1, 3)
+_SKIP_ERRNOS = (errno.EINVAL, errno.EPERM, errno.EROFS)
+
+
+def fix_stdio_owner(uid):
+    """runc's fixStdioPermissions, before the ids change: fds 0-2 (the caller's pipes or files, or our pty slave)
+    become the container user's, gid kept, so the process can reopen /dev/stdout (/proc/self/fd/1: the kernel
+    checks the inode's owner).  /dev/null is skipped (the real 1:3 device, never a node the image made).  EINVAL
+    (the gid is not mapped in the user namespace), EPERM (the owner is not) and EROFS leave the fd as it is."""
+    for fd in (0, 1, 2):  # uid 0 too: in a user namespace that is a host uid the caller's pipes do not belong to
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # a closed stdio fd: nothing to hand over
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == _NULL:
+            continue
+        try:
+            os.fchown(fd, uid, st.st_gid)
+        except OSError as e:
+            if e.errno not in _SKIP_ERRNOS:
+                raise SysError("fchown", f"stdio fd {fd}", e.errno) from None
 
 
 def recv_master(sock):
