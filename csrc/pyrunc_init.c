@@ -22,7 +22,8 @@
  * Protocol: argv is just "pyrunc init" (all `ps` shows, as runc shows "runc init"); envp is the process env plus
  * _PYRUNC_INIT=FD, which the stub removes.  FD is a memfd holding NUL-separated strings: CONTROL PATH ARGV0
  * [ARGS...], read and closed first thing.  CONTROL is key=value pairs joined by commas: uid= gid= (required: a
- * process never keeps pyrunc's ids by omission) sync=FD fifo=FD keep=LASTFD groups=G1:G2 (any number, up to the
+ * process never keeps pyrunc's ids by omission) sync=FD userns=FD (exec: the user namespace to join first, see
+ * join_userns) fifo=FD keep=LASTFD groups=G1:G2 (any number, up to the
  * kernel's NGROUPS_MAX) bnd= eff= prm= inh= amb= (hex capability masks) nnp=0|1 seccomp=FD (a sock_filter array)
  * sflags=N notify=FD (a unix socket connected to the seccomp agent at linux.seccomp.listenerPath) notifymsg=FD (a
  * pipe holding the agent's JSON state message, read to EOF before the filter is loaded).  It never decides
@@ -33,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -43,8 +45,10 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -72,7 +76,7 @@ static void fail(const char *op, int err)
 }
 
 struct control {
-	int fifo, keep, nnp, seccomp, notify, notifymsg;
+	int userns, fifo, keep, nnp, seccomp, notify, notifymsg;
 	int have_uid, have_gid;
 	uid_t uid;
 	gid_t gid;
@@ -104,6 +108,7 @@ static void parse(char *s, struct control *c)
 			continue;
 		*v++ = 0;
 		if (!strcmp(tok, "sync")) sync_fd = atoi(v);
+		else if (!strcmp(tok, "userns")) c->userns = atoi(v);
 		else if (!strcmp(tok, "fifo")) c->fifo = atoi(v);
 		else if (!strcmp(tok, "keep")) c->keep = atoi(v);
 		else if (!strcmp(tok, "uid")) { c->uid = parse_id(v, "uid"); c->have_uid = 1; }
@@ -120,6 +125,25 @@ static void parse(char *s, struct control *c)
 		else if (!strcmp(tok, "inh")) c->inh = strtoull(v, NULL, 16);
 		else if (!strcmp(tok, "amb")) c->amb = strtoull(v, NULL, 16);
 	}
+}
+
+/* exec into a container with a user namespace: pyrunc joined every other namespace and exec'd this stub while
+ * still in the host's user namespace, so the stub's mm (mm->user_ns, fixed at execve) belongs to the host's.  The
+ * kernel's __ptrace_may_access lets a tracer through a non-dumpable target only with CAP_SYS_PTRACE in the target
+ * mm's user_ns: a container process can never attach to (or read /proc/<pid>/mem, environ, fd of) this stub while
+ * it still holds every capability, even one with CAP_SYS_PTRACE in the container's user namespace.  Had the stub
+ * been exec'd inside that user namespace, the mm would be the container's, and such a process could (M2).
+ * Then, as nsexec: become root of the namespace at once (the host's root ids are not mapped in it). */
+static void join_userns(struct control *c)
+{
+	if (setns(c->userns, CLONE_NEWUSER) < 0)
+		fail("setns user namespace", errno);
+	close(c->userns);
+	c->userns = -1;
+	if (setresgid(0, 0, 0) < 0)
+		fail("setresgid 0 in the user namespace", errno);
+	if (setresuid(0, 0, 0) < 0)
+		fail("setresuid 0 in the user namespace", errno);
 }
 
 static void set_ids(struct control *c)
@@ -222,6 +246,42 @@ static void load_seccomp(struct control *c)
 		send_listener(c, (int)listener);
 }
 
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#define PROC_SUPER_MAGIC 0x9fa0
+
+static int is_procfs(int fd)
+{
+	struct statfs st;
+	return fstatfs(fd, &st) == 0 && st.f_type == PROC_SUPER_MAGIC;
+}
+
+/* The directory through which the exec fifo is reopened for writing (its fd is O_PATH): the container's
+ * /proc/self/fd, verified, and opened before "ready" so that a bad one fails `create` instead of the init.  Not a
+ * path string: were /proc not a procfs (a config without a /proc mount), "/proc/self/fd/N" would be whatever the
+ * image put there, and opening and writing a regular file would release the process before `start` (L1).  So:
+ * /proc itself (not a symlink) must be a procfs, and self/fd is resolved beneath it without crossing a mount
+ * (nothing mounted over /proc/self), and must be a procfs too.  No host procfs fd is kept: the init may wait on
+ * the fifo for a long time, and its own procfs is all it needs. */
+static int open_fd_dir(void)
+{
+	int proc = open("/proc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (proc < 0)
+		fail("exec fifo: open /proc", errno);
+	if (!is_procfs(proc))
+		fail("exec fifo: /proc is not a procfs (the config has no /proc mount)", EINVAL);
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_NO_XDEV | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	int dir = (int)syscall(SYS_openat2, proc, "self/fd", &how, sizeof(how));
+	if (dir < 0)
+		fail("exec fifo: open /proc/self/fd in procfs", errno);
+	close(proc);
+	if (!is_procfs(dir))
+		fail("exec fifo: /proc/self/fd is not in procfs", EINVAL);
+	return dir;
+}
+
 #define INIT_ENV "_PYRUNC_INIT="
 
 /* The protocol, from the memfd named by _PYRUNC_INIT (removed from envp, so the user program never sees it):
@@ -272,7 +332,7 @@ static char **read_init_args(char **envp)
 
 int main(int argc, char **argv, char **envp)
 {
-	struct control c = { .fifo = -1, .keep = 2, .seccomp = -1, .notify = -1, .notifymsg = -1 };
+	struct control c = { .userns = -1, .fifo = -1, .keep = 2, .seccomp = -1, .notify = -1, .notifymsg = -1 };
 	/* fexecve of this stub made the process dumpable again: until the final execve (which decides dumpability
 	 * for the user program) no container process may open /proc/1/fd, /proc/1/exe or /proc/1/mem of ours
 	 * (CVE-2016-9962). */
@@ -283,6 +343,8 @@ int main(int argc, char **argv, char **envp)
 	parse(args[0], &c);
 	if (!c.have_uid || !c.have_gid)
 		fail("control: uid= and gid= are required", EINVAL);
+	if (c.userns >= 0)
+		join_userns(&c);
 
 	if (c.notify >= 0 && c.notifymsg >= 0)
 		read_notify_msg(&c);
@@ -304,6 +366,8 @@ int main(int argc, char **argv, char **envp)
 		fail("set no_new_privs", errno);
 	if (c.seccomp >= 0 && c.nnp)
 		load_seccomp(&c);
+
+	int fd_dir = c.fifo >= 0 ? open_fd_dir() : -1;
 
 	/* sync 7: ready.  exec: closing the sync fd without a message tells pyrunc the process is set up.
 	 * create (an exec fifo): "ready", then wait for sync 8, which pyrunc sends once state.json is written.
@@ -331,11 +395,12 @@ int main(int argc, char **argv, char **envp)
 	}
 
 	if (c.fifo >= 0) {  /* created state: block until `pyrunc start` opens the fifo for reading */
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", c.fifo);
-		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		char name[16];
+		snprintf(name, sizeof(name), "%d", c.fifo);
+		int fd = openat(fd_dir, name, O_WRONLY | O_CLOEXEC);
 		if (fd < 0)
 			fail("open exec fifo", errno);
+		close(fd_dir);
 		if (write(fd, "0", 1) != 1)
 			fail("write exec fifo", errno);
 		close(fd);

@@ -86,7 +86,8 @@ def features(release=None):
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            # id-mapped bind mounts (mount uidMappings/gidMappings, options idmap/ridmap): mount_setattr
+            # id-mapped bind mounts (mount uidMappings/gidMappings, options idmap/ridmap), with or without a user
+            # namespace: the trees are made in the parent (tests/integration/test_userns.py, test_idmap.py)
             "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": dict(sorted(annotations.items())),
