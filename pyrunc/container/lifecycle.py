@@ -116,6 +116,7 @@ class Runtime:
                 doc = {"ociVersion": cfg.get("ociVersion", ""), "id": cid, "bundle": bundle, "rootfs": plan.rootfs,
                        "created": _now(), "annotations": cfg.get("annotations") or {},
                        "cgroup_paths": mgr.paths if mgr else {}, "cgroup_created": mgr.created if mgr else [],
+                       "cgroup_unit": mgr.unit if mgr else None,
                        "hooks": cfg.get("hooks") or {}, "config": {"process": cfg.get("process"),
                                                                    "linux": cfg.get("linux") or {}}}
                 ctx.run_hooks = lambda kind, pid: self._hooks(doc, kind, pid, "creating")
@@ -320,7 +321,7 @@ def _manager(c):
         return None
     from ..cgroups import manager_from_paths
 
-    return manager_from_paths(paths, created=c.doc.get("cgroup_created") or [])
+    return manager_from_paths(paths, created=c.doc.get("cgroup_created") or [], unit=c.doc.get("cgroup_unit"))
 
 
 def _detach_rootfs(rootfs, log):
