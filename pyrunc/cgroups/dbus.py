@@ -256,13 +256,15 @@ class Connection:
         self.close()
 
     def _auth(self):
-        """SASL EXTERNAL with our uid (the peer checks it against SO_PEERCRED), then BEGIN (spec "Authentication")."""
+        """SASL EXTERNAL with our uid (the peer checks it against SO_PEERCRED) and BEGIN, sent together as sd-bus
+        clients send them (spec "Authentication": a client may pipeline BEGIN).  Sending BEGIN only after the OK
+        is worse here: BEGIN and the first message then reach systemd (v252) in one read, and it leaves that
+        message unprocessed until more bytes arrive, so the first call got no reply."""
         uid = str(os.geteuid()).encode().hex().encode()
-        self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\n")
+        self.sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\nBEGIN\r\n")
         line = self._line()
         if not line.startswith(b"OK "):
             raise PyruncError(f"d-bus authentication on {self.path} refused: {line.decode(errors='replace')}")
-        self.sock.sendall(b"BEGIN\r\n")
 
     def _line(self):
         while b"\r\n" not in self._buf:
