@@ -69,13 +69,14 @@ def compute_paths(layout, inner, own):
 
 
 def open_manager(cgroups_path, container_id, *, root="/sys/fs/cgroup", systemd=False, caller_pid=None,
-                 proc="/proc", run="/run"):
+                 proc="/proc", run="/run", log=None):
     """A manager for a new container; nothing is created until create().  systemd: the systemd driver's
     (pyrunc/cgroups/systemd.py, loaded only then: it brings the D-Bus client)."""
     if systemd:
         from pyrunc.cgroups import systemd as _systemd
 
-        return _systemd.open_manager(cgroups_path, container_id, layout=_layout(root, proc), proc=proc, run=run)
+        return _systemd.open_manager(cgroups_path, container_id, layout=_layout(root, proc), proc=proc, run=run,
+                                     log=log)
     inner = _detect.clean_path(cgroups_path or "") or _detect.clean_path(container_id or "")
     if not inner or inner == "/":
         raise ConfigError(f"invalid cgroup path {cgroups_path!r} for container {container_id!r}")

@@ -53,7 +53,7 @@ def connect(run="/run", timeout=JOB_TIMEOUT):
         errors.append(f"connect {private}: {_oserror(e)}")
     except PyruncError as e:
         errors.append(str(e))
-    bus = os.environ.get("PYRUNC_SYSTEM_BUS") or os.path.join(run, "dbus", "system_bus_socket")
+    bus = os.path.join(run, "dbus", "system_bus_socket")
     try:
         conn = _dbus.Connection(bus, bus=True, timeout=timeout)
         conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s",
@@ -75,7 +75,8 @@ def _oserror(e):
 class SystemdManager(Manager):
     """A cgroupfs Manager over the unit's dirs, whose unit systemd starts and stops."""
 
-    def __init__(self, layout, paths, unit, *, name=None, pending=None, started=True, run="/run", conn=None):
+    def __init__(self, layout, paths, unit, *, name=None, pending=None, started=True, run="/run", conn=None,
+                 log=None):
         super().__init__(layout, paths, None)
         self.unit = unit.unit
         self._unit = unit
@@ -85,7 +86,11 @@ class SystemdManager(Manager):
         self._run = run
         self._conn = conn
         self._version = None
-        self.warnings = []
+        self._log = log
+
+    def _warn(self, msg):
+        if self._log is not None:
+            self._log.warning(f"systemd cgroup driver: {msg}")
 
     # -- D-Bus -----------------------------------------------------------------------------------------------
     @property
@@ -123,7 +128,7 @@ class SystemdManager(Manager):
     def _props(self, resources, default_devices):
         mode = "v2" if self.layout.mode == "v2" else "v1"
         return resource_properties(resources, mode, self.version(), default_devices=default_devices,
-                                   warn=self.warnings.append)
+                                   warn=self._warn)
 
     def _start(self, pid):
         resources, default_devices = self._pending or ({}, False)
@@ -179,7 +184,7 @@ class SystemdManager(Manager):
                 job = self._call("StopUnit", "ss", (self.unit, "replace"))[0]
                 result = self._wait_job(job, "stop")
                 if result != "done":
-                    self.warnings.append(f"stop unit {self.unit}: job {result}")
+                    self._warn(f"stop unit {self.unit}: job {result}")
             except _dbus.DBusError as e:
                 if e.name != "org.freedesktop.systemd1.NoSuchUnit":  # gone already: the scope emptied
                     raise SystemdError(f"systemd cgroup driver: stop unit {self.unit}: {e}") from None
@@ -193,12 +198,12 @@ class SystemdManager(Manager):
             raise SysError("rmdir", left[0][0], left[0][1])
 
 
-def open_manager(cgroups_path, container_id, *, layout, proc="/proc", run="/run"):
+def open_manager(cgroups_path, container_id, *, layout, proc="/proc", run="/run", log=None):
     """A manager for a new container: nothing happens on the host until create() (which connects)."""
     check_running(proc, run)
     unit = parse(cgroups_path, container_id)
     name = (cgroups_path or "").split(":")[-1] or container_id
-    return SystemdManager(layout, unit_paths(layout, unit), unit, name=name, started=False, run=run)
+    return SystemdManager(layout, unit_paths(layout, unit), unit, name=name, started=False, run=run, log=log)
 
 
 def reopen(layout, paths, unit_name, *, run="/run"):

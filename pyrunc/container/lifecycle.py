@@ -158,7 +158,7 @@ class Runtime:
         from ..cgroups import open_manager
 
         linux = cfg.get("linux") or {}
-        mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=self.systemd_cgroup)
+        mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=self.systemd_cgroup, log=self.log)
         mgr.create()
         try:
             if linux.get("resources"):
