@@ -169,7 +169,10 @@ class SystemdManager(Manager):
         if self._started:
             super().add_pid(pid)
             return
-        fs_resources, default_devices = self._start(pid)
+        try:
+            fs_resources, default_devices = self._start(pid)
+        finally:
+            self.close()  # not held while the container is set up (destroy() connects again if it must)
         # The hierarchies systemd leaves alone (v1 cpuset, freezer, net_cls, ...) are made and joined by us, as
         # runc joinCgroups does; on systemd's own ones these are no-ops.
         super().create()
