@@ -50,7 +50,12 @@ def _rootfs():
     if p.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         pytest.fail(f"debootstrap failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
-    os.rename(tmp, path)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # another run made it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.exists(os.path.join(path, "lib", "systemd", "systemd")):
+            raise
     return path
 
 
@@ -272,6 +277,11 @@ def test_cri_style_path_lifecycle(outer, inner):
     assert s == {"MemoryLimit": str(128 << 20), "TasksMax": "77"}
     assert read(outer, f"/sys/fs/cgroup/memory{cg}/memory.limit_in_bytes") == str(128 << 20)
     assert read(outer, f"/sys/fs/cgroup/pids{cg}/pids.max") == "77"
+    # systemd realizes its cgroups again on a reload: the unit's own settings must keep the init where it is
+    outer.run("systemctl", "daemon-reload", check=True)
+    assert show(outer, unit, "MemoryLimit")["MemoryLimit"] == str(128 << 20)
+    if inner.name == "pyrunc":
+        assert f"devices:{cg}\n" in read(outer, f"/proc/{pid}/cgroup") + "\n"
 
     inner("pause", cid, check=True)
     assert json.loads(inner("state", cid, check=True).stdout)["status"] == "paused"
@@ -335,3 +345,17 @@ def test_malformed_path_is_refused(outer, inner):
         p = inner("create", "--bundle", inner.bundle(path), cid)
         assert p.returncode == 1 and msg in p.stderr, p.stderr
         assert inner("state", cid).returncode != 0
+
+
+def test_host_without_systemd_refuses_clearly(pyrunc, bundle):
+    """On this host (PID 1 is not systemd) the driver fails saying so, and never falls back to cgroupfs."""
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("this host runs systemd")
+    with open("/proc/1/comm") as f:
+        comm = f.read().strip()
+    cid = pyrunc.new_id("nosd")
+    b = bundle(["true"], edit=lambda cfg: cfg["linux"].update(cgroupsPath=f"system.slice:pyrunc:{cid}"))
+    p = pyrunc("--systemd-cgroup", "create", "--bundle", b, cid)
+    assert p.returncode == 1
+    assert f"systemd cgroup driver: systemd is not running (pid 1 is {comm})" in p.err
+    assert pyrunc("state", cid).returncode == 1  # nothing left: the fixture also checks cgroups and mounts
