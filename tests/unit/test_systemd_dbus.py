@@ -92,6 +92,37 @@ def test_refuses_malformed_values():
 
 # --- a whole conversation with a fake systemd ---------------------------------------------------------------
 
+def server_messages(conn, on_auth=None):
+    """The server side of a D-Bus connection: wait for AUTH and BEGIN, say OK, then yield each message until the
+    client goes away.  on_auth(line) sees the AUTH line."""
+    from jeepney.low_level import Parser
+
+    conn.settimeout(10)
+    buf = b""
+    while b"BEGIN\r\n" not in buf:
+        data = conn.recv(4096)
+        if not data:
+            return
+        buf += data
+    if on_auth:
+        on_auth(buf.split(b"\r\n")[0])
+    conn.sendall(b"OK 0123456789abcdef0123456789abcdef\r\n")
+    parser = Parser()
+    parser.add_data(buf.split(b"BEGIN\r\n", 1)[1])
+    while True:
+        msg = parser.get_next_message()
+        if msg is not None:
+            yield msg
+            continue
+        try:
+            data = conn.recv(65536)
+        except OSError:
+            return
+        if not data:
+            return
+        parser.add_data(data)
+
+
 class FakeSystemd(threading.Thread):
     """Speaks the server side on a unix socket: checks the EXTERNAL auth, answers StartTransientUnit with a job
     path, sends JobRemoved for it (before an unrelated signal, after the reply) and an error for anything else."""
@@ -106,26 +137,8 @@ class FakeSystemd(threading.Thread):
         self.calls = []
 
     def run(self):
-        from jeepney.low_level import Parser
-
         conn, _ = self.srv.accept()
-        conn.settimeout(10)
-        buf = b""
-        while b"BEGIN\r\n" not in buf:
-            buf += conn.recv(4096)
-            if b"AUTH EXTERNAL" in buf and self.auth is None and buf.endswith(b"\r\n"):
-                self.auth = buf.split(b"\r\n")[0]
-                conn.sendall(b"OK 0123456789abcdef0123456789abcdef\r\n")
-        parser = Parser()
-        parser.add_data(buf.split(b"BEGIN\r\n", 1)[1])
-        while True:
-            msg = parser.get_next_message()
-            if msg is None:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                parser.add_data(data)
-                continue
+        for msg in server_messages(conn, lambda line: setattr(self, "auth", line)):
             self.calls.append((msg.header.fields[3], msg.body))
             if msg.header.fields[3] == "StartTransientUnit":
                 job = "/org/freedesktop/systemd1/job/77"

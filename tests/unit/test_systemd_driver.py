@@ -15,7 +15,7 @@ from tests.unit.test_cgroups_fake import _files, _v1_ctrl_files, build_hybrid, f
 
 jeepney = pytest.importorskip("jeepney", reason="jeepney speaks the fake systemd's side (pip install -e '.[test]')")
 from jeepney import DBusAddress, new_error, new_method_return, new_signal  # noqa: E402
-from jeepney.low_level import Parser  # noqa: E402
+from tests.unit.test_systemd_dbus import server_messages  # noqa: E402
 
 MANAGER = DBusAddress("/org/freedesktop/systemd1", bus_name="org.freedesktop.systemd1",
                       interface="org.freedesktop.systemd1.Manager")
@@ -52,24 +52,7 @@ class FakeSystemd(threading.Thread):
             threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
 
     def serve(self, conn):
-        conn.settimeout(10)
-        buf = b""
-        while b"BEGIN\r\n" not in buf:
-            buf += conn.recv(4096)
-        conn.sendall(b"OK 0123456789abcdef0123456789abcdef\r\n")
-        parser = Parser()
-        parser.add_data(buf.split(b"BEGIN\r\n", 1)[1])
-        while True:
-            msg = parser.get_next_message()
-            if msg is None:
-                try:
-                    data = conn.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    return
-                parser.add_data(data)
-                continue
+        for msg in server_messages(conn):
             member = msg.header.fields[3]
             self.calls.append((member, msg.body))
             job = f"/org/freedesktop/systemd1/job/{len(self.calls)}"
@@ -141,20 +124,18 @@ def test_create_starts_a_delegated_scope_then_writes_the_rest(systemd, fake_kern
     assert left == []
 
 
-def test_systemd_not_running(fake, tmp_path):
-    root, proc = fake
-    build_hybrid(root)
-    before = sorted(os.walk(root))
-    with pytest.raises(ConfigError, match=r"^systemd cgroup driver: systemd is not running \(pid 1 is init\)$"):
-        open_manager("system.slice:pyrunc:c1", "c1", root=root, systemd=True, proc=proc, run=str(tmp_path / "run"))
-    assert sorted(os.walk(root)) == before
-
-
-def test_unreachable_systemd_is_a_clear_error_never_cgroupfs(fake, tmp_path):
+@pytest.fixture
+def booted(fake, tmp_path):
+    """A fake hybrid cgroupfs and a run dir saying systemd booted (/run/systemd/system), with no socket."""
     root, proc = fake
     build_hybrid(root)
     run = tmp_path / "run"
     (run / "systemd" / "system").mkdir(parents=True)
+    return root, proc, run
+
+
+def test_unreachable_systemd_is_a_clear_error_never_cgroupfs(booted):
+    root, proc, run = booted
     before = sorted(os.walk(root))
     m = open_manager("system.slice:pyrunc:c1", "c1", root=root, systemd=True, proc=proc, run=str(run))
     with pytest.raises(sd.SystemdError) as ei:
@@ -165,10 +146,7 @@ def test_unreachable_systemd_is_a_clear_error_never_cgroupfs(fake, tmp_path):
     assert sorted(os.walk(root)) == before
 
 
-def test_malformed_path_refused_before_connecting(fake, tmp_path):
-    root, proc = fake
-    build_hybrid(root)
-    run = tmp_path / "run"
-    (run / "systemd" / "system").mkdir(parents=True)
+def test_malformed_path_refused_before_connecting(booted):
+    root, proc, run = booted
     with pytest.raises(ConfigError, match=r'^expected cgroupsPath to be of format "slice:prefix:name"'):
         open_manager("/kubepods/pod1/c1", "c1", root=root, systemd=True, proc=proc, run=str(run))
