@@ -24,7 +24,7 @@ from pyrunc.cgroups import dbus as _dbus
 from pyrunc.cgroups.manager import Manager, _read_text, _remove
 from pyrunc.cgroups.systemd_path import parse, unit_paths
 from pyrunc.cgroups.systemd_props import resource_properties, start_properties, version_number
-from pyrunc.errors import ConfigError, PyruncError
+from pyrunc.errors import ConfigError, PyruncError, SysError
 
 SYSTEMD = "org.freedesktop.systemd1"
 OBJECT = "/org/freedesktop/systemd1"
@@ -142,11 +142,11 @@ class SystemdManager(Manager):
                 if e.name != "org.freedesktop.systemd1.UnitExists" or attempt == 2:
                     raise SystemdError(f"systemd cgroup driver: start unit {self.unit}: {e}") from None
                 self._reset_failed()  # a leftover failed unit of the same name: let systemd drop it, once
+        self._started = True  # the unit exists from here on: a failure below still has destroy() stop it
         result = self._wait_job(job, "start")
         if result != "done":
             self._reset_failed()
             raise SystemdError(f"systemd cgroup driver: start unit {self.unit}: job {result}")
-        self._started = True
         return fs_resources, default_devices
 
     # -- the Manager interface -------------------------------------------------------------------------------
@@ -196,8 +196,6 @@ class SystemdManager(Manager):
         left = [(d, err) for _, d in self._dirs() for err in (_remove(d),) if err]
         self.close()
         if left:
-            from pyrunc.errors import SysError
-
             raise SysError("rmdir", left[0][0], left[0][1])
 
 

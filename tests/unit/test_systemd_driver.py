@@ -34,6 +34,7 @@ class FakeSystemd(threading.Thread):
         self.srv.settimeout(0.2)
         self.stop = False
         self.serial = 100
+        self.result = "done"  # of every job
 
     def _send(self, conn, msg):
         self.serial += 1
@@ -67,7 +68,7 @@ class FakeSystemd(threading.Thread):
                         shutil.rmtree(d, ignore_errors=True)
                 self._send(conn, new_method_return(msg, "o", (job,)))
                 self._send(conn, new_signal(MANAGER, "JobRemoved", "uoss", (len(self.calls), job, msg.body[0],
-                                                                             "done")))
+                                                                             self.result)))
             elif member == "SetUnitProperties":
                 self._send(conn, new_method_return(msg))
             else:
@@ -122,6 +123,19 @@ def test_create_starts_a_delegated_scope_then_writes_the_rest(systemd, fake_kern
     assert [c[0] for c in srv.calls[-2:]] == ["StopUnit", "ResetFailedUnit"]
     left = [h for h in os.listdir(root) if os.path.isdir(os.path.join(root, h, scope))]
     assert left == []
+
+
+def test_failed_start_job_is_reported_and_the_unit_stopped(systemd, fake_kernel):
+    root, proc, run, srv = systemd
+    srv.result = "failed"
+    m = open_manager("kubepods-pod1.slice:cri-containerd:c2", "c2", root=root, proc=proc, systemd=True, run=run)
+    m.create()
+    with pytest.raises(sd.SystemdError, match=r"^systemd cgroup driver: start unit cri-containerd-c2.scope: "
+                                              r"job failed$"):
+        m.add_pid(4242)
+    assert [c[0] for c in srv.calls] == ["Get", "StartTransientUnit", "ResetFailedUnit"]
+    m.destroy()  # what create's cleanup does next
+    assert [c[0] for c in srv.calls[3:]] == ["StopUnit", "ResetFailedUnit"]
 
 
 @pytest.fixture
