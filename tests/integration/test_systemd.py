@@ -83,6 +83,15 @@ def _runc():
     return shutil.which("runc")
 
 
+# host binaries made visible inside as /usr/local/bin/<name> (same libc: bookworm = this host): the reference
+# runtime, and containerd with its shim and ctr for the shim pass-through test
+HOST_BINARIES = ("runc", "containerd", "containerd-shim-runc-v2", "ctr")
+
+
+def _host_binaries():
+    return {name: shutil.which(name) for name in HOST_BINARIES if shutil.which(name)}
+
+
 class Outer:
     """The container running systemd; run() executes a command in it through the outer runtime's exec."""
 
@@ -123,8 +132,8 @@ class Outer:
         ]
         for path in _shared_paths() + [self.inner]:
             mounts.append({"destination": path, "type": "bind", "source": path, "options": ["rbind", "ro"]})
-        if _runc():
-            mounts.append({"destination": "/usr/local/sbin/runc", "type": "bind", "source": _runc(),
+        for name, path in _host_binaries().items():
+            mounts.append({"destination": f"/usr/local/bin/{name}", "type": "bind", "source": path,
                            "options": ["bind", "ro"]})
         cfg["mounts"] = mounts
         with open(os.path.join(self.base, "config.json"), "w") as f:
@@ -139,8 +148,8 @@ class Outer:
                         f"lowerdir={lower},upperdir={self.base}/upper,workdir={self.base}/work", self.rootfs],
                        check=True, timeout=30)
         self.mounted = True
-        if _runc():
-            open(os.path.join(self.rootfs, "usr/local/sbin/runc"), "w").close()
+        for name in _host_binaries():
+            open(os.path.join(self.rootfs, "usr/local/bin", name), "w").close()
         self.config()
         with open(self.log, "wb") as log:
             subprocess.run(self.argv + ["create", "--bundle", self.base, self.id], stdin=subprocess.DEVNULL,
@@ -201,7 +210,7 @@ def inner(outer, busybox, request):
     runtime = getattr(request, "param", "pyrunc")
     if runtime == "runc" and not _runc():
         pytest.skip("runc is not installed: no reference to compare with")
-    binary = pyrunc_argv()[0] if runtime == "pyrunc" else "/usr/local/sbin/runc"
+    binary = pyrunc_argv()[0] if runtime == "pyrunc" else "/usr/local/bin/runc"
 
     class Inner:
         name = runtime
@@ -359,3 +368,68 @@ def test_host_without_systemd_refuses_clearly(pyrunc, bundle):
     assert p.returncode == 1
     assert f"systemd cgroup driver: systemd is not running (pid 1 is {comm})" in p.err
     assert pyrunc("state", cid).returncode == 1  # nothing left: the fixture also checks cgroups and mounts
+
+
+CONTAINERD_TOML = """version = 2
+root = "/var/lib/containerd-sd"
+state = "/run/containerd-sd"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+                    "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "/run/containerd-sd/containerd.sock"
+"""
+
+
+def test_containerd_shim_passes_the_systemd_driver(outer, busybox):
+    """containerd + containerd-shim-runc-v2 inside the systemd container, running pyrunc as the runc binary with
+    SystemdCgroup (ctr --runc-systemd-cgroup) and a kubelet-style cgroupsPath: the shim's pyrunc calls carry
+    --systemd-cgroup, the scope gets the memory limit, and task/container removal leaves no unit."""
+    if not {"containerd", "containerd-shim-runc-v2", "ctr"} <= set(_host_binaries()):
+        pytest.skip("containerd, its runc v2 shim and ctr are needed on the host")
+    from tests.e2e.conftest import build_oci_archive
+
+    archive = os.path.join(outer.inner, "busybox-oci.tar")
+    build_oci_archive(busybox, archive)
+    cfg = os.path.join(outer.inner, "containerd.toml")
+    with open(cfg, "w") as f:
+        f.write(CONTAINERD_TOML)
+    pid = outer.sh(f"PATH=/usr/local/bin:$PATH containerd --config {cfg} </dev/null >/run/containerd-sd.log 2>&1 & "
+                   "echo $!", check=True).stdout.strip()
+    try:
+        _containerd_scenario(outer, archive)
+    finally:
+        outer.run("kill", pid)  # its shims and containers went with `ctr task rm`; the rest dies with the outer
+
+
+def _containerd_scenario(outer, archive):
+    from tests.e2e.conftest import IMAGE
+
+    sock = "/run/containerd-sd/containerd.sock"
+    ctr = ["/usr/local/bin/ctr", "-a", sock, "-n", "sd"]
+    deadline = time.monotonic() + 20
+    while outer.run(*ctr, "version").returncode != 0:
+        assert time.monotonic() < deadline, outer.run("cat", "/run/containerd-sd.log").stdout[-2000:]
+        time.sleep(0.2)
+    outer.run(*ctr, "images", "import", "--snapshotter", "native", archive, check=True, timeout=120)
+
+    cid = f"sd-ctr-{uuid.uuid4().hex[:6]}"
+    pod = f"kubepods-besteffort-pod{uuid.uuid4().hex[:12]}.slice"
+    unit = f"cri-containerd-{cid}.scope"
+    cg = f"/kubepods.slice/kubepods-besteffort.slice/{pod}/{unit}"
+    outer.run(*ctr, "run", "-d", "--snapshotter", "native", "--runc-binary", pyrunc_argv()[0],
+              "--runc-systemd-cgroup", "--cgroup", f"{pod}:cri-containerd:{cid}", "--memory-limit",
+              str(64 << 20), IMAGE, cid, "sleep", "1000", check=True, timeout=60)
+    try:
+        s = show(outer, unit, "ActiveState", "Slice", "MemoryLimit")
+        assert s == {"ActiveState": "active", "Slice": pod, "MemoryLimit": str(64 << 20)}
+        assert read(outer, f"/sys/fs/cgroup/memory{cg}/memory.limit_in_bytes") == str(64 << 20)
+    finally:
+        outer.run(*ctr, "task", "kill", "-s", "KILL", cid)
+        deadline = time.monotonic() + 15
+        while "STOPPED" not in outer.run(*ctr, "task", "ls").stdout and time.monotonic() < deadline:
+            time.sleep(0.1)
+        outer.run(*ctr, "task", "rm", cid)
+        outer.run(*ctr, "container", "rm", cid)
+    assert units(outer, unit) == []
+    assert outer.sh(f"ls -d /sys/fs/cgroup/*{cg} 2>/dev/null").stdout.split() == []
