@@ -69,14 +69,15 @@ def compute_paths(layout, inner, own):
 
 
 def open_manager(cgroups_path, container_id, *, root="/sys/fs/cgroup", systemd=False, caller_pid=None,
-                 proc="/proc", run="/run", log=None):
+                 proc="/proc", run="/run", log=None, annotations=None):
     """A manager for a new container; nothing is created until create().  systemd: the systemd driver's
-    (pyrunc/cgroups/systemd.py, loaded only then: it brings the D-Bus client)."""
+    (pyrunc/cgroups/systemd.py, loaded only then: it brings the D-Bus client), which also reads the
+    org.systemd.property.* annotations."""
     if systemd:
         from pyrunc.cgroups import systemd as _systemd
 
         return _systemd.open_manager(cgroups_path, container_id, layout=_layout(root, proc), proc=proc, run=run,
-                                     log=log)
+                                     log=log, annotations=annotations)
     inner = _detect.clean_path(cgroups_path or "") or _detect.clean_path(container_id or "")
     if not inner or inner == "/":
         raise ConfigError(f"invalid cgroup path {cgroups_path!r} for container {container_id!r}")

@@ -23,7 +23,8 @@ import os
 from pyrunc.cgroups import dbus as _dbus
 from pyrunc.cgroups.manager import Manager, _read_text, _remove
 from pyrunc.cgroups.systemd_path import parse, unit_paths
-from pyrunc.cgroups.systemd_props import resource_properties, start_properties, version_number
+from pyrunc.cgroups.systemd_props import (annotation_properties, resource_properties, start_properties,
+                                          version_number)
 from pyrunc.errors import ConfigError, PyruncError, SysError
 
 SYSTEMD = "org.freedesktop.systemd1"
@@ -76,7 +77,7 @@ class SystemdManager(Manager):
     """A cgroupfs Manager over the unit's dirs, whose unit systemd starts and stops."""
 
     def __init__(self, layout, paths, unit, *, name=None, pending=None, started=True, run="/run", conn=None,
-                 log=None):
+                 log=None, extra=()):
         super().__init__(layout, paths, None)
         self.unit = unit.unit
         self._unit = unit
@@ -87,6 +88,7 @@ class SystemdManager(Manager):
         self._conn = conn
         self._version = None
         self._log = log
+        self._extra = list(extra)  # properties from org.systemd.property.* annotations (runc SystemdProps)
 
     def _warn(self, msg):
         if self._log is not None:
@@ -133,7 +135,7 @@ class SystemdManager(Manager):
     def _start(self, pid):
         resources, default_devices = self._pending or ({}, False)
         props, fs_resources = self._props(resources, default_devices)
-        props = start_properties(self._name, self._unit, pid, self.layout.mode) + props
+        props = start_properties(self._name, self._unit, pid, self.layout.mode) + self._extra + props
         for attempt in (1, 2):
             try:
                 job = self._call("StartTransientUnit", "ssa(sv)a(sa(sv))", (self.unit, "replace", props, []))[0]
@@ -199,12 +201,14 @@ class SystemdManager(Manager):
             raise SysError("rmdir", left[0][0], left[0][1])
 
 
-def open_manager(cgroups_path, container_id, *, layout, proc="/proc", run="/run", log=None):
+def open_manager(cgroups_path, container_id, *, layout, proc="/proc", run="/run", log=None, annotations=None):
     """A manager for a new container: nothing happens on the host until create() (which connects)."""
     check_running(proc, run)
     unit = parse(cgroups_path, container_id)
+    extra = annotation_properties(annotations)
     name = (cgroups_path or "").split(":")[-1] or container_id
-    return SystemdManager(layout, unit_paths(layout, unit), unit, name=name, started=False, run=run, log=log)
+    return SystemdManager(layout, unit_paths(layout, unit), unit, name=name, started=False, run=run, log=log,
+                          extra=extra)
 
 
 def reopen(layout, paths, unit_name, *, run="/run"):

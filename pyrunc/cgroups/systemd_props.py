@@ -203,3 +203,82 @@ def resource_properties(resources, mode, version, *, default_devices=True, warn=
     if mode == "v2" and r.get("unified"):
         _unified(props, r["unified"], version)
     return props, r
+
+
+# --- org.systemd.property.<Name> annotations (runc specconv initSystemdProps) ------------------------------------
+
+ANNOTATION_PREFIX = "org.systemd.property."
+_TYPES = {"byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u", "int64": "x", "uint64": "t",
+          "double": "d", "boolean": "b", "string": "s", "objectpath": "o", "signature": "g"}
+_INT_RANGE = {"y": (0, 255), "n": (-2 ** 15, 2 ** 15 - 1), "q": (0, 2 ** 16 - 1), "i": (-2 ** 31, 2 ** 31 - 1),
+              "u": (0, 2 ** 32 - 1), "x": (-2 ** 63, 2 ** 63 - 1), "t": (0, 2 ** 64 - 1)}
+
+
+def _scalar(text, sig=None):
+    """One GVariant text value (godbus ParseVariant's subset: numbers, booleans, quoted strings) -> (sig, value)."""
+    t = text.strip()
+    if t[:1] in "'\"" and len(t) >= 2 and t[-1] == t[0]:
+        if sig not in (None, "s", "o", "g"):
+            raise ValueError(f"a string where {sig} was given")
+        return sig or "s", t[1:-1].replace("\\" + t[0], t[0]).replace("\\\\", "\\")
+    if t in ("true", "false"):
+        if sig not in (None, "b"):
+            raise ValueError(f"a boolean where {sig} was given")
+        return "b", t == "true"
+    try:
+        n = int(t, 0)
+    except ValueError:
+        try:
+            f = float(t)
+        except ValueError:
+            raise ValueError(f"cannot parse {t!r}") from None
+        if sig not in (None, "d"):
+            raise ValueError(f"a float where {sig} was given")
+        return "d", f
+    if sig == "d":
+        return "d", float(n)
+    sig = sig or ("i" if _INT_RANGE["i"][0] <= n <= _INT_RANGE["i"][1] else "x")  # godbus: int32, else int64
+    lo, hi = _INT_RANGE.get(sig, (None, None))
+    if lo is None or not lo <= n <= hi:
+        raise ValueError(f"{n} does not fit {sig}")
+    return sig, n
+
+
+def parse_variant(text):
+    """"uint64 5", "@t 5", "5", "true", "'x'", "['a', 'b']" -> (signature, value)."""
+    t = text.strip()
+    if t.startswith("[") and t.endswith("]"):
+        items = [_scalar(x) for x in t[1:-1].split(",") if x.strip()]
+        sigs = {s for s, _ in items}
+        if len(sigs) > 1:
+            raise ValueError("mixed array")
+        return "a" + (sigs.pop() if sigs else "s"), [v for _, v in items]
+    word, _, rest = t.partition(" ")
+    if word in _TYPES:
+        return _scalar(rest, _TYPES[word])
+    if word.startswith("@") and rest:
+        return _scalar(rest, word[1:])
+    return _scalar(t)
+
+
+def annotation_properties(annotations):
+    """The org.systemd.property.* annotations as properties; "...Sec" names of numbers become "...USec" (×10^6),
+    as runc converts them.  A bad name or value is a ConfigError naming the annotation."""
+    props = []
+    for key in sorted(annotations or {}):
+        if not key.startswith(ANNOTATION_PREFIX):
+            continue
+        name, text = key[len(ANNOTATION_PREFIX):], annotations[key]
+        if len(name) < 3 or not (name.isascii() and name.isalpha()):
+            raise ConfigError(f"annotation {key} name incorrect: must be at least 3 ASCII letters")
+        try:
+            sig, value = parse_variant(str(text))
+        except ValueError as e:
+            raise ConfigError(f"annotation {key}={text} value parse error: {e}") from None
+        stem = name[:-3]
+        if name.endswith("Sec") and stem and stem[-1].islower():
+            if sig not in _INT_RANGE and sig != "d":
+                raise ConfigError(f"annotation {key}={text} value parse error: not a number")
+            name, sig, value = stem + "USec", "t", int(value * 1000000)
+        props.append((name, (sig, value)))
+    return props

@@ -158,7 +158,8 @@ class Runtime:
         from ..cgroups import open_manager
 
         linux = cfg.get("linux") or {}
-        mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=self.systemd_cgroup, log=self.log)
+        mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=self.systemd_cgroup, log=self.log,
+                           annotations=cfg.get("annotations"))
         mgr.create()
         try:
             if linux.get("resources"):

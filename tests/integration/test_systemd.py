@@ -225,13 +225,15 @@ def inner(outer, busybox, request):
             return outer.run("sh", "-c", script, "sh", binary, "--root", INNER_ROOT + "-" + runtime,
                              "--systemd-cgroup", *args, check=check)
 
-        def bundle(self, cgroups_path, resources=None, args=("sleep", "1000")):
+        def bundle(self, cgroups_path, resources=None, args=("sleep", "1000"), annotations=None):
             path = os.path.join(outer.inner, uuid.uuid4().hex[:8])
             os.makedirs(path)
             cfg = make_bundle(path, list(args), busybox=busybox)
             cfg["linux"]["cgroupsPath"] = cgroups_path
             if resources:
                 cfg["linux"]["resources"] = dict(cfg["linux"].get("resources") or {}, **resources)
+            if annotations:
+                cfg["annotations"] = annotations
             with open(os.path.join(path, "config.json"), "w") as f:
                 json.dump(cfg, f)
             return path
@@ -266,15 +268,17 @@ def test_cri_style_path_lifecycle(outer, inner):
     pod = f"kubepods-besteffort-pod{uid}.slice"
     unit = f"cri-containerd-{cid}.scope"
     bundle = inner.bundle(f"{pod}:cri-containerd:{cid}",
-                          {"memory": {"limit": 64 << 20}, "pids": {"limit": 50}, "cpu": {"shares": 512}})
+                          {"memory": {"limit": 64 << 20}, "pids": {"limit": 50}, "cpu": {"shares": 512}},
+                          annotations={"org.systemd.property.TimeoutStopSec": "uint64 7"})
     inner("create", "--bundle", bundle, cid, check=True)
     inner("start", cid, check=True)
     pid = json.loads(inner("state", cid, check=True).stdout)["pid"]
 
     cg = f"/kubepods.slice/kubepods-besteffort.slice/{pod}/{unit}"
-    s = show(outer, unit, "ActiveState", "Slice", "ControlGroup", "MemoryLimit", "TasksMax", "CPUShares", "Delegate")
+    s = show(outer, unit, "ActiveState", "Slice", "ControlGroup", "MemoryLimit", "TasksMax", "CPUShares", "Delegate",
+             "TimeoutStopUSec")
     assert s == {"ActiveState": "active", "Slice": pod, "ControlGroup": cg, "MemoryLimit": str(64 << 20),
-                 "TasksMax": "50", "CPUShares": "512", "Delegate": "yes"}
+                 "TasksMax": "50", "CPUShares": "512", "Delegate": "yes", "TimeoutStopUSec": "7s"}
     assert outer.run("systemctl", "is-active", pod).stdout.strip() == "active"
     assert read(outer, f"/sys/fs/cgroup/memory{cg}/memory.limit_in_bytes") == str(64 << 20)
     assert read(outer, f"/sys/fs/cgroup/pids{cg}/pids.max") == "50"

@@ -92,7 +92,8 @@ def systemd(fake, tmp_path):
 
 def test_create_starts_a_delegated_scope_then_writes_the_rest(systemd, fake_kernel):
     root, proc, run, srv = systemd
-    m = open_manager("kubepods-pod1.slice:cri-containerd:c1", "c1", root=root, proc=proc, systemd=True, run=run)
+    m = open_manager("kubepods-pod1.slice:cri-containerd:c1", "c1", root=root, proc=proc, systemd=True, run=run,
+                     annotations={"org.systemd.property.TimeoutStopSec": "uint64 7"})
     m.create()
     m.apply({"memory": {"limit": 64 << 20}, "pids": {"limit": 10}, "cpu": {"quota": 12345, "period": 100000}})
     assert srv.calls == [], "nothing is asked before the init's pid is known"
@@ -104,7 +105,7 @@ def test_create_starts_a_delegated_scope_then_writes_the_rest(systemd, fake_kern
     assert props["Slice"] == ("s", "kubepods-pod1.slice") and props["Delegate"] == ("b", True)
     assert props["PIDs"] == ("au", [4242]) and props["MemoryLimit"] == ("t", 64 << 20)
     assert props["TasksMax"] == ("t", 10) and props["CPUQuotaPerSecUSec"] == ("t", 130000)
-    assert props["DevicePolicy"] == ("s", "strict")
+    assert props["DevicePolicy"] == ("s", "strict") and props["TimeoutStopUSec"] == ("t", 7000000)
     scope = "kubepods.slice/kubepods-pod1.slice/cri-containerd-c1.scope"
     assert m.unit == "cri-containerd-c1.scope" and m.paths["memory"] == os.path.join(root, "memory", scope)
     # the hierarchies systemd leaves alone are made and joined by the driver

@@ -103,3 +103,34 @@ def test_devices_allow_all_and_deny_lists():
     p = device_properties([{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "minor": 3,
                                                                 "access": "r"}], 252, warned.append)
     assert p[-1] == ("DeviceAllow", ("a(ss)", []))
+
+
+def test_annotation_properties():
+    from pyrunc.cgroups.systemd_props import annotation_properties
+
+    got = annotation_properties({
+        "org.systemd.property.TimeoutStopSec": "uint64 5",  # ...Sec -> ...USec, seconds -> microseconds
+        "org.systemd.property.RuntimeMaxSec": "1.5",
+        "org.systemd.property.CollectMode": "'inactive-or-failed'",
+        "org.systemd.property.SendSIGHUP": "true",
+        "org.systemd.property.CPUWeight": "@t 50",
+        "org.systemd.property.TasksMax": "uint64 99",
+        "io.kubernetes.other": "ignored",
+    })
+    assert got == [("CPUWeight", ("t", 50)), ("CollectMode", ("s", "inactive-or-failed")),
+                   ("RuntimeMaxUSec", ("t", 1500000)), ("SendSIGHUP", ("b", True)), ("TasksMax", ("t", 99)),
+                   ("TimeoutStopUSec", ("t", 5000000))]
+
+
+@pytest.mark.parametrize("key,value,msg", [
+    ("org.systemd.property.X1", "1", "name incorrect"),
+    ("org.systemd.property.Ab", "1", "name incorrect"),
+    ("org.systemd.property.TasksMax", "uint64 -1", "value parse error: -1 does not fit t"),
+    ("org.systemd.property.TasksMax", "lots", "value parse error: cannot parse 'lots'"),
+    ("org.systemd.property.TimeoutStopSec", "'x'", "value parse error: not a number"),
+])
+def test_annotation_properties_refused(key, value, msg):
+    from pyrunc.cgroups.systemd_props import annotation_properties
+
+    with pytest.raises(ConfigError, match=msg):
+        annotation_properties({key: value})
