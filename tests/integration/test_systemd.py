@@ -294,6 +294,13 @@ def read(outer, path):
     return outer.run("cat", path, check=True).stdout.strip()
 
 
+def wait_stopped(inner, cid, timeout=10):
+    deadline = time.monotonic() + timeout
+    while json.loads(inner("state", cid, check=True).stdout)["status"] != "stopped":
+        assert time.monotonic() < deadline, f"{cid} did not stop in {timeout} s"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("inner", ["pyrunc", "runc"], indirect=True)
 def test_cri_style_path_lifecycle(outer, inner):
     """create/start/update/pause/resume/ps/kill --all/delete of a kubelet-style pod container: the scope lands in
@@ -346,16 +353,10 @@ def test_cri_style_path_lifecycle(outer, inner):
         assert stats["data"]["memory"]["usage"]["limit"] == 128 << 20
         assert stats["data"]["pids"]["current"] >= 1
         inner("kill", "--all", cid, "KILL", check=True)
-        deadline = time.monotonic() + 10
-        while json.loads(inner("state", cid, check=True).stdout)["status"] != "stopped":
-            assert time.monotonic() < deadline, "kill --all did not stop the container"
-            time.sleep(0.05)
+        wait_stopped(inner, cid)
     else:
         inner("kill", cid, "KILL", check=True)
-        deadline = time.monotonic() + 10
-        while json.loads(inner("state", cid, check=True).stdout)["status"] != "stopped":
-            assert time.monotonic() < deadline, "kill did not stop the container"
-            time.sleep(0.05)
+        wait_stopped(inner, cid)
     inner("delete", cid, check=True)
     assert units(outer, unit) == []
     left = outer.sh(f"ls -d /sys/fs/cgroup/*{cg} 2>/dev/null").stdout.split()
@@ -501,10 +502,7 @@ def test_unified_hierarchy_scope_freeze_kill_delete(outer_v2, inner_v2):
     assert json.loads(inner("state", cid, check=True).stdout)["status"] == "running"
     assert str(pid) in inner("ps", cid, check=True).stdout.split()
     inner("kill", "--all", cid, "KILL", check=True)
-    deadline = time.monotonic() + 10
-    while json.loads(inner("state", cid, check=True).stdout)["status"] != "stopped":
-        assert time.monotonic() < deadline, "kill --all did not stop the container"
-        time.sleep(0.05)
+    wait_stopped(inner, cid)
     inner("delete", cid, check=True)
     assert units(outer, unit) == []
     assert outer.run("test", "-e", f"/sys/fs/cgroup{cg}").returncode == 1
