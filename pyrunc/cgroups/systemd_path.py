@@ -3,7 +3,8 @@ and compute the cgroupfs directories the unit ends up at.  Pure functions (runc 
 common.go ExpandSlice/getUnitName, v1.go initPaths, v2.go initPath; specconv CreateCgroupConfig).
 
     "kubepods-besteffort-pod12.slice:cri-containerd:abc"
-      slice  kubepods-besteffort-pod12.slice  -> /kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice
+      slice  kubepods-besteffort-pod12.slice
+             -> /kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice
       unit   cri-containerd-abc.scope         (a name ending in ".slice" names a slice unit instead, as with runc)
       v1     <each hierarchy's mountpoint>/<expanded slice>/<unit>
       v2     <cgroup2 mountpoint>/<expanded slice>/<unit>   (hybrid: both, the cgroup2 dir under key "")

@@ -11,7 +11,8 @@ from pyrunc.errors import ConfigError
 @pytest.mark.parametrize("name,path", [
     ("system.slice", "/system.slice"),
     ("a-b-c.slice", "/a.slice/a-b.slice/a-b-c.slice"),
-    ("kubepods-besteffort-pod1234.slice", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1234.slice"),
+    ("kubepods-besteffort-pod1234.slice",
+     "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1234.slice"),
     ("-.slice", "/"),
 ])
 def test_expand_slice(name, path):
