@@ -386,6 +386,12 @@ def test_failed_create_leaves_no_unit(outer, inner):
     assert p.returncode != 0 and "/no/such/program" in p.stderr
     assert units(outer, f"pyrunc-{cid}.scope") == []
     assert inner("state", cid).returncode != 0
+    # systemd itself refuses the unit (a property of the wrong type): its error is reported, nothing is left
+    bad = inner.bundle(f"system.slice:pyrunc:{cid}", annotations={"org.systemd.property.CPUWeight": "'heavy'"})
+    p = inner("create", "--bundle", bad, cid)
+    assert p.returncode != 0 and f"systemd cgroup driver: start unit pyrunc-{cid}.scope: " in p.stderr, p.stderr
+    assert units(outer, f"pyrunc-{cid}.scope") == []
+    assert inner("state", cid).returncode != 0
 
 
 def test_malformed_path_is_refused(outer, inner):
