@@ -23,10 +23,9 @@ import uuid
 
 import pytest
 
-from ..conftest import REPO, is_root, pyrunc_argv
+from ..conftest import REPO, pyrunc_argv, require
 
-pytestmark = [pytest.mark.skipif(not is_root(), reason="needs root: real namespaces, mounts and cgroups"),
-              pytest.mark.systemd]
+pytestmark = pytest.mark.systemd  # root and a built pyrunc: required by the integration conftest
 
 ROOTFS_CACHE = "/var/cache/pyrunc-test"
 ROOTFS_KEY = "bookworm-minbase-systemd-dbus-python3-procps-1"
@@ -40,8 +39,8 @@ def _rootfs():
     path = os.path.join(ROOTFS_CACHE, "systemd-rootfs-" + ROOTFS_KEY)
     if os.path.exists(os.path.join(path, "lib", "systemd", "systemd")):
         return path
-    if not shutil.which("debootstrap"):
-        pytest.skip("debootstrap is not installed (apt-get install debootstrap): no systemd rootfs to boot")
+    require(shutil.which("debootstrap"), "debootstrap is not installed (apt-get install debootstrap): no systemd "
+            "rootfs to boot")
     tmp = f"{path}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(ROOTFS_CACHE, exist_ok=True)
@@ -219,9 +218,11 @@ def outer_v2(tmp_path_factory):
     at /sys/fs/cgroup (on this hybrid host it holds only the hugetlb controller, so no limits are checked)."""
     lower = _rootfs()
     o = Outer(str(tmp_path_factory.mktemp("systemd-v2")))
-    o.unified = _unified_dir(o.cgroup)
-    if o.unified is None:
-        pytest.skip("not a hybrid host: the other test fixture already sees the host's own layout")
+    o.unified = _unified_dir(o.cgroup)  # None on a pure v2 host: the host's own layout is then unified already
+    from pyrunc.cgroups.detect import detect
+
+    if detect().unified is None:
+        pytest.skip("no cgroup2 hierarchy mounted: systemd cannot run in unified mode on a pure v1 host")
     try:
         o.boot(lower)
         yield o
@@ -244,8 +245,8 @@ def _inner(outer, busybox, request):
     from pyrunc.demo import make_bundle
 
     runtime = getattr(request, "param", "pyrunc")
-    if runtime == "runc" and not _runc():
-        pytest.skip("runc is not installed: no reference to compare with")
+    if runtime == "runc":
+        require(_runc(), "runc is not installed: no reference to compare with")
     binary = pyrunc_argv()[0] if runtime == "pyrunc" else "/usr/local/bin/runc"
 
     class Inner:
@@ -404,14 +405,17 @@ def test_malformed_path_is_refused(outer, inner):
 
 
 def test_host_without_systemd_refuses_clearly(pyrunc, bundle):
-    """On this host (PID 1 is not systemd) the driver fails saying so, and never falls back to cgroupfs."""
-    if os.path.isdir("/run/systemd/system"):
-        pytest.skip("this host runs systemd")
+    """On a host whose PID 1 is not systemd (this one) the driver fails saying so, and never falls back to
+    cgroupfs.  On a systemd host the same is seen from a mount namespace where /run/systemd is an empty tmpfs."""
     with open("/proc/1/comm") as f:
         comm = f.read().strip()
     cid = pyrunc.new_id("nosd")
     b = bundle(["true"], edit=lambda cfg: cfg["linux"].update(cgroupsPath=f"system.slice:pyrunc:{cid}"))
-    p = pyrunc("--systemd-cgroup", "create", "--bundle", b, cid)
+    argv = pyrunc.cmd("--systemd-cgroup", "create", "--bundle", b, cid)
+    if os.path.isdir("/run/systemd/system"):
+        argv = ["unshare", "--mount", "sh", "-c", 'mount -t tmpfs none /run/systemd && exec "$@"', "sh"] + argv
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    p.err = p.stderr
     assert p.returncode == 1
     assert f"systemd cgroup driver: systemd is not running (pid 1 is {comm})" in p.err
     assert pyrunc("state", cid).returncode == 1  # nothing left: the fixture also checks cgroups and mounts
@@ -432,8 +436,8 @@ def test_containerd_shim_passes_the_systemd_driver(outer, busybox):
     """containerd + containerd-shim-runc-v2 inside the systemd container, running pyrunc as the runc binary with
     SystemdCgroup (ctr --runc-systemd-cgroup) and a kubelet-style cgroupsPath: the shim's pyrunc calls carry
     --systemd-cgroup, the scope gets the memory limit, and task/container removal leaves no unit."""
-    if not {"containerd", "containerd-shim-runc-v2", "ctr"} <= set(_host_binaries()):
-        pytest.skip("containerd, its runc v2 shim and ctr are needed on the host")
+    require({"containerd", "containerd-shim-runc-v2", "ctr"} <= set(_host_binaries()),
+            "containerd, its runc v2 shim and ctr are needed on the host")
     from tests.e2e.conftest import build_oci_archive
 
     archive = os.path.join(outer.inner, "busybox-oci.tar")
