@@ -35,16 +35,6 @@ def _read_text(path):
         return None
 
 
-def _check_systemd(cgroups_path, proc, run):
-    if not os.path.isdir(os.path.join(run, "systemd", "system")):
-        comm = (_read_text(os.path.join(proc, "1", "comm")) or "unknown").strip()
-        raise ConfigError(f"systemd cgroup driver: systemd is not running (pid 1 is {comm})")
-    if cgroups_path and len(cgroups_path.split(":")) != 3:
-        raise ConfigError('expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, '
-                          f'got "{cgroups_path}" instead')
-    raise PyruncError("systemd cgroup driver: not implemented (use the cgroupfs driver)")
-
-
 def _layout(root, proc):
     return _detect.detect(root, mountinfo=_read_text(os.path.join(proc, "self", "mountinfo")) or "")
 
@@ -79,10 +69,15 @@ def compute_paths(layout, inner, own):
 
 
 def open_manager(cgroups_path, container_id, *, root="/sys/fs/cgroup", systemd=False, caller_pid=None,
-                 proc="/proc", run="/run"):
-    """A manager for a new container; nothing is created until create()."""
+                 proc="/proc", run="/run", log=None, annotations=None):
+    """A manager for a new container; nothing is created until create().  systemd: the systemd driver's
+    (pyrunc/cgroups/systemd.py, loaded only then: it brings the D-Bus client), which also reads the
+    org.systemd.property.* annotations."""
     if systemd:
-        _check_systemd(cgroups_path, proc, run)
+        from pyrunc.cgroups import systemd as _systemd
+
+        return _systemd.open_manager(cgroups_path, container_id, layout=_layout(root, proc), proc=proc, run=run,
+                                     log=log, annotations=annotations)
     inner = _detect.clean_path(cgroups_path or "") or _detect.clean_path(container_id or "")
     if not inner or inner == "/":
         raise ConfigError(f"invalid cgroup path {cgroups_path!r} for container {container_id!r}")
@@ -122,12 +117,19 @@ def sub_cgroup_paths(args):
     return paths
 
 
-def manager_from_paths(paths, *, root="/sys/fs/cgroup", created=None, proc="/proc"):
-    """Reopen a manager from state.json's paths; destroy() then removes the leaf dirs (or `created` if given)."""
+def manager_from_paths(paths, *, root="/sys/fs/cgroup", created=None, proc="/proc", unit=None, run="/run"):
+    """Reopen a manager from state.json's paths; destroy() then removes the leaf dirs (or `created` if given).
+    unit: the systemd unit of a container made with the systemd driver (its manager is reopened)."""
+    if unit:
+        from pyrunc.cgroups import systemd as _systemd
+
+        return _systemd.reopen(_layout(root, proc), paths, unit, run=run)
     return Manager(_layout(root, proc), dict(paths), created)
 
 
 class Manager:
+    unit = None  # the systemd driver's unit name (recorded in state.json); None with cgroupfs
+
     def __init__(self, layout, paths, created=None):
         self.layout = layout
         self.paths = paths

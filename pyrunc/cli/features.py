@@ -73,7 +73,8 @@ def features(release=None):
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": sorted(CAPABILITIES, key=CAPABILITIES.get),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            # systemd: --systemd-cgroup (pyrunc/cgroups/systemd.py); systemdUser: rootless, not implemented
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True},
             "seccomp": {
                 "enabled": True,
                 "actions": sorted(ACTIONS),

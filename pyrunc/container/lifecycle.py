@@ -126,6 +126,7 @@ class Runtime:
                 doc = {"ociVersion": cfg.get("ociVersion", ""), "id": cid, "bundle": bundle, "rootfs": plan.rootfs,
                        "rootfs_base": base, "created": _now(), "annotations": cfg.get("annotations") or {},
                        "cgroup_paths": mgr.paths if mgr else {}, "cgroup_created": mgr.created if mgr else [],
+                       "cgroup_unit": mgr.unit if mgr else None,
                        "hooks": cfg.get("hooks") or {}, "config": {"process": cfg.get("process"),
                                                                    "linux": cfg.get("linux") or {}}}
                 ctx.run_hooks = lambda kind, pid: self._hooks(doc, kind, pid, "creating")
@@ -173,7 +174,8 @@ class Runtime:
         from ..cgroups import open_manager
 
         linux = cfg.get("linux") or {}
-        mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=self.systemd_cgroup)
+        mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=self.systemd_cgroup, log=self.log,
+                           annotations=cfg.get("annotations"))
         # runc 1.1.5 (factory_linux.go Create): refuse a frozen cgroup (our setup process would sleep in the
         # freezer forever), warn about one that already holds processes
         busy, frozen = mgr.occupancy()
@@ -403,7 +405,7 @@ def _manager(c):
         return None
     from ..cgroups import manager_from_paths
 
-    return manager_from_paths(paths, created=c.doc.get("cgroup_created") or [])
+    return manager_from_paths(paths, created=c.doc.get("cgroup_created") or [], unit=c.doc.get("cgroup_unit"))
 
 
 def _record_cgroup(prov, mgr, before):

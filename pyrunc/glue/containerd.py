@@ -40,27 +40,30 @@ def table(name):
     return f'plugins."{CRI}".containerd.runtimes.{_key(name)}'
 
 
-def snippet(name, binary):
-    """The runtime tables (no markers), as a user would paste them into a version 2 config.toml."""
+def snippet(name, binary, systemd_cgroup=False):
+    """The runtime tables (no markers), as a user would paste them into a version 2 config.toml.
+    systemd_cgroup: the shim then runs pyrunc with --systemd-cgroup (for a kubelet with cgroupDriver: systemd)."""
     t = table(name)
     return (f"[{t}]\n"
             f"  runtime_type = {_str(SHIM)}\n\n"
             f"  [{t}.options]\n"
-            f"    BinaryName = {_str(binary)}\n")
+            f"    BinaryName = {_str(binary)}\n" + ("    SystemdCgroup = true\n" if systemd_cgroup else ""))
 
 
-def commented_snippet(name, binary):
+def commented_snippet(name, binary, systemd_cgroup=False):
     return (f"# containerd config.toml (needs `version = 2` at its top): CRI runtime handler {_str(name)}\n"
-            + snippet(name, binary))
+            + snippet(name, binary, systemd_cgroup))
 
 
-def block(name, binary):
+def block(name, binary, systemd_cgroup=False):
     begin, end = _markers(name)
-    return f"{begin} (written by pyrunc-config; replaced when it runs again)\n{snippet(name, binary)}{end}\n"
+    return (f"{begin} (written by pyrunc-config; replaced when it runs again)\n"
+            f"{snippet(name, binary, systemd_cgroup)}{end}\n")
 
 
-def expected(binary):
-    return {"runtime_type": SHIM, "options": {"BinaryName": binary}}
+def expected(binary, systemd_cgroup=False):
+    return {"runtime_type": SHIM, "options": {"BinaryName": binary, **({"SystemdCgroup": True} if systemd_cgroup
+                                                                       else {})}}
 
 
 def _path(name):
@@ -96,7 +99,7 @@ def _parse(text, what):
         raise GlueError(f"parse {what}: {e}") from None
 
 
-def edit(text, name, binary, path="config.toml"):
+def edit(text, name, binary, path="config.toml", systemd_cgroup=False):
     """Return text with the runtime entry added or updated (text itself when it is already right)."""
     if not _NAME.match(name):
         raise GlueError(f"runtime name {name!r}: use letters, digits, '-', '_' and '.' (a RuntimeClass handler "
@@ -119,10 +122,10 @@ def edit(text, name, binary, path="config.toml"):
     if len(found) > 1:
         raise GlueError(f"{path}: more than one pyrunc-config block for runtime {name}; remove all but one")
     if found:
-        new = managed.sub(lambda m: block(name, binary), text, count=1)
+        new = managed.sub(lambda m: block(name, binary, systemd_cgroup), text, count=1)
     else:
         current = _get(old, _path(name))
-        if current == expected(binary):
+        if current == expected(binary, systemd_cgroup):
             return text  # the same entry, written by hand: nothing to do
         if current is not None:
             raise GlueError(f"{path}: runtime {name} is already defined outside a pyrunc-config block; "
@@ -132,16 +135,16 @@ def edit(text, name, binary, path="config.toml"):
             new = "version = 2\n" + new
         if new and not new.endswith("\n"):
             new += "\n"
-        new += ("\n" if new.strip() else "") + block(name, binary)
-    check(text, new, name, binary, path)
+        new += ("\n" if new.strip() else "") + block(name, binary, systemd_cgroup)
+    check(text, new, name, binary, path, systemd_cgroup)
     return new
 
 
-def check(old_text, new_text, name, binary, path="config.toml"):
+def check(old_text, new_text, name, binary, path="config.toml", systemd_cgroup=False):
     """Raise GlueError unless new_text parses, holds exactly the intended entry and leaves all else as it was."""
     old = _parse(old_text or "", path)
     new = _parse(new_text, f"{path} as edited (not written)")
-    if _get(new, _path(name)) != expected(binary):
+    if _get(new, _path(name)) != expected(binary, systemd_cgroup):
         raise GlueError(f"{path}: edited file would not hold the intended [{table(name)}] (not written)")
     if not old:
         old = {"version": 2}

@@ -44,9 +44,14 @@ def cli():
 @_name
 @_binary
 @_write
-def containerd_cmd(path, name, binary, write):
+@click.option("--systemd-cgroup", is_flag=True, help="systemd cgroup driver (SystemdCgroup = true): use it when "
+              "the kubelet's cgroupDriver is systemd")
+def containerd_cmd(path, name, binary, write, systemd_cgroup):
     """CRI runtime entry for containerd's config.toml (version 2)."""
-    _apply(path, containerd.edit, name, binary, write, containerd.commented_snippet, "systemctl restart containerd")
+    from functools import partial
+
+    _apply(path, partial(containerd.edit, systemd_cgroup=systemd_cgroup), name, binary, write,
+           partial(containerd.commented_snippet, systemd_cgroup=systemd_cgroup), "systemctl restart containerd")
 
 
 @cli.command("docker")

@@ -81,7 +81,10 @@ def test_values_are_pyruncs_own():
     lx = d["linux"]
     assert lx["namespaces"] == sorted(NAMESPACES) and len(lx["namespaces"]) == 8
     assert lx["capabilities"] == list(CAPABILITIES)
-    assert lx["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+    # systemd: the driver of --systemd-cgroup exists (pyrunc/cgroups/systemd.py); systemdUser (rootless) does not
+    from pyrunc.cgroups.systemd import SystemdManager  # noqa: F401
+
+    assert lx["cgroup"] == {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
     sc = lx["seccomp"]
     assert sc["enabled"] is True
     assert sc["actions"] == sorted(seccomp.ACTIONS) and sc["operators"] == sorted(seccomp.OPERATORS)

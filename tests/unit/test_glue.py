@@ -340,3 +340,20 @@ def test_real_containerd_accepts_the_edited_config():
             _stop(proc)
         _unmount_under(d)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_containerd_systemd_cgroup_variant(tmp_path):
+    """--systemd-cgroup: the shim passes --systemd-cgroup to pyrunc (runc options SystemdCgroup = true), for
+    kubelets with cgroupDriver: systemd; running again without the flag switches the entry back."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(CONFIG_TOML)
+    p = _cli("containerd", "--config", str(cfg), "--binary", sys.executable, "--systemd-cgroup", "--write")
+    assert p.returncode == 0, p.stderr
+    assert _runtime(tomllib.loads(cfg.read_text()))["options"] == {"BinaryName": sys.executable,
+                                                                   "SystemdCgroup": True}
+    assert _without_runtime(tomllib.loads(cfg.read_text())) == tomllib.loads(CONFIG_TOML)
+    p = _cli("containerd", "--config", str(cfg), "--binary", sys.executable, "--write")
+    assert p.returncode == 0, p.stderr
+    assert _runtime(tomllib.loads(cfg.read_text()))["options"] == {"BinaryName": sys.executable}
+    printed = _cli("containerd", "--binary", sys.executable, "--systemd-cgroup").stdout
+    assert _runtime(tomllib.loads("version = 2\n" + printed))["options"]["SystemdCgroup"] is True

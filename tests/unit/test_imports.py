@@ -108,3 +108,22 @@ def test_hot_verbs_add_no_costly_stdlib_modules(tmp_path):
         assert f"pyrunc.cli.{verb[0]}" in mods, f"the {verb[0]} verb must really have run"
         added = (mods - baseline) & HOT_FORBIDDEN
         assert not added, f"`pyrunc {verb[0]}` imported {sorted(added)}"
+
+
+def test_systemd_driver_loads_only_when_used(tmp_path):
+    """The systemd driver and its D-Bus client are imported by --systemd-cgroup create and by the verbs on a
+    container made with it, never by the others (nor by `import pyrunc.cgroups`)."""
+    driver = ("pyrunc.cgroups.systemd", "pyrunc.cgroups.systemd_props", "pyrunc.cgroups.systemd_path",
+              "pyrunc.cgroups.dbus")
+    for argv in (["state", "nope"], ["kill", "nope", "9"], ["delete", "--force", "nope"], ["list"],
+                 ["--systemd-cgroup", "state", "nope"]):
+        mods, rc, err = _run_cli(["--root", str(tmp_path)] + argv)
+        assert "pyrunc.cli." + [a for a in argv if not a.startswith("-")][0] in mods, (argv, err)
+        assert not sorted(mods & set(driver)), f"`pyrunc {' '.join(argv)}` imported {sorted(mods & set(driver))}"
+    mods, rc, err = _modules_after("import pyrunc.cgroups, pyrunc.cgroups.manager")
+    assert rc == 0 and not mods & set(driver), err
+    # the control: the driver's own import brings only cheap stdlib modules (no socket, enum, re, typing)
+    baseline, _, _ = _modules_after("import pyrunc.cgroups.manager")
+    mods, rc, err = _modules_after("import pyrunc.cgroups.systemd")
+    assert rc == 0 and "pyrunc.cgroups.dbus" in mods, err
+    assert not (mods - baseline) & (HOT_FORBIDDEN | {"socket", "jeepney", "dbus"}), sorted(mods - baseline)
