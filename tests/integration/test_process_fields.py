@@ -12,6 +12,8 @@ import subprocess
 
 import pytest
 
+from ..conftest import require
+
 RUNC = shutil.which("runc")
 NCPU = len(os.sched_getaffinity(0))
 
@@ -106,14 +108,14 @@ def test_personality_linux32(pyrunc, bundle):
 
 def test_personality_same_as_runc(pyrunc, bundle, tmp_path):
     b, p = _linux32(pyrunc, bundle)
-    if not RUNC:
-        pytest.skip("runc is not installed: nothing to compare with")
+    require(RUNC, "runc is not installed: nothing to compare with")
     r = subprocess.run([RUNC, "--root", str(tmp_path / "runc-state"), "run", "--bundle", str(b), "pf-runc"],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr
     if r.stdout.decode().split()[0] == "00000000":  # runc 1.1.x parses no linux.personality (added in 1.2)
-        pytest.skip(f"{subprocess.run([RUNC, '--version'], capture_output=True, text=True).stdout.split(chr(10))[0]} "
-                    f"ignores linux.personality: nothing to compare with")
+        pytest.skip("the reference runc ignores linux.personality "
+                    f"({subprocess.run([RUNC, '--version'], capture_output=True, text=True).stdout.split(chr(10))[0]}): "
+                    "nothing to compare with")
     assert r.stdout.decode() == p.out
 
 
@@ -128,10 +130,9 @@ def test_init_ignores_exec_cpu_affinity_and_resets(pyrunc, bundle):
     caller runs pinned to one."""
     b = bundle(["sh", "-c", "grep Cpus_allowed_list /proc/self/status"],
                edit=edit_process(execCPUAffinity={"initial": "0", "final": "0"}))
+    require(shutil.which("taskset"), "taskset (util-linux) is not installed")
     p = subprocess.run(["taskset", "-c", "0"] + pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("pf")),
-                       capture_output=True, timeout=60) if shutil.which("taskset") else None
-    if p is None:
-        pytest.skip("taskset is not installed")
+                       capture_output=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode().split()[-1] == (f"0-{NCPU - 1}" if NCPU > 1 else "0")
 
@@ -202,8 +203,7 @@ def test_exec_cpu_affinity_initial_only_stays(pyrunc, running):
 
 
 def test_exec_without_affinity_is_reset(pyrunc, running):
-    if not shutil.which("taskset"):
-        pytest.skip("taskset is not installed")
+    require(shutil.which("taskset"), "taskset (util-linux) is not installed")
     cid = running()
     p = subprocess.run(["taskset", "-c", "0"] + pyrunc.cmd("exec", cid, "grep", "Cpus_allowed_list",
                                                             "/proc/self/status"), capture_output=True, timeout=60)
