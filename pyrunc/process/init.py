@@ -15,6 +15,8 @@
          <------------- 3. PID <B> ------ [agent: state JSON with                sysctl; oom_score_adj;
                                           B's pid into B's pipe]; exit(0)
   reap A (B re-parents to us: subreaper)                                       mounts in the rootfs, by fd;
+  [linux.netDevices: move them into B's
+  network namespace (netdev.py)]
                                                                                devices, /dev symlinks
          <-------------------------------------------------- 4. HOOKS -------
   prestart + createRuntime hooks
@@ -150,6 +152,10 @@ class Spawn:
             self.pid = int(msg[len(PID):])
             os.waitpid(pid_a, 0)
             pid_a = 0
+            if not exec_mode and self.plan.net_devices:  # B is in its network namespace, which runs nothing
+                from .netdev import move
+
+                move(self.plan.net_devices, self.pid)
             if not exec_mode:
                 if recv(parent) != HOOKS:  # sync 4.
                     raise InitError("init protocol: expected hooks")

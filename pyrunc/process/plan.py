@@ -8,7 +8,7 @@ import os
 
 from ..errors import ConfigError
 from ..linux import NAMESPACES
-from . import rootfs, sched
+from . import netdev, rootfs, sched
 
 DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
     ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
@@ -26,7 +26,6 @@ UNAPPLIED_LINUX = {
     "mountLabel": "selinux mount labels are not supported by pyrunc yet",
     "timeOffsets": "time namespace offsets are not supported by pyrunc yet",
     "intelRdt": "intel rdt is not supported by pyrunc",
-    "netDevices": "moving network devices into the container is not supported by pyrunc yet",
     "memoryPolicy": "memory policies are not supported by pyrunc yet",
 }
 UNAPPLIED_PROCESS = {
@@ -126,6 +125,7 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     p.process.cpu_initial = p.process.cpu_final = None  # execCPUAffinity is for exec processes only (runc)
     p.process.personality, p.personality_flags = sched.personality(linux.get("personality"))
     p.new_netns = bool(p.ns_new & NAMESPACES["network"][0])
+    p.net_devices = netdev.plan(linux.get("netDevices"), "network" in types)
     return p
 
 

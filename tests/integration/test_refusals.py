@@ -54,7 +54,6 @@ UNAPPLIED = {
     "mountlabel": (_set(("linux", "mountLabel"), "system_u:object_r:container_file_t:s0"), "linux.mountLabel"),
     "timeoffsets": (_set(("linux", "timeOffsets"), {"monotonic": {"secs": 10}}), "linux.timeOffsets"),
     "intelrdt": (_set(("linux", "intelRdt"), {"closID": "pyrunc"}), "linux.intelRdt"),
-    "netdevices": (_set(("linux", "netDevices"), {"eth9": {"name": "eth0"}}), "linux.netDevices"),
     "memorypolicy": (_set(("linux", "memoryPolicy"), {"mode": "MPOL_BIND", "nodes": "0"}), "linux.memoryPolicy"),
     "tmpcopyup": (_tmpcopyup, "tmpcopyup"),
 }
