@@ -25,7 +25,7 @@ from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
 from ..security.keyring import join_session_keyring
 from ..security.rlimits import parse as parse_rlimits
 from . import init as proto
-from . import console, rootfs, sched
+from . import console, rootfs, sched, timens
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
 from .stub import INIT_ENV, init_args
 
@@ -105,6 +105,8 @@ def stage_a(plan, ctx, sock, lx):
         os.setresuid(0, 0, 0)
     if new:
         lx.unshare(new)
+    if plan.time_offsets:  # the new time ns is B's: its offsets are set before B is born
+        timens.write(plan.time_offsets)
     if ctx.exec_mode:
         # exec: every Python step happens here, in stage A, which joined the container's namespaces but is not
         # in its pid namespace (setns(pid) only applies to children), so no container process can see it.  The

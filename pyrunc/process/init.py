@@ -10,7 +10,8 @@
          <------------- 1. USERNS -------
   [write uid_map/gid_map of A]
          -------------- 2. GO ---------->
-                                          unshare(other new namespaces)
+                                          unshare(other new namespaces);
+                                          [timens_offsets]
                                           fork ---------------------------->  non-dumpable; setsid; keyring; lo up;
          <------------- 3. PID <B> ------ [agent: state JSON with                sysctl; oom_score_adj;
                                           B's pid into B's pipe]; exit(0)

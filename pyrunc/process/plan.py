@@ -8,7 +8,7 @@ import os
 
 from ..errors import ConfigError
 from ..linux import NAMESPACES
-from . import netdev, rootfs, sched
+from . import netdev, rootfs, sched, timens
 
 DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
     ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
@@ -24,7 +24,6 @@ JOIN_ORDER = ("user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount")
 # device or a memory policy must not get a container without them.  An empty value asks for nothing.
 UNAPPLIED_LINUX = {
     "mountLabel": "selinux mount labels are not supported by pyrunc yet",
-    "timeOffsets": "time namespace offsets are not supported by pyrunc yet",
     "intelRdt": "intel rdt is not supported by pyrunc",
     "memoryPolicy": "memory policies are not supported by pyrunc yet",
 }
@@ -41,6 +40,9 @@ PROC_FILE_MOUNTS = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/
 
 class Plan:
     """Attributes only; see build()."""
+
+    net_devices = ()  # what exec's plan (container/execute.py) leaves at the defaults: nothing to move or offset
+    time_offsets = None
 
     def __repr__(self):
         return f"Plan({self.__dict__!r})"
@@ -126,6 +128,7 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     p.process.personality, p.personality_flags = sched.personality(linux.get("personality"))
     p.new_netns = bool(p.ns_new & NAMESPACES["network"][0])
     p.net_devices = netdev.plan(linux.get("netDevices"), "network" in types)
+    p.time_offsets = timens.plan(linux.get("timeOffsets"), types, {t for t, _ in p.ns_join})
     return p
 
 
