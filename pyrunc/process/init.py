@@ -40,10 +40,10 @@
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
 
-`pyrunc exec` runs the same ladder without steps 1, 4, 5, 6 and 8 (its stub closes the sync fd at 7): stage A joins every namespace of the container's
-init (opened by the parent, user first, mount last), does all the process steps itself (it is not in the
-container's pid namespace, so no container process can see it), and forks stage B (child.exec_now), which only
-makes its session and fexecve()s the stub.
+`pyrunc exec` runs the same ladder without steps 1, 4, 5, 6 and 8 (its stub closes the sync fd at 7): stage A
+joins every namespace of the container's init (opened by the parent, user first, mount last), does all the process
+steps itself (it is not in the container's pid namespace, so no container process can see it), and forks stage B
+(child.exec_now), which only makes its session and fexecve()s the stub.
 """
 
 import os

@@ -6,8 +6,8 @@ leaves nothing behind.
 
 import os
 
-from ..errors import ConfigError
-from ..linux import NAMESPACES
+from ..errors import ConfigError, SysError
+from ..linux import NAMESPACES, O_PATH, real
 from . import netdev, rootfs, sched, timens
 
 DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
@@ -31,6 +31,7 @@ UNAPPLIED_PROCESS = {
     "apparmorProfile": "apparmor profiles are not supported by pyrunc yet",
     "selinuxLabel": "selinux process labels are not supported by pyrunc yet",
 }
+NGROUPS_MAX = 65536
 MAX_ID = 4294967294  # (uid_t)-1 = 4294967295 means "unchanged" to setresuid(2): never a valid id
 # Files runc lets a mount cover inside /proc (checkProcMount: lxcfs and CRIU); anything else there is refused.
 PROC_FILE_MOUNTS = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
@@ -66,7 +67,7 @@ def _namespaces(linux, i_am="linux.namespaces"):
     return new, join, seen
 
 
-def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0):
+def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0, lx=real):
     p = Plan()
     p.bundle = bundle
     root = config.get("root")
@@ -99,7 +100,7 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
         if "tmpcopyup" in (m.get("options") or ()):
             raise ConfigError(f"mounts.{i}.options: tmpcopyup is not supported by pyrunc yet")
     p.mounts = rootfs.plan_mounts(config.get("mounts"), bundle, linux.get("uidMappings"), linux.get("gidMappings"))
-    check_proc_mounts(p.mounts)
+    check_proc_mounts(p.mounts, p.rootfs, lx)
     p.dev_setup = rootfs.needs_dev_setup(p.mounts)
     p.devices = []
     for d in DEFAULT_DEVICES:
@@ -149,6 +150,9 @@ def process_plan(proc, where="process"):
     q.uid = _id(user.get("uid", 0), f"{where}.user.uid")
     q.gid = _id(user.get("gid", 0), f"{where}.user.gid")
     q.groups = [_id(g, f"{where}.user.additionalGids.{i}") for i, g in enumerate(user.get("additionalGids") or ())]
+    if len(q.groups) > NGROUPS_MAX:  # the stub sets them all; setgroups(2) takes at most this many
+        raise ConfigError(f"{where}.user.additionalGids: {len(q.groups)} groups, more than NGROUPS_MAX "
+                          f"({NGROUPS_MAX})")
     q.umask = user.get("umask")
     q.terminal = bool(proc.get("terminal"))
     q.console_size = proc.get("consoleSize")
@@ -187,13 +191,44 @@ def _proc_fs(path):
     return False
 
 
-def check_proc_mounts(ops):
+def _resolved_in_root(rootdir, dest, lx):
+    """dest as the mount will reach it: resolved inside the rootfs (symlinks of the image included, as the mount
+    is applied), its longest existing prefix, as a path relative to the rootfs ("/proc", "/proc/sys", ...)."""
+    parts = [p for p in dest.split("/") if p]
+    rootfd = os.open(rootdir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        real = os.readlink(f"/proc/self/fd/{rootfd}")
+        for n in range(len(parts), 0, -1):
+            try:
+                fd = rootfs.open_in_root(lx, rootfd, "/".join(parts[:n]))
+            except SysError:
+                continue
+            try:
+                got = os.readlink(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+            rest = "/".join(parts[n:])
+            inside = got[len(real):] if got.startswith(real.rstrip("/") + "/") else "/"
+            return os.path.normpath(inside + ("/" + rest if rest else ""))
+        return os.path.normpath("/" + "/".join(parts))
+    finally:
+        os.close(rootfd)
+
+
+def check_proc_mounts(ops, rootdir=None, lx=None):
     """runc's checkProcMount (CVE-2019-16884): /proc itself may only be a procfs (a proc mount, or a bind whose
     source is one); inside /proc only the single files lxcfs and CRIU cover may be mounted.  A directory the
     caller controls over /proc would give the container (and the runtime, which writes /proc/self/attr/...) a
-    fake procfs."""
+    fake procfs.  With rootfs, each destination is also resolved in the image as the mount will be (runc checks
+    the securejoined path): a symlink /evil -> /proc in the image does not get a bind over procfs past the check."""
     for op in ops:
         where = f"mounts.{op.index}.destination"
+        dest = op.dest
+        if rootdir is not None and (op.bind or op.fstype != "proc"):
+            dest = _resolved_in_root(rootdir, op.dest, lx)
+        if dest != op.dest and (dest == "/proc" or dest.startswith("/proc/")):
+            where += f" ({op.dest} is {dest} in the rootfs)"
+            op = op._replace(dest=dest)
         if op.dest == "/proc":
             if op.fstype == "proc" and not op.bind or op.bind and _proc_fs(op.source):
                 continue

@@ -261,3 +261,17 @@ def test_unknown_seccomp_names_are_logged_at_debug(pyrunc, bundle):
     assert "no_such_syscall_pyrunc" in p.err and "level=debug" in p.err, p.err
     p = pyrunc("run", "--bundle", b, pyrunc.new_id("scdebug"), stdin=subprocess.DEVNULL)
     assert p.returncode == 0 and "no_such_syscall_pyrunc" not in p.err, p.err
+
+
+def test_bind_over_proc_through_an_image_symlink_is_refused(pyrunc, bundle, tmp_path):
+    """The same attack with the destination spelled /evil, a symlink to /proc in the image: the mount would land
+    on the procfs all the same (it is resolved inside the rootfs), so it is judged there."""
+    host = tmp_path / "fakeproc"
+    host.mkdir()
+    (host / "marker").write_text("fake\n")
+    b = bundle(["sh", "-c", "ls /proc"], edit=_bind_over_proc(host, "/evil"))
+    os.symlink("/proc", b / "rootfs" / "evil")
+    p = run(pyrunc, b, pyrunc.new_id("proclink"))
+    assert p.returncode != 0, f"ran with a host directory over /proc: {p.out!r}"
+    assert "marker" not in p.out
+    assert "/evil is /proc in the rootfs" in p.err and "not of type proc" in p.err, p.err

@@ -73,6 +73,14 @@ def test_bad_ids_refused(user, where):
         planmod.process_plan({"args": ["true"], "user": user})
 
 
+def test_too_many_groups_refused():
+    user = {"uid": 0, "gid": 0, "additionalGids": list(range(65537))}
+    with pytest.raises(ConfigError, match="^process.user.additionalGids: 65537 groups, more than NGROUPS_MAX"):
+        planmod.process_plan({"args": ["true"], "user": user})
+    user["additionalGids"].pop()
+    assert len(planmod.process_plan({"args": ["true"], "user": user}).groups) == 65536
+
+
 def test_largest_id_accepted():
     q = planmod.process_plan({"args": ["true"], "user": {"uid": 4294967294, "gid": 4294967294,
                                                          "additionalGids": [4294967294]}})
@@ -109,4 +117,42 @@ def test_proc_mounts_refused(bundle, m, why):
 def test_proc_mounts_allowed(bundle, m):
     c = cfg()
     c["mounts"].append(m)
+    planmod.build(c, bundle)
+
+
+def test_features_claims_nothing_the_plan_refuses(bundle):
+    """`features` says apparmor, selinux and intelRdt are off and does not list tmpcopyup: each of these is
+    refused by the plan, so the document and the runtime agree."""
+    from pyrunc.cli.features import features
+
+    f = features()
+    for key, section, field, value in [("apparmor", "process", "apparmorProfile", "p"),
+                                       ("selinux", "process", "selinuxLabel", "l"),
+                                       ("intelRdt", "linux", "intelRdt", {"closID": "x"})]:
+        assert f["linux"][key] == {"enabled": False}
+        c = cfg()
+        c[section][field] = value
+        with pytest.raises(ConfigError):
+            planmod.build(c, bundle)
+    assert "tmpcopyup" not in f["mountOptions"]
+
+
+def test_proc_reached_through_an_image_symlink_refused(bundle):
+    """The image's /evil -> /proc (and /deep/x -> ../proc/sys): the destination is judged where the mount lands."""
+    root = os.path.join(bundle, "rootfs")
+    os.makedirs(os.path.join(root, "proc", "sys"))
+    os.makedirs(os.path.join(root, "deep"))
+    os.symlink("/proc", os.path.join(root, "evil"))
+    os.symlink("../proc/sys", os.path.join(root, "deep", "x"))
+    for dest, why in [("/evil", "not of type proc"), ("/evil/sys/kernel", "inside /proc"),
+                      ("/deep/x", "inside /proc")]:
+        c = cfg()
+        c["mounts"].append(_mount(dest, "/tmp"))
+        with pytest.raises(ConfigError, match=why):
+            planmod.build(c, bundle)
+    c = cfg()
+    c["mounts"].append(_mount("/evil/cpuinfo", "/dev/null", options=("bind",)))  # lands on /proc/cpuinfo: allowed
+    planmod.build(c, bundle)
+    c = cfg()
+    c["mounts"].append(_mount("/deep/y", "/tmp"))  # a plain directory: nothing to do with /proc
     planmod.build(c, bundle)
