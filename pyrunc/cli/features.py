@@ -68,8 +68,7 @@ def features(release=None):
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOKS),
-        # tmpcopyup is refused (process/plan.py, not implemented), so it is not advertised
-        "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR) | set(IDMAP_OPTIONS)),
+        "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR) | set(IDMAP_OPTIONS) | {"tmpcopyup"}),
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": sorted(CAPABILITIES, key=CAPABILITIES.get),

@@ -96,9 +96,6 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     if prop and prop not in rootfs.PROPAGATION:
         raise ConfigError(f"linux.rootfsPropagation: unknown propagation {prop!r}")
     p.propagation = rootfs.PROPAGATION.get(prop) if prop else None
-    for i, m in enumerate(config.get("mounts") or ()):
-        if "tmpcopyup" in (m.get("options") or ()):
-            raise ConfigError(f"mounts.{i}.options: tmpcopyup is not supported by pyrunc yet")
     p.mounts = rootfs.plan_mounts(config.get("mounts"), bundle, linux.get("uidMappings"), linux.get("gidMappings"))
     check_proc_mounts(p.mounts, p.rootfs, lx)
     p.dev_setup = rootfs.needs_dev_setup(p.mounts)

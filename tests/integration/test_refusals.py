@@ -43,10 +43,6 @@ def _set(path, value):
     return edit
 
 
-def _tmpcopyup(c):
-    c["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]})
-
-
 # (edit, the field the error must name): each is accepted by the schema and was silently ignored before
 UNAPPLIED = {
     "apparmor": (_set(("process", "apparmorProfile"), "docker-default"), "process.apparmorProfile"),
@@ -54,7 +50,6 @@ UNAPPLIED = {
     "mountlabel": (_set(("linux", "mountLabel"), "system_u:object_r:container_file_t:s0"), "linux.mountLabel"),
     "intelrdt": (_set(("linux", "intelRdt"), {"closID": "pyrunc"}), "linux.intelRdt"),
     "memorypolicy": (_set(("linux", "memoryPolicy"), {"mode": "MPOL_BIND", "nodes": "0"}), "linux.memoryPolicy"),
-    "tmpcopyup": (_tmpcopyup, "tmpcopyup"),
 }
 
 

@@ -75,8 +75,8 @@ def test_values_are_pyruncs_own():
     d = feat.features()
     assert d["ociVersionMin"] == "1.0.0" and d["ociVersionMax"] == OCI_VERSION
     assert d["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
-    assert d["mountOptions"] == sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR) | set(IDMAP_OPTIONS))
-    assert "tmpcopyup" not in d["mountOptions"]  # parse_options ignores it: not implemented
+    assert d["mountOptions"] == sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR) | set(IDMAP_OPTIONS)
+                                       | {"tmpcopyup"})  # applied to tmpfs mounts (process/copyup.py)
     assert "rro" in d["mountOptions"]  # CRI turns on recursive read-only mounts from this
     lx = d["linux"]
     assert lx["namespaces"] == sorted(NAMESPACES) and len(lx["namespaces"]) == 8
@@ -168,8 +168,8 @@ def test_advertised_mount_options_use_the_kernels_flag_values():
                 name = "MOUNT_ATTR_" + {"ro": "RDONLY", "rw": "RDONLY"}.get(word, word.upper() if sets
                                                                            else "NO" + word.upper())
                 assert (set_bits, clear_bits) == ((attr[name], 0) if sets else (0, attr[name])), (opt, name)
-        else:
-            assert opt in IDMAP_OPTIONS, opt
+        else:  # not a flag: id mapping, and tmpfs copy-up (a runc extension, tests/integration/test_tmpcopyup.py)
+            assert opt in IDMAP_OPTIONS + ("tmpcopyup",), opt
 
 
 LIBSECCOMP_CDEF = """
@@ -308,5 +308,4 @@ def test_same_shape_as_runc():
     assert ours["hooks"] == ref["hooks"]
     assert ours["linux"]["capabilities"][:len(ref["linux"]["capabilities"])] == ref["linux"]["capabilities"]
     assert ours["linux"]["seccomp"]["operators"] == ref["linux"]["seccomp"]["operators"]
-    # tmpcopyup is the one runc option pyrunc does not implement, so it is not advertised
-    assert set(ref["mountOptions"]) - set(ours["mountOptions"]) <= {"tmpcopyup"}
+    assert set(ref["mountOptions"]) <= set(ours["mountOptions"])  # tmpcopyup included, now it is applied
