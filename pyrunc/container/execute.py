@@ -47,6 +47,9 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
 
     # runc's setns init applies the container's linux.personality to exec'd processes as well
     plan.process.personality = sched.personality((cfg.get("linux") or {}).get("personality"))[0]
+    from ..process import mempolicy
+
+    plan.process.mempolicy = mempolicy.plan((cfg.get("linux") or {}).get("memoryPolicy"))  # runc: likewise
     ctx = Ctx()
     ctx.id = cid
     ctx.exec_mode = True

@@ -25,7 +25,7 @@ from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
 from ..security.keyring import join_session_keyring
 from ..security.rlimits import parse as parse_rlimits
 from . import init as proto
-from . import console, rootfs, sched, timens
+from . import console, mempolicy, rootfs, sched, timens
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
 from .stub import INIT_ENV, init_args
 
@@ -278,6 +278,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     # personality, while the process still has every capability (SCHED_FIFO and a negative nice need CAP_SYS_NICE)
     if getattr(proc, "personality", None) is not None:
         lx.personality(proc.personality)
+    mempolicy.apply(lx, proc.mempolicy)  # runc's place: right after personality
     if proc.cpu_final is not None:  # execCPUAffinity.final: now in the container's cgroup, right before the stub
         sched.set_affinity(proc.cpu_final, "final")
     elif proc.cpu_initial is None:  # runc's tryResetCPUAffinity: never the caller's affinity

@@ -8,7 +8,7 @@ import os
 
 from ..errors import ConfigError, SysError
 from ..linux import NAMESPACES, O_PATH, real
-from . import netdev, rootfs, sched, timens
+from . import mempolicy, netdev, rootfs, sched, timens
 
 DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
     ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
@@ -25,7 +25,6 @@ JOIN_ORDER = ("user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount")
 UNAPPLIED_LINUX = {
     "mountLabel": "selinux mount labels are not supported by pyrunc yet",
     "intelRdt": "intel rdt is not supported by pyrunc",
-    "memoryPolicy": "memory policies are not supported by pyrunc yet",
 }
 UNAPPLIED_PROCESS = {
     "apparmorProfile": "apparmor profiles are not supported by pyrunc yet",
@@ -124,6 +123,7 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     p.process = process_plan(proc)
     p.process.cpu_initial = p.process.cpu_final = None  # execCPUAffinity is for exec processes only (runc)
     p.process.personality, p.personality_flags = sched.personality(linux.get("personality"))
+    p.process.mempolicy = mempolicy.plan(linux.get("memoryPolicy"))
     p.new_netns = bool(p.ns_new & NAMESPACES["network"][0])
     p.net_devices = netdev.plan(linux.get("netDevices"), "network" in types)
     p.time_offsets = timens.plan(linux.get("timeOffsets"), types, {t for t, _ in p.ns_join})
@@ -160,6 +160,7 @@ def process_plan(proc, where="process"):
     q.scheduler = sched.scheduler(proc.get("scheduler"), f"{where}.scheduler")
     q.ioprio = sched.ioprio(proc.get("ioPriority"), f"{where}.ioPriority")
     q.personality = None  # linux.personality: set by build() (and by exec from the container's config)
+    q.mempolicy = None  # linux.memoryPolicy: likewise
     q.cpu_initial, q.cpu_final = sched.affinity(proc.get("execCPUAffinity"), f"{where}.execCPUAffinity")
     return q
 

@@ -49,7 +49,6 @@ UNAPPLIED = {
     "selinux": (_set(("process", "selinuxLabel"), "system_u:system_r:container_t:s0"), "process.selinuxLabel"),
     "mountlabel": (_set(("linux", "mountLabel"), "system_u:object_r:container_file_t:s0"), "linux.mountLabel"),
     "intelrdt": (_set(("linux", "intelRdt"), {"closID": "pyrunc"}), "linux.intelRdt"),
-    "memorypolicy": (_set(("linux", "memoryPolicy"), {"mode": "MPOL_BIND", "nodes": "0"}), "linux.memoryPolicy"),
 }
 
 

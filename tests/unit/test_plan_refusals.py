@@ -41,7 +41,7 @@ def test_lsm_fields_refused_with_and_without_the_lsm(monkeypatch, bundle, lsm_pr
         planmod.build(c, bundle)
 
 
-@pytest.mark.parametrize("key,value", [("intelRdt", {"closID": "x"}), ("memoryPolicy", {"mode": "MPOL_BIND"})])
+@pytest.mark.parametrize("key,value", [("intelRdt", {"closID": "x"})])
 def test_unapplied_linux_fields_refused(bundle, key, value):
     c = cfg()
     c["linux"][key] = value
