@@ -56,6 +56,10 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
     ctx.notify = seccomp_notify(cfg, spec_state(c.doc, "running", c.pid, _spec_version()))
     ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, rt.log)
     ctx.cgroup = _manager(c)
+    if c.doc.get("intel_rdt"):  # runc's setns process joins the container's resctrl group too
+        from ..process import intelrdt
+
+        ctx.join_rdt = lambda pid: intelrdt.join(c.doc["intel_rdt"], pid)
     # The namespaces are opened here and the init checked against its start time afterwards: a pid recycled
     # in between can never lead the new process into someone else's namespaces.
     plan.ns_join = [(t, os.open(path, os.O_RDONLY | os.O_CLOEXEC)) for t, path in init_namespaces(c)]

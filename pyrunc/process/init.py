@@ -5,7 +5,7 @@
   socketpair(SEQPACKET); subreaper
   fork ---------------------------------> non-dumpable; [seccomp agent: connect
                                           to listenerPath, on the host]; setns joined ns
-  cgroup: add A                           (user first, mount last)
+  cgroup: add A; [resctrl group: add A]   (user first, mount last)
                                           [new user ns] unshare(NEWUSER)
          <------------- 1. USERNS -------
   [write uid_map/gid_map of A]
@@ -73,6 +73,7 @@ class Ctx:
     notify_fds = None
     console = None  # connected console socket, when the process has a terminal
     cgroup = None  # cgroups manager to put stage A in
+    join_rdt = None  # join_rdt(pid): put stage A in the container's resctrl group (linux.intelRdt, intelrdt.py)
     idmap_fds = None  # {mount index: user namespace fd} for id-mapped mounts
     run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent
     run_container_hooks = None  # createContainer, in stage B before pivot_root
@@ -136,6 +137,8 @@ class Spawn:
         try:
             if self.ctx.cgroup is not None:
                 self.ctx.cgroup.add_pid(pid_a)
+            if self.ctx.join_rdt is not None:  # before sync 2: B and all after it are forked inside the group
+                self.ctx.join_rdt(pid_a)
             exec_mode = self.ctx.exec_mode
             if self.plan.ns_new & 0x10000000:  # CLONE_NEWUSER: sync 1.
                 if recv(parent) != USERNS:

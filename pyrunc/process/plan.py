@@ -8,7 +8,7 @@ import os
 
 from ..errors import ConfigError, SysError
 from ..linux import NAMESPACES, O_PATH, real
-from . import mempolicy, netdev, rootfs, sched, timens
+from . import intelrdt, mempolicy, netdev, rootfs, sched, timens
 
 DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
     ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
@@ -24,7 +24,6 @@ JOIN_ORDER = ("user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount")
 # device or a memory policy must not get a container without them.  An empty value asks for nothing.
 UNAPPLIED_LINUX = {
     "mountLabel": "selinux mount labels are not supported by pyrunc yet",
-    "intelRdt": "intel rdt is not supported by pyrunc",
 }
 UNAPPLIED_PROCESS = {
     "apparmorProfile": "apparmor profiles are not supported by pyrunc yet",
@@ -43,6 +42,7 @@ class Plan:
 
     net_devices = ()  # what exec's plan (container/execute.py) leaves at the defaults: nothing to move or offset
     time_offsets = None
+    intel_rdt = None
 
     def __repr__(self):
         return f"Plan({self.__dict__!r})"
@@ -127,6 +127,7 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     p.new_netns = bool(p.ns_new & NAMESPACES["network"][0])
     p.net_devices = netdev.plan(linux.get("netDevices"), "network" in types)
     p.time_offsets = timens.plan(linux.get("timeOffsets"), types, {t for t, _ in p.ns_join})
+    p.intel_rdt = intelrdt.plan(linux.get("intelRdt"))  # applied by the caller to the init's pid (lifecycle.py)
     return p
 
 
