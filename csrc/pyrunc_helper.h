@@ -29,3 +29,4 @@ int pyr_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t pr
                       uint64_t deadline, uint64_t period);
 int pyr_ioprio_set(int which, int who, int ioprio);
 int pyr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+int pyr_seccomp(unsigned int op, unsigned int flags, void *args);
