@@ -112,7 +112,7 @@ class Runtime:
                 ctx.fifo = os.path.join(ddir, FIFO)
                 os.mkfifo(ctx.fifo, 0o622)
                 os.chmod(ctx.fifo, 0o622)  # past the umask: the init may be a non-root user by then
-                mgr = self._cgroup(cfg, cid, made=lambda m: _record_cgroup(prov, m))
+                mgr = self._cgroup(cfg, cid, made=lambda m, before: _record_cgroup(prov, m, before))
                 ctx.cgroup = mgr
                 if self.log.debug_enabled:
                     self.log.debug(f"create {cid}: cgroup {mgr.paths if mgr else None}; namespaces "
@@ -181,10 +181,12 @@ class Runtime:
 
         linux = cfg.get("linux") or {}
         mgr = open_manager(linux.get("cgroupsPath"), cid, systemd=self.systemd_cgroup)
+        if made is not None:
+            made(mgr, True)
         mgr.create()
         try:
             if made is not None:
-                made(mgr)
+                made(mgr, False)
             if linux.get("resources"):
                 mgr.apply(linux["resources"])
         except BaseException:
@@ -361,8 +363,11 @@ def _manager(c):
     return manager_from_paths(paths, created=c.doc.get("cgroup_created") or [])
 
 
-def _record_cgroup(prov, mgr):
-    prov.doc.update(cgroup_paths=mgr.paths, cgroup_created=mgr.created)
+def _record_cgroup(prov, mgr, before):
+    """Into the creation record: the cgroup dirs create makes.  Before mgr.create(), the leaf dirs that do not
+    exist yet (a kill during create leaves some of them); after it, exactly those it made."""
+    made = [d for d in dict.fromkeys(mgr.paths.values()) if not os.path.isdir(d)] if before else mgr.created
+    prov.doc.update(cgroup_paths=mgr.paths, cgroup_created=made)
     prov.save(PROVISIONAL)
 
 

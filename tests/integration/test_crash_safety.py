@@ -17,6 +17,7 @@ import time
 import pytest
 
 from .conftest import _cgroup_dirs
+from .test_lifecycle import gone as _gone
 
 
 def _kill_parent_hook(kind, pidfile):
@@ -26,19 +27,6 @@ def _kill_parent_hook(kind, pidfile):
     def edit(c):
         c["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", script], "timeout": 10}]}
     return edit
-
-
-def _gone(pid, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _create(pyrunc, b, cid, tmp_path, *extra):
@@ -181,3 +169,51 @@ def test_failed_create_keeps_the_callers_rootfs_mount(pyrunc, bundle, tmp_path):
             assert any(line.split()[4] == rootfs for line in f), "a failed create unmounted the caller's rootfs"
     finally:
         subprocess.run(["umount", "-l", rootfs], timeout=10)
+
+
+def _procs(cid):
+    pids = set()
+    for d in _cgroup_dirs({cid}):
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                pids.update(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return pids
+
+
+POINTS = {  # when to kill pyrunc, polled for: each is reached during every create, in this order
+    "dir": lambda root, cid: os.path.isdir(os.path.join(root, cid)),
+    "cgroup": lambda root, cid: bool(_cgroup_dirs({cid})),
+    "process": lambda root, cid: bool(_procs(cid)),
+}
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+def test_killed_at_any_point_of_create(pyrunc, bundle, tmp_path, point):
+    """SIGKILL as soon as create has made its directory, its cgroup, or its first process (polled for, so the
+    kill lands at or shortly after that point).  Whatever the point, within 10 s either the container is complete
+    (state.json, status "created": its init waits for `start`, as it should) or no process is left in its cgroup.
+    Then delete --force cleans everything (the fixture checks state dirs, cgroups and mounts) and the id can be
+    used again.  Where exactly the kill lands changes which branch is checked, never the verdict."""
+    b = bundle(["true"])
+    cid = pyrunc.new_id("sweep")
+    p = _create(pyrunc, b, cid, tmp_path)
+    deadline = time.monotonic() + 30
+    while not POINTS[point](pyrunc.root, cid) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    p.kill()
+    p.wait(60)
+    state = os.path.join(pyrunc.root, cid, "state.json")
+    deadline = time.monotonic() + 10
+    while _procs(cid) and not os.path.exists(state) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if os.path.exists(state):
+        assert pyrunc.state(cid)["status"] in ("created", "stopped")
+    else:
+        assert not _procs(cid), f"processes left blocked after pyrunc died mid-create: {_procs(cid)}"
+    d = pyrunc("delete", "--force", cid)
+    assert d.returncode == 0, d.err
+    assert not os.path.exists(os.path.join(pyrunc.root, cid)), "delete --force left the directory: id taken"
+    assert not _cgroup_dirs({cid}), "delete --force left the cgroup"
+    _reusable(pyrunc, b, cid, tmp_path)
