@@ -137,9 +137,10 @@ class Runtime:
                 if plan.intel_rdt is not None:
                     from ..process import intelrdt
 
-                    def join_rdt(pid_a):  # the resctrl group, made now and recorded for delete
+                    def join_rdt(pid_a):  # the resctrl group, made now and recorded for delete (and a crash)
                         nonlocal rdt
-                        rdt = doc["intel_rdt"] = intelrdt.apply(plan.intel_rdt, cid, pid_a)
+                        rdt = doc["intel_rdt"] = prov.doc["intel_rdt"] = intelrdt.apply(plan.intel_rdt, cid, pid_a)
+                        prov.save(PROVISIONAL)
 
                     ctx.join_rdt = join_rdt
                 spawn = Spawn(plan, ctx)

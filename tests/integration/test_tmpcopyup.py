@@ -4,17 +4,12 @@ never followed, and a destination reached through an image symlink is the image'
 """
 
 import os
+import shutil
 import subprocess
 
-import pytest
+from ..conftest import require
 
-RUNC = None  # runc 1.1.5 implements tmpcopyup too: compared below where it is installed
-try:
-    import shutil
-
-    RUNC = shutil.which("runc")
-except Exception:  # noqa: BLE001
-    pass
+RUNC = shutil.which("runc")  # runc 1.1.5 implements tmpcopyup too: compared below where it is installed
 
 
 def _image(root, fifo=True):
@@ -95,15 +90,16 @@ def test_tmpcopyup_on_a_bind_mount_is_refused(pyrunc, bundle, tmp_path):
     assert "tmpcopyup" in p.err and "tmpfs" in p.err, p.err
 
 
-@pytest.mark.skipif(not RUNC, reason="runc is not installed: nothing to compare with")
 def test_runc_copies_the_same(bundle, tmp_path):
     """The same bundle under runc 1.1.5 (the reference) prints the same: pyrunc follows runc."""
+    require(RUNC, "runc is not installed: nothing to compare with")
     b = bundle(["sh", "-c", SCRIPT], edit=_mount("/data"))
     _image(str(b / "rootfs"), fifo=False)
     root = str(tmp_path / "runc-state")
     p = subprocess.run([RUNC, "--root", root, "run", "--bundle", str(b), "pyrunc-it-copyup-runc"], capture_output=True,
                        timeout=60, stdin=subprocess.DEVNULL, text=True)
-    subprocess.run([RUNC, "--root", root, "delete", "--force", "pyrunc-it-copyup-runc"], capture_output=True, timeout=60)
+    subprocess.run([RUNC, "--root", root, "delete", "--force", "pyrunc-it-copyup-runc"], capture_output=True,
+                   timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split("\n")[:3] == ["alpha", "beta", "604 1000 1001"], p.stdout + p.stderr
     assert p.stdout.split("\n")[3:] == ["/etc/passwd", "../../../../../../etc/shadow",

@@ -34,7 +34,8 @@ def test_nothing_asked_for():
 
 
 @pytest.mark.parametrize("policy,err", [
-    ({"mode": "MPOL_BIND", "nodes": "4"}, r"^linux.memoryPolicy.nodes: node 4 is not online on this host \(online: 0,1,2,3\)"),
+    ({"mode": "MPOL_BIND", "nodes": "4"},
+     r"^linux.memoryPolicy.nodes: node 4 is not online on this host \(online: 0,1,2,3\)"),
     ({"mode": "MPOL_BIND"}, r"^linux.memoryPolicy.nodes: .*requires at least one node"),
     ({"mode": "MPOL_INTERLEAVE", "nodes": ""}, r"requires at least one node"),
     ({"mode": "MPOL_LOCAL", "nodes": "0"}, r"^linux.memoryPolicy.nodes: .*MPOL_LOCAL takes no nodes"),
