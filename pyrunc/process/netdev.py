@@ -4,9 +4,10 @@ container's network namespace.
 plan() validates in the caller, before the first fork: a network namespace is required, names must be valid
 interface names, every device must exist on the host and no two may end up with the same name inside.  move()
 runs in the parent once stage B is in its network namespace (after sync 3, before the prestart hooks, as runc
-1.2+ does it in its parent): for each device it reads the permanent global-scope addresses (IFA_F_PERMANENT,
-RT_SCOPE_UNIVERSE) of every family, takes the link down, moves and renames it in one RTM_NEWLINK (IFLA_NET_NS_FD
-+ IFLA_IFNAME; a `%d` in the name lets the kernel choose a free one), re-adds the addresses inside and sets it up.
+1.2+ does it in its parent): it first checks that no name is taken in the container's namespace (a joined one
+may have devices), then for each device reads the permanent global-scope addresses (IFA_F_PERMANENT,
+RT_SCOPE_UNIVERSE) of every family, moves and renames it in one RTM_NEWLINK (IFLA_NET_NS_FD + IFLA_IFNAME; a `%d`
+in the name lets the kernel choose a free one), re-adds the addresses inside and sets it up.
 
 Nothing is ever moved back (the spec forbids it): when the namespace is freed the kernel returns physical devices
 to the initial namespace and destroys virtual ones.  If a move fails, the caller kills the container, which does
@@ -80,6 +81,12 @@ def move(devices, pid):
     nsfd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with IPRoute() as host, IPRoute(netns=nsfd, flags=0) as inner:
+            # a joined namespace may hold a device of that name: refuse before anything moves (the kernel would
+            # move the device first and refuse only the rename, leaving it in a namespace we do not own)
+            there = {link.get_attr("IFLA_IFNAME") for link in inner.get_links()}
+            for name, new in devices:
+                if "%d" not in new and new in there:
+                    raise PyruncError(f"{WHERE}.{name}: a device named {new!r} exists in the container namespace")
             for name, new in devices:
                 try:
                     _move_one(host, inner, nsfd, name, new)
@@ -97,7 +104,8 @@ def _move_one(host, inner, nsfd, name, new):
     index = found[0]
     addrs = _permanent_global(host.get_addr(index=index))
     before = {link["index"] for link in inner.get_links()}
-    host.link("set", index=index, state="down")
+    # no "down" first (runc's order): the kernel closes the device as it moves it, and a refused move leaves it
+    # on the host exactly as it was
     host.link("set", index=index, net_ns_fd=nsfd, ifname=new)
     # the kernel may give the device a new index (and, for a %d template, a name of its choosing): the one link
     # that was not there before is ours; nothing else runs in this namespace yet

@@ -135,3 +135,28 @@ def test_netdevices_need_a_network_namespace(pyrunc, bundle, veth):
     assert p.returncode != 0 and "ran" not in p.out
     assert "linux.netDevices" in p.err and "network namespace" in p.err, p.err
     assert link_exists(a)
+
+
+def test_clash_in_a_joined_namespace_leaves_the_device_as_it_was(pyrunc, bundle, veth):
+    """The container joins a network namespace that has a device of the asked name already: the kernel refuses
+    the move (EEXIST), the error names the device, and the device stays on the host, up, with its addresses."""
+    a, b = veth
+    ns = f"pyrtns{uuid.uuid4().hex[:6]}"
+    ip("netns", "add", ns)
+    try:
+        ip("link", "set", b, "netns", ns)  # b now lives in ns, under its own name
+        ip("link", "set", a, "up")
+
+        def edit(c):
+            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+            c["linux"]["namespaces"].append({"type": "network", "path": f"/var/run/netns/{ns}"})
+            c["linux"]["netDevices"] = {a: {"name": b}}
+
+        cid = pyrunc.new_id("netdevjoin")
+        p = run(pyrunc, bundle(["echo", "ran"], edit=edit), cid)
+        assert p.returncode != 0 and "ran" not in p.out
+        assert a in p.err and "linux.netDevices" in p.err, p.err
+        show = ip("addr", "show", "dev", a).stdout
+        assert "10.231.7.2/24" in show and ",UP" in show.split(">")[0], show
+    finally:
+        ip("netns", "del", ns, check=False)
