@@ -81,6 +81,7 @@ def stage_a(plan, ctx, sock, lx):
     lx.prctl(PR_SET_DUMPABLE, 0)
     close_stray_fds(kept_fds(plan, ctx, sock))
     notify = notify_connect(ctx)  # before any setns: listenerPath is a path on the host
+    offsets = timens.open_offsets() if plan.time_offsets else None  # still the host's root: see timens.py
     for t, path in plan.ns_join:
         if isinstance(path, int):  # opened by the parent (exec: checked against the init's start time after)
             lx.setns(path, NAMESPACES[t][0], f"{t} namespace of the container")
@@ -105,8 +106,8 @@ def stage_a(plan, ctx, sock, lx):
         os.setresuid(0, 0, 0)
     if new:
         lx.unshare(new)
-    if plan.time_offsets:  # the new time ns is B's: its offsets are set before B is born
-        timens.write(plan.time_offsets)
+    if offsets is not None:  # the new time ns is B's: its offsets are set before B is born
+        timens.write(offsets, plan.time_offsets)
     if ctx.exec_mode:
         # exec: every Python step happens here, in stage A, which joined the container's namespaces but is not
         # in its pid namespace (setns(pid) only applies to children), so no container process can see it.  The

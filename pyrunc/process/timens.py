@@ -4,6 +4,12 @@ unshare(CLONE_NEWTIME) does not move the caller: its children are born in the ne
 be written to /proc/self/timens_offsets only until the first process enters it.  So stage A, which unshares the
 container's namespaces, writes them right after unshare() and before it forks stage B (see the ladder in
 init.py); B and everything after it see the offset clocks, and `exec` joins them through /proc/<init>/ns/time.
+
+The file is opened first thing in stage A, while A is still the host's root: stage A is non-dumpable, so its
+/proc/self files belong to the host's root, and once it has become root of a new user namespace (a host uid of
+the mapping) it could no longer open them.  The write is checked against the opener's credentials (CAP_SYS_TIME
+in the user namespace owning the new time namespace: A's, from unshare(CLONE_NEWUSER)) and acts on the time
+namespace A's children will get, so an fd opened early and written after unshare() does what is asked.
 """
 
 import os
@@ -35,12 +41,16 @@ def plan(offsets, types, joined):
     return "".join(lines).encode() or None
 
 
-def write(data):
-    """In stage A, after unshare(CLONE_NEWTIME), before the fork of stage B: still the host's /proc."""
+def open_offsets():
+    """In stage A, before any namespace changes: the host's /proc, A still the host's root (see above)."""
     try:
-        fd = os.open(OFFSETS, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        return os.open(OFFSETS, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as e:
         raise SysError("open", OFFSETS, e.errno) from None
+
+
+def write(fd, data):
+    """In stage A, after unshare(CLONE_NEWTIME), before the fork of stage B; closes fd."""
     try:
         os.write(fd, data)
     except OSError as e:

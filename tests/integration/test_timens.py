@@ -4,8 +4,11 @@
 both offsets as the kernel holds them.  runc 1.1 (the reference here) predates time namespaces: pyrunc alone.
 """
 
+import json
 import os
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -84,3 +87,29 @@ def test_offsets_need_a_new_time_namespace(pyrunc, bundle, case):
     assert p.returncode != 0 and "ran" not in p.out
     assert "linux.timeOffsets" in p.err, p.err
     assert not os.path.exists(os.path.join(pyrunc.root, cid))
+
+
+def test_offsets_in_a_user_namespace(pyrunc, busybox):
+    """With a new user namespace the time namespace is owned by it; stage A (non-dumpable, by then a host uid of
+    the mapping) must still set the offsets."""
+    from pyrunc.demo import make_bundle
+
+    # the bundle must be reachable by the mapped root (uid 100000): not under pytest's 0700 tmp dir
+    top = tempfile.mkdtemp(prefix="pyrunc-it-timens-", dir="/tmp")
+    try:
+        os.chmod(top, 0o755)
+        b = os.path.join(top, "bundle")
+        os.mkdir(b)
+        cfg = make_bundle(b, ["sh", "-c", "cat /proc/uptime; id -u"], busybox=busybox)
+        _time_ns({"boottime": {"secs": BOOT}})(cfg)
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        with open(os.path.join(b, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        p = run(pyrunc, b, pyrunc.new_id("timensu"))
+        assert p.returncode == 0, p.err
+        uptime, uid = p.out.split("\n")[:2]
+        assert float(uptime.split()[0]) >= BOOT and uid == "0", p.out
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
