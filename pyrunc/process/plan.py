@@ -20,8 +20,8 @@ JOIN_ORDER = ("user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount")
 
 # Fields the schema accepts that pyrunc does not apply (yet).  Each is refused, on every host, rather than dropped:
 # a profile or label that is silently ignored runs the container unconfined (docker sends apparmorProfile
-# "docker-default" on every AppArmor host), and a caller that asks for time offsets, an RDT class, a network
-# device or a memory policy must not get a container without them.  An empty value asks for nothing.
+# "docker-default" on every AppArmor host).  An empty value asks for nothing.  (timeOffsets, intelRdt, netDevices
+# and memoryPolicy, once refused here too, are applied: timens.py, intelrdt.py, netdev.py, mempolicy.py.)
 UNAPPLIED_LINUX = {
     "mountLabel": "selinux mount labels are not supported by pyrunc yet",
 }
