@@ -259,7 +259,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     stub = ctx.stub_fd
     if proc.terminal:
         console.setup(lx, ctx.console, proc.console_size, ctty=not in_stage_a)
-    console.fix_stdio_owner(proc.uid)  # the final stdio, pty included, becomes the user's (runc's setupUser)
+    console.fix_stdio_owner(proc.uid, proc.terminal)  # the final stdio becomes the user's (runc's setupUser)
     rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)

@@ -111,3 +111,36 @@ def test_userns_root_pipes_usable(pyrunc, busybox):
         shutil.rmtree(top, ignore_errors=True)
     assert p.returncode == 0, p.err
     assert p.out == "out\ndone\n" and p.err == "err\n", (p.out, p.err)
+
+
+def test_callers_terminal_is_not_given_away(pyrunc, bundle):
+    """A process without terminal: true whose stdio is the caller's own terminal (pyrunc run from an interactive
+    shell): that terminal stays the caller's.  Handing it to the container user would take it from its owner (runc
+    never reaches this case in the foreground: it gives the container pipes of its own)."""
+    master, slave = os.openpty()
+    try:
+        os.fchown(slave, 4242, 5)  # the terminal of some user of the host
+        b = bundle(["sh", "-c", "echo hi"], edit=_user())
+        p = subprocess.run(pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("callertty")), stdin=slave, stdout=slave,
+                           stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, p.stderr
+        st = os.fstat(slave)
+        assert (st.st_uid, st.st_gid) == (4242, 5), f"the caller's terminal now belongs to {st.st_uid}:{st.st_gid}"
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_callers_file_is_not_given_away(pyrunc, bundle, tmp_path):
+    """stdout redirected to a host file: the file keeps its owner (the container still writes through the fd)."""
+    log = tmp_path / "log"
+    log.write_text("")
+    os.chown(log, 4242, 4242)
+    b = bundle(["sh", "-c", "echo hi"], edit=_user())
+    with open(log, "ab") as f:
+        p = subprocess.run(pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("callerfile")), stdin=subprocess.DEVNULL,
+                           stdout=f, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert log.read_text() == "hi\n"
+    st = os.stat(log)
+    assert (st.st_uid, st.st_gid) == (4242, 4242), f"the caller's file now belongs to {st.st_uid}:{st.st_gid}"
