@@ -142,3 +142,14 @@ int pyr_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t pr
 
 /* ioprio_set(2): which is IOPRIO_WHO_PROCESS/PGRP/USER, ioprio is class << 13 | data */
 int pyr_ioprio_set(int which, int who, int ioprio) { RET(syscall(SYS_ioprio_set, which, who, ioprio)); }
+
+/* set_mempolicy(2) for the calling thread: mode ORed with its MPOL_F_* flags; nodemask is an array of unsigned
+ * long bits, maxnode the kernel's "number of bits + 1" (NULL and 0 for the modes that take no nodes) */
+int pyr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
+{
+	RET(syscall(SYS_set_mempolicy, mode, nodemask, maxnode));
+}
+
+/* seccomp(2) for probing: SECCOMP_SET_MODE_FILTER with a NULL program fails with EFAULT when the kernel knows
+ * every flag asked for, EINVAL when not (nothing is ever loaded); SECCOMP_GET_ACTION_AVAIL takes a u32 action */
+int pyr_seccomp(unsigned int op, unsigned int flags, void *args) { RET(syscall(SYS_seccomp, op, flags, args)); }

@@ -28,3 +28,5 @@ int pyr_bpf(int cmd, void *attr, unsigned int size);
 int pyr_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority, uint64_t runtime,
                       uint64_t deadline, uint64_t period, uint32_t util_min, uint32_t util_max);
 int pyr_ioprio_set(int which, int who, int ioprio);
+int pyr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+int pyr_seccomp(unsigned int op, unsigned int flags, void *args);

@@ -47,7 +47,7 @@ def _command(name, verb):
     if verb.rest:
         ctx["ignore_unknown_options"] = True
         ctx["allow_interspersed_args"] = False
-    return click.command(name, help=verb.summary, short_help=verb.summary, context_settings=ctx)(f)
+    return click.command(name, help=verb.doc or verb.summary, short_help=verb.summary, context_settings=ctx)(f)
 
 
 # runc exits 3 for a verb it does not know (urfave/cli's "No help topic for 'foo'"); click would exit 2.

@@ -6,9 +6,12 @@ runs it for every configured runtime at start), so every list is read from the t
 the feature uses, never written out by hand.  Key names and order are runc's (types/features in runc 1.2, which
 adds cgroup.rdma, intelRdt and mountExtensions to the 1.1 shape).
 
-Cheap on purpose: no jsonschema, click, pyroute2 or compiled helper (tests/unit/test_features.py checks
-sys.modules).  The seccomp flags a kernel supports are judged from its version instead of probing seccomp(2)
-through ctypes; an old kernel with a backport is under-reported, which only keeps a caller from using a flag.
+What depends on the host is asked of the running kernel on every call (pyrunc/linux/probe.py: about 2 ms, so
+nothing is cached): the namespaces it has, the seccomp actions and filter flags it implements
+(SECCOMP_GET_ACTION_AVAIL, and seccomp(2) with each flag and no program), whether it has mount_setattr(2) (the
+recursive r* mount options), NUMA memory policies, a resctrl filesystem (intelRdt) and network namespaces with
+pyroute2 installed (netDevices).  Cheap still: no jsonschema, click or pyroute2 (tests/unit/test_features.py
+checks sys.modules); the syscall helper is loaded (about 1 ms).
 """
 
 import json
@@ -16,30 +19,7 @@ import os
 
 HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
-# the kernel release that added each seccomp(2) filter flag pyrunc accepts (include/uapi/linux/seccomp.h history)
-_SECCOMP_FLAG_SINCE = {
-    "SECCOMP_FILTER_FLAG_TSYNC": (3, 17),
-    "SECCOMP_FILTER_FLAG_LOG": (4, 14),
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": (4, 17),
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": (5, 19),
-}
-
 _LIBDIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib64", "/lib")
-
-
-def _kernel(release=None):
-    """(major, minor) of the running kernel, (0, 0) if it cannot be read."""
-    release = release or os.uname().release
-    try:
-        major, minor = release.split(".")[:2]
-        return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
-    except ValueError:
-        return (0, 0)
-
-
-def supported_seccomp_flags(known, release=None):
-    k = _kernel(release)
-    return [f for f in known if k >= _SECCOMP_FLAG_SINCE.get(f, (99, 0))]
 
 
 def _libseccomp_version():
@@ -51,10 +31,19 @@ def _libseccomp_version():
     return None
 
 
-def features(release=None):
+def _intel_rdt():
+    from ..process.intelrdt import find_root
+
+    root = find_root()
+    return {"enabled": bool(root), "schemata": bool(root),
+            "monitoring": bool(root) and os.path.isdir(os.path.join(root, "info", "L3_MON"))}
+
+
+def features():
     """The features document as a dict, keys in runc's order."""
     from .. import OCI_VERSION, __version__
-    from ..linux import NAMESPACES
+    from ..linux import probe
+    from ..process.mempolicy import FLAGS as MPOL_FLAGS, MODES as MPOL_MODES
     from ..process.rootfs import _FLAGS, _MOUNT_ATTR, IDMAP_OPTIONS, PROPAGATION
     from ..security.caps import CAPABILITIES
     from ..security.seccomp import ACTIONS, ARCHES, FLAGS, OPERATORS
@@ -64,35 +53,41 @@ def features(release=None):
     libseccomp = _libseccomp_version()
     if libseccomp:
         annotations["io.github.seccomp.libseccomp.version"] = libseccomp
-    return {
+    doc = {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOKS),
-        # tmpcopyup is refused (process/plan.py, not implemented), so it is not advertised
-        "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR) | set(IDMAP_OPTIONS)),
+        # the recursive r* options are applied with mount_setattr(2) (5.12): only where the kernel has it
+        "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR if probe.mount_setattr() else ())
+                               | set(IDMAP_OPTIONS) | {"tmpcopyup"}),
         "linux": {
-            "namespaces": sorted(NAMESPACES),
+            "namespaces": probe.namespaces(),
             "capabilities": sorted(CAPABILITIES, key=CAPABILITIES.get),
             # systemd: --systemd-cgroup (pyrunc/cgroups/systemd.py); systemdUser: rootless, not implemented
             "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True},
             "seccomp": {
                 "enabled": True,
-                "actions": sorted(ACTIONS),
+                "actions": sorted(probe.seccomp_actions(ACTIONS)),
                 "operators": sorted(OPERATORS),
                 "archs": sorted(ARCHES),
                 "knownFlags": known_flags,
-                "supportedFlags": supported_seccomp_flags(known_flags, release),
+                "supportedFlags": probe.seccomp_flags(known_flags),
             },
-            # apparmorProfile, selinuxLabel, mountLabel and intelRdt are refused on every host (plan.UNAPPLIED_*)
+            # apparmorProfile, selinuxLabel and mountLabel are refused on every host (plan.UNAPPLIED_*)
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
-            "intelRdt": {"enabled": False},
+            "intelRdt": _intel_rdt(),  # applied where resctrl is mounted, refused elsewhere (process/intelrdt.py)
+            "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},  # set_mempolicy(2)
             # id-mapped bind mounts (mount uidMappings/gidMappings, options idmap/ridmap), with or without a user
             # namespace: the trees are made in the parent (tests/integration/test_userns.py, test_idmap.py)
             "mountExtensions": {"idmap": {"enabled": True}},
+            "netDevices": {"enabled": probe.net_devices()},  # moved with pyroute2 (process/netdev.py)
         },
         "annotations": dict(sorted(annotations.items())),
     }
+    if not probe.numa():  # a kernel without CONFIG_NUMA has no memory policies: the key is left out, as runc would
+        del doc["linux"]["memoryPolicy"]
+    return doc
 
 
 def run(g, o, log):

@@ -23,10 +23,11 @@ class Opt:
 class Verb:
     """One verb: module (pyrunc/cli/<module>.py), summary, opts, positional args, rest (args after the id)."""
 
-    __slots__ = ("module", "summary", "opts", "args", "rest")
+    __slots__ = ("module", "summary", "opts", "args", "rest", "doc")
 
-    def __init__(self, module, summary, opts, args, rest):
+    def __init__(self, module, summary, opts, args, rest, doc=None):
         self.module, self.summary, self.opts, self.args, self.rest = module, summary, opts, args, rest
+        self.doc = doc  # the longer text of `pyrunc VERB --help`, when the summary is not enough
 
 
 def O(names, kind="str", default=None, help="", dest=None):
@@ -73,7 +74,12 @@ VERBS = {
                 _CREATE + (O("--detach,-d", "bool", help="detach from the container's process"),
                            O("--keep", "bool", help="do not delete the container after it exits"),
                            O("--no-subreaper", "bool", help="disable the use of the subreaper used to reap reparented processes")),
-                ("container-id",), False),
+                ("container-id",), False,
+                doc="create and run a container\n\n"
+                    "CONTAINER-ID names the container and the bundle is --bundle (default: the current directory), as "
+                    "in runc.  An argument holding a '/' (which no container id can hold) is the bundle instead: "
+                    "`pyrunc run ./mybundle/` runs it under the id mybundle-XXXXXX (the directory's name and 6 random "
+                    "hex digits), shown on stderr with --debug."),
     "list": Verb("list", "lists containers started by pyrunc with the given root",
                  (O("--format,-f", default="table", help="select one of: table or json"),
                   O("--quiet,-q", "bool", help="display only container IDs")), (), False),

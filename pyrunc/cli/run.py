@@ -24,15 +24,32 @@ def _wants_tty(bundle):
         return False  # create reports it properly
 
 
+def bundle_and_id(o, log):
+    """(bundle, id).  `pyrunc run DIR/`: an only argument holding a `/` (never part of a container id) is the
+    bundle, and the id is its directory's name (characters an id may not hold become `_`) plus 6 random hex
+    digits, so the same bundle can run twice; --debug says which id was chosen."""
+    arg = one_id(o, "run")
+    if "/" not in arg:
+        return o.bundle or ".", arg
+    if o.bundle:
+        raise UsageError(f"run: bundle given twice: --bundle {o.bundle} and the argument {arg}")
+    from ..container.state import _ID_CHARS
+
+    name = os.path.basename(os.path.abspath(arg)) or "bundle"
+    name = "".join(c if c in _ID_CHARS else "_" for c in name).lstrip(".")[:64] or "bundle"
+    cid = f"{name}-{os.urandom(3).hex()}"
+    log.debug(f"run: bundle {arg}, container id {cid}")
+    return arg, cid
+
+
 def run(g, o, log):
     rt = runtime(g, log, create=True)
-    cid = one_id(o, "run")
+    bundle, cid = bundle_and_id(o, log)
     if o.no_subreaper and not o.detach:
         # the init protocol needs pyrunc to be its init's subreaper (stage B re-parents to us), and a foreground
         # run reaps it; refused rather than ignored.  Detached, runc is no subreaper either: nothing to do.
         raise UsageError("run --no-subreaper: not supported in the foreground (pyrunc reaps the container's init "
                          "as its subreaper)")
-    bundle = o.bundle or "."
     ours = theirs = None
     if not o.detach and not o.console_socket and _wants_tty(bundle):
         import socket

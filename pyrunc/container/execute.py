@@ -62,6 +62,9 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
 
     # runc's setns init applies the container's linux.personality to exec'd processes as well
     plan.process.personality = sched.personality((cfg.get("linux") or {}).get("personality"))[0]
+    from ..process import mempolicy
+
+    plan.process.mempolicy = mempolicy.plan((cfg.get("linux") or {}).get("memoryPolicy"))  # runc: likewise
     ctx = Ctx()
     ctx.id = cid
     ctx.exec_mode = True
@@ -72,6 +75,10 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
         ctx.cgroup = mgr.for_exec(sub_cgroups, c.pid)
     elif sub_cgroups:
         raise ConfigError("invalid --cgroup argument: the container has no cgroup")
+    if c.doc.get("intel_rdt"):  # runc's setns process joins the container's resctrl group too
+        from ..process import intelrdt
+
+        ctx.join_rdt = lambda pid: intelrdt.join(c.doc["intel_rdt"], pid)
     # The namespaces are opened here and the init checked against its start time afterwards: a pid recycled
     # in between can never lead the new process into someone else's namespaces.
     plan.ns_join = [(t, os.open(path, os.O_RDONLY | os.O_CLOEXEC)) for t, path in init_namespaces(c)]

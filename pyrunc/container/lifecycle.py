@@ -100,7 +100,7 @@ class Runtime:
         ctx.notify = seccomp_notify(cfg, state)
         ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, self.log)
         ddir = self.store.reserve(cid)
-        mgr = base = None
+        mgr = base = rdt = None
         try:
             with Lock(ddir):
                 # the creation record (see state.PROVISIONAL), rewritten as soon as the cgroup exists
@@ -138,6 +138,15 @@ class Runtime:
                     env = dict(kv.partition("=")[::2] for kv in plan.process.env)
                     ctx.run_container_hooks = lambda: self._hooks(doc, "createContainer", int(os.readlink("/proc/self")),
                                                                   "creating", cwd=plan.rootfs, env=env)
+                if plan.intel_rdt is not None:
+                    from ..process import intelrdt
+
+                    def join_rdt(pid_a):  # the resctrl group, made now and recorded for delete (and a crash)
+                        nonlocal rdt
+                        rdt = doc["intel_rdt"] = prov.doc["intel_rdt"] = intelrdt.apply(plan.intel_rdt, cid, pid_a)
+                        prov.save(PROVISIONAL)
+
+                    ctx.join_rdt = join_rdt
                 spawn = Spawn(plan, ctx)
                 pid = spawn.run()
                 self.log.debug(f"create {cid}: init pid {pid}, waiting on the exec fifo for start")
@@ -159,6 +168,8 @@ class Runtime:
                 except Exception:  # noqa: BLE001
                     pass
                 _destroy_cgroup(mgr, self.log)
+            if rdt is not None:
+                _destroy_rdt(rdt, self.log)
             if not plan.mountns and base is not None:
                 _detach_rootfs(plan.rootfs, self.log, base)
             self.store.remove(cid)
@@ -348,6 +359,8 @@ class Runtime:
             except PyruncError as e:
                 raise PyruncError(f"container {c.id}: remove cgroup: {e}") from None
         self.log.debug(f"delete {c.id}: cgroup {mgr.paths if mgr else None} removed")
+        if c.doc.get("intel_rdt"):
+            _destroy_rdt(c.doc["intel_rdt"], self.log)
         linux = (c.doc.get("config") or {}).get("linux") or {}
         if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
             _detach_rootfs(c.doc.get("rootfs"), self.log, c.doc.get("rootfs_base"))
@@ -453,6 +466,15 @@ def _detach_rootfs(rootfs, log, base=None):
         real.umount2(rootfs, MNT_DETACH)
     except SysError as e:
         log.warning(f"detach rootfs mounts: {e}")
+
+
+def _destroy_rdt(rec, log):
+    from ..process import intelrdt
+
+    try:
+        intelrdt.destroy(rec)
+    except PyruncError as e:
+        log.warning(f"remove intel rdt group: {e}")
 
 
 def _destroy_cgroup(mgr, log):

@@ -184,3 +184,15 @@ def _ioprio_set(self, which, who, ioprio):
 
 Linux.sched_setattr = _sched_setattr
 Linux.ioprio_set = _ioprio_set
+
+
+# -- NUMA memory policy (pyrunc/process/mempolicy.py validates and packs the values) -------------------------------
+def _set_mempolicy(self, mode, words, what="linux.memoryPolicy"):
+    """set_mempolicy(mode, nodemask, maxnode) for the calling thread; words: the nodemask as unsigned longs."""
+    self.lib  # noqa: B018 (load)
+    mask = Linux._ffi.new("unsigned long[]", words) if words else Linux._ffi.NULL
+    bits = len(words) * 8 * Linux._ffi.sizeof("unsigned long")
+    return self._check(self.lib.pyr_set_mempolicy(mode, mask, bits + 1 if words else 0), "set_mempolicy", what)
+
+
+Linux.set_mempolicy = _set_mempolicy

@@ -27,7 +27,7 @@ from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
 from ..security.keyring import join_session_keyring
 from . import init as proto
-from . import console, rootfs, sched
+from . import console, mempolicy, rootfs, sched, timens
 from .idmap import source_binds
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
 from .stub import INIT_ENV, init_args
@@ -97,6 +97,7 @@ def stage_a(plan, ctx, sock, lx):
     lx.prctl(PR_SET_DUMPABLE, 0)
     close_stray_fds(kept_fds(plan, ctx, sock))
     notify = notify_connect(ctx)  # before any setns: listenerPath is a path on the host
+    offsets = timens.open_offsets() if plan.time_offsets else None  # still the host's root: see timens.py
     joins = open_namespaces(plan.ns_join)
     if any(t == "mount" for t, _ in joins):
         forbid_imports()  # the container's mount namespace: its / is the container's
@@ -112,6 +113,8 @@ def stage_a(plan, ctx, sock, lx):
         os.setresuid(0, 0, 0)
     if new:
         lx.unshare(new)
+    if offsets is not None:  # the new time ns is B's: its offsets are set before B is born
+        timens.write(offsets, plan.time_offsets)
     if ctx.exec_mode:
         # exec: every Python step happens here, in stage A, which joined the container's namespaces but is not
         # in its pid namespace (setns(pid) only applies to children), so no container process can see it.  The
@@ -339,6 +342,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     # personality, while the process still has every capability (SCHED_FIFO and a negative nice need CAP_SYS_NICE)
     if getattr(proc, "personality", None) is not None:
         lx.personality(proc.personality)
+    mempolicy.apply(lx, proc.mempolicy)  # runc's place: right after personality
     if proc.cpu_final is not None:  # execCPUAffinity.final: now in the container's cgroup, right before the stub
         sched.set_affinity(proc.cpu_final, "final")
     elif proc.cpu_initial is None:  # runc's tryResetCPUAffinity: never the caller's affinity

@@ -6,18 +6,21 @@
   [id-mapped trees: open_tree + mount_setattr]
   fork ---------------------------------> non-dumpable; [seccomp agent: connect
                                           to listenerPath, on the host]; open every
-  cgroup: add A                           joined ns path, then setns: host-owned
+  cgroup: add A; [resctrl group: add A]   joined ns path, then setns: host-owned
                                           first, then user (+ setresuid 0), rest
                                           [new user ns] unshare(NEWUSER)
          <------------- 1. USERNS -------
   [write uid_map/gid_map of A]
   oom_score_adj of A (B inherits it)
          -------------- 2. GO ---------->
-                                          unshare(other new namespaces)
+                                          unshare(other new namespaces);
+                                          [timens_offsets]
                                           fork ---------------------------->  (waits for A's exit) non-dumpable;
          <------------- 3. PID <B> ------ [agent: state JSON with                setsid; keyring; lo up; sysctl;
                                           B's pid into B's pipe]; exit(0)
   reap A (B re-parents to us: subreaper)
+  [linux.netDevices: move them into B's
+   network namespace (netdev.py)]
   [new user ns: open bind sources
    in B's mount ns]
          --------------------------------------------------- 3b. MOUNTS ---->  (SCM_RIGHTS: the sources' fds)
@@ -88,6 +91,7 @@ class Ctx:
     notify_fds = None
     console = None  # connected console socket, when the process has a terminal
     cgroup = None  # cgroups manager to put stage A in
+    join_rdt = None  # join_rdt(pid): put stage A in the container's resctrl group (linux.intelRdt, intelrdt.py)
     idmap_fds = None  # {mount index: user namespace fd} for id-mapped mounts
     mount_fds = None  # {mount index: fd} opened by Spawn.run on the host's side: id-mapped trees, bind sources
     run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent
@@ -198,6 +202,8 @@ class Spawn:
         try:
             if self.ctx.cgroup is not None:
                 self.ctx.cgroup.add_pid(pid_a)
+            if self.ctx.join_rdt is not None:  # before sync 2: B and all after it are forked inside the group
+                self.ctx.join_rdt(pid_a)
             exec_mode = self.ctx.exec_mode
             if self.plan.ns_new & 0x10000000:  # CLONE_NEWUSER: sync 1.
                 if recv(parent) != USERNS:
@@ -217,6 +223,10 @@ class Spawn:
             self.pid = int(msg[len(PID):])
             os.waitpid(pid_a, 0)
             pid_a = 0
+            if not exec_mode and self.plan.net_devices:  # B is in its network namespace, which runs nothing
+                from .netdev import move
+
+                move(self.plan.net_devices, self.pid)
             if not exec_mode:
                 self._send_bind_sources(parent)  # sync 3b.
             if not exec_mode:

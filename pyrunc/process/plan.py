@@ -8,7 +8,7 @@ import os
 
 from ..errors import ConfigError, SysError
 from ..linux import NAMESPACES, O_PATH, real
-from . import rootfs, sched
+from . import intelrdt, mempolicy, netdev, rootfs, sched, timens
 
 DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
     ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
@@ -20,14 +20,10 @@ JOIN_ORDER = ("user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount")
 
 # Fields the schema accepts that pyrunc does not apply (yet).  Each is refused, on every host, rather than dropped:
 # a profile or label that is silently ignored runs the container unconfined (docker sends apparmorProfile
-# "docker-default" on every AppArmor host), and a caller that asks for time offsets, an RDT class, a network
-# device or a memory policy must not get a container without them.  An empty value asks for nothing.
+# "docker-default" on every AppArmor host).  An empty value asks for nothing.  (timeOffsets, intelRdt, netDevices
+# and memoryPolicy, once refused here too, are applied: timens.py, intelrdt.py, netdev.py, mempolicy.py.)
 UNAPPLIED_LINUX = {
     "mountLabel": "selinux mount labels are not supported by pyrunc yet",
-    "timeOffsets": "time namespace offsets are not supported by pyrunc yet",
-    "intelRdt": "intel rdt is not supported by pyrunc",
-    "netDevices": "moving network devices into the container is not supported by pyrunc yet",
-    "memoryPolicy": "memory policies are not supported by pyrunc yet",
 }
 UNAPPLIED_PROCESS = {
     "apparmorProfile": "apparmor profiles are not supported by pyrunc yet",
@@ -43,6 +39,10 @@ PROC_FILE_MOUNTS = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/
 
 class Plan:
     """Attributes only; see build()."""
+
+    net_devices = ()  # what exec's plan (container/execute.py) leaves at the defaults: nothing to move or offset
+    time_offsets = None
+    intel_rdt = None
 
     def __repr__(self):
         return f"Plan({self.__dict__!r})"
@@ -95,9 +95,6 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     if prop and prop not in rootfs.PROPAGATION:
         raise ConfigError(f"linux.rootfsPropagation: unknown propagation {prop!r}")
     p.propagation = rootfs.PROPAGATION.get(prop) if prop else None
-    for i, m in enumerate(config.get("mounts") or ()):
-        if "tmpcopyup" in (m.get("options") or ()):
-            raise ConfigError(f"mounts.{i}.options: tmpcopyup is not supported by pyrunc yet")
     p.mounts = rootfs.plan_mounts(config.get("mounts"), bundle, linux.get("uidMappings"), linux.get("gidMappings"))
     check_proc_mounts(p.mounts, p.rootfs, lx)
     p.dev_setup = rootfs.needs_dev_setup(p.mounts)
@@ -126,7 +123,11 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     p.process = process_plan(proc)
     p.process.cpu_initial = p.process.cpu_final = None  # execCPUAffinity is for exec processes only (runc)
     p.process.personality, p.personality_flags = sched.personality(linux.get("personality"))
+    p.process.mempolicy = mempolicy.plan(linux.get("memoryPolicy"))
     p.new_netns = bool(p.ns_new & NAMESPACES["network"][0])
+    p.net_devices = netdev.plan(linux.get("netDevices"), "network" in types)
+    p.time_offsets = timens.plan(linux.get("timeOffsets"), types, {t for t, _ in p.ns_join})
+    p.intel_rdt = intelrdt.plan(linux.get("intelRdt"))  # applied by the caller to the init's pid (lifecycle.py)
     return p
 
 
@@ -160,6 +161,7 @@ def process_plan(proc, where="process"):
     q.scheduler = sched.scheduler(proc.get("scheduler"), f"{where}.scheduler")
     q.ioprio = sched.ioprio(proc.get("ioPriority"), f"{where}.ioPriority")
     q.personality = None  # linux.personality: set by build() (and by exec from the container's config)
+    q.mempolicy = None  # linux.memoryPolicy: likewise
     q.cpu_initial, q.cpu_final = sched.affinity(proc.get("execCPUAffinity"), f"{where}.execCPUAffinity")
     return q
 

@@ -16,6 +16,7 @@ from collections import namedtuple
 from ..errors import ConfigError, PyruncError, SysError
 from ..linux import (MNT_DETACH, MS, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                      flag_names)
+from .copyup import copy_tree
 
 M = MS
 # name -> (clear?, flag), as runc's parseMountOptions
@@ -49,10 +50,11 @@ _MOUNT_ATTR = {"rro": (0x1, 0), "rrw": (0, 0x1), "rnosuid": (0x2, 0), "rsuid": (
                "rdiratime": (0, 0x80)}
 
 IDMAP_OPTIONS = ("idmap", "ridmap")  # id-mapped bind mount; the mappings come from the mount or the container
-MountOp = namedtuple("MountOp", "source dest fstype flags data propagation attr_set attr_clr bind index idmap",
-                     defaults=(None,))
+MountOp = namedtuple("MountOp", "source dest fstype flags data propagation attr_set attr_clr bind index idmap copyup",
+                     defaults=(None, False))
 MountOp.__doc__ = """One config mount, ready to apply: flags by number, data the unknown options joined by commas;
-idmap is None or (uidMappings, gidMappings) for an id-mapped bind mount (mount_setattr MOUNT_ATTR_IDMAP)."""
+idmap is None or (uidMappings, gidMappings) for an id-mapped bind mount (mount_setattr MOUNT_ATTR_IDMAP);
+copyup: tmpcopyup, the tmpfs starts with a copy of the image's directory (copyup.py)."""
 
 
 def parse_options(options):
@@ -70,7 +72,7 @@ def parse_options(options):
             # MOUNT_ATTR__ATIME and the kernel wants that whole field in attr_clr (else EINVAL)
             aset, aclr = (aset & ~c) | s, (aclr | c) & ~(s & ~c)
         elif opt == "tmpcopyup":
-            continue  # runc extension: copy the image's directory into the new tmpfs; not supported yet
+            continue  # runc extension: copy the image's directory into the new tmpfs (MountOp.copyup)
         elif opt in IDMAP_OPTIONS:
             continue  # id mapping: see plan_mounts (the mappings come from the mount or the container)
         else:
@@ -107,7 +109,11 @@ def plan_mounts(mounts, bundle, uid_mappings=None, gid_mappings=None):
                 raise ConfigError(f"mounts.{i}: an id-mapped mount needs uidMappings and gidMappings (on the mount "
                                   "or the container's user namespace)")
             idmap = (list(uids), list(gids))
-        ops.append(MountOp(src, os.path.normpath(dest), fstype, flags, data, prop, aset, aclr, bind, i, idmap))
+        copyup = "tmpcopyup" in opts
+        if copyup and (bind or fstype != "tmpfs"):
+            raise ConfigError(f"mounts.{i}.options: tmpcopyup is only supported on tmpfs mounts")
+        ops.append(MountOp(src, os.path.normpath(dest), fstype, flags, data, prop, aset, aclr, bind, i, idmap,
+                           copyup))
     return ops
 
 
@@ -295,9 +301,12 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, source_fd=None):
     if op.fstype in ("proc", "sysfs") and not op.bind:
         no_symlinks(sys, rootfd, op)
     fd = mount_point(sys, rootfd, op, source_fd)
+    # tmpcopyup: the image's directory, opened before the tmpfs covers it (read-only only after the copy)
+    image = open_in_root(sys, rootfd, op.dest, os.O_RDONLY | os.O_DIRECTORY) if op.copyup else None
     try:
         target = fdpath(fd)
-        base = op.flags & ~(M["MS_REMOUNT"] | M["MS_RDONLY"]) if op.bind or delays_readonly(op) else op.flags
+        base = (op.flags & ~(M["MS_REMOUNT"] | M["MS_RDONLY"]) if op.bind or op.copyup or delays_readonly(op)
+                else op.flags)
         source = fdpath(source_fd) if source_fd is not None else op.source
         try:
             if op.idmap is not None:
@@ -315,6 +324,8 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, source_fd=None):
                                                             bind=True), cgroup_mount)
             what = "id-mapped bind" if op.idmap is not None else "mount"
             raise SysError(what, f"{op.source or op.fstype} on {op.dest} ({flag_names(base)})", e.errno) from None
+        if image is not None:
+            _copy_up(sys, rootfd, op, image)
         # A bind mount takes its flags (ro, nosuid, ...) only on a remount of itself.
         extra = op.flags & ~(M["MS_BIND"] | M["MS_REC"] | M["MS_REMOUNT"])
         if op.bind and extra:
@@ -343,6 +354,18 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, source_fd=None):
     finally:
         if fd is not None:
             os.close(fd)
+        if image is not None:
+            os.close(image)
+
+
+def _copy_up(sys, rootfd, op, image):
+    """Fill the new tmpfs (op.dest, reopened: now the tmpfs root) from the covered image directory.  A read-only
+    tmpfs is mounted read-write and made read-only last, like every read-only tmpfs (delays_readonly)."""
+    new = open_in_root(sys, rootfd, op.dest, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        copy_tree(image, new, op.dest)
+    finally:
+        os.close(new)
 
 
 def no_symlinks(sys, rootfd, op):

@@ -43,20 +43,12 @@ def _set(path, value):
     return edit
 
 
-def _tmpcopyup(c):
-    c["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]})
-
-
 # (edit, the field the error must name): each is accepted by the schema and was silently ignored before
 UNAPPLIED = {
     "apparmor": (_set(("process", "apparmorProfile"), "docker-default"), "process.apparmorProfile"),
     "selinux": (_set(("process", "selinuxLabel"), "system_u:system_r:container_t:s0"), "process.selinuxLabel"),
     "mountlabel": (_set(("linux", "mountLabel"), "system_u:object_r:container_file_t:s0"), "linux.mountLabel"),
-    "timeoffsets": (_set(("linux", "timeOffsets"), {"monotonic": {"secs": 10}}), "linux.timeOffsets"),
     "intelrdt": (_set(("linux", "intelRdt"), {"closID": "pyrunc"}), "linux.intelRdt"),
-    "netdevices": (_set(("linux", "netDevices"), {"eth9": {"name": "eth0"}}), "linux.netDevices"),
-    "memorypolicy": (_set(("linux", "memoryPolicy"), {"mode": "MPOL_BIND", "nodes": "0"}), "linux.memoryPolicy"),
-    "tmpcopyup": (_tmpcopyup, "tmpcopyup"),
 }
 
 

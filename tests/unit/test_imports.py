@@ -24,21 +24,30 @@ WRAPPER = textwrap.dedent("""
 """)
 
 
-def _modules_after(code):
-    """Run code in a fresh interpreter (cwd = the repo) and return (sys.modules names, exit code, stderr)."""
+def _modules_after(code, err_file=None):
+    """Run code in a fresh interpreter (cwd = the repo) and return (sys.modules names, exit code, stderr).
+    err_file: stderr goes to that file, stdout nowhere (a created container's init keeps its stdio open until
+    `start`: pipes would never reach EOF)."""
     import os
 
     r, w = os.pipe()
+    out = {"capture_output": True} if err_file is None else {"stdout": subprocess.DEVNULL, "stderr": err_file}
     try:
-        p = subprocess.run([sys.executable, "-c", WRAPPER, code], cwd=REPO, pass_fds=(w,), capture_output=True,
-                           timeout=60, stdin=subprocess.DEVNULL, env=_env(w))
+        p = subprocess.run([sys.executable, "-c", WRAPPER, code], cwd=REPO, pass_fds=(w,), timeout=60,
+                           stdin=subprocess.DEVNULL, env=_env(w), **out)
     finally:
         os.close(w)
     with os.fdopen(r) as f:
         data = f.read()
-    assert data, p.stderr.decode()
+    err = p.stderr.decode() if err_file is None else _read(err_file)
+    assert data, err
     mods, rc = json.loads(data)
-    return set(mods), rc, p.stderr.decode()
+    return set(mods), rc, err
+
+
+def _read(f):
+    f.seek(0)
+    return f.read().decode(errors="replace")
 
 
 def _env(w):
@@ -50,9 +59,9 @@ def _env(w):
     return env
 
 
-def _run_cli(argv):
+def _run_cli(argv, err_file=None):
     code = f"sys.argv = ['pyrunc'] + {argv!r}\nfrom pyrunc.cli.main import main\nmain()"
-    return _modules_after(code)
+    return _modules_after(code, err_file)
 
 
 def test_state_of_missing_container_stays_light(tmp_path):
@@ -127,3 +136,39 @@ def test_systemd_driver_loads_only_when_used(tmp_path):
     mods, rc, err = _modules_after("import pyrunc.cgroups.systemd")
     assert rc == 0 and "pyrunc.cgroups.dbus" in mods, err
     assert not (mods - baseline) & (HOT_FORBIDDEN | {"socket", "jeepney", "dbus"}), sorted(mods - baseline)
+def test_create_without_netdevices_never_imports_pyroute2(tmp_path, needs_root, busybox):
+    """pyroute2 (250-500 ms) is for linux.netDevices only: a real create + delete of a plain config must not pay
+    for it, nor may a netDevices config that is refused by the plan (a device missing on the host)."""
+    from pyrunc.demo import make_bundle
+
+    plain, bad = tmp_path / "plain", tmp_path / "bad"
+    plain.mkdir()
+    bad.mkdir()
+    make_bundle(str(plain), ["true"], busybox=busybox)
+    cfg = make_bundle(str(bad), ["true"], busybox=busybox)
+    cfg["linux"]["netDevices"] = {"pyrtNoSuchDev0": {}}
+    (bad / "config.json").write_text(json.dumps(cfg))
+    root = str(tmp_path / "state")
+    try:
+        with open(tmp_path / "err1", "w+b") as f:
+            mods, rc, err = _run_cli(["--root", root, "create", "--bundle", str(plain), "imp-plain"], f)
+        assert rc in (0, None), err
+        assert "pyrunc.process.init" in mods, "the container must really have been created"
+        assert not any(m == "pyroute2" or m.startswith("pyroute2.") for m in mods), "create imported pyroute2"
+        with open(tmp_path / "err2", "w+b") as f:
+            mods, rc, err = _run_cli(["--root", root, "create", "--bundle", str(bad), "imp-bad"], f)
+        assert rc == 1 and "pyrtNoSuchDev0" in err, err
+        assert not any(m == "pyroute2" or m.startswith("pyroute2.") for m in mods), "a refused config imported it"
+    finally:
+        _run_cli(["--root", root, "delete", "--force", "imp-plain"])
+
+
+def test_netdevice_move_is_where_pyroute2_comes_in():
+    """The control for the test above: the module that moves devices imports pyroute2 when it moves one, and
+    not before (importing it, or planning with it, is free)."""
+    mods, rc, err = _modules_after("from pyrunc.process import netdev, plan, init, child")
+    assert rc == 0, err
+    assert "pyrunc.process.netdev" in mods and "pyroute2" not in mods
+    mods, rc, err = _modules_after("from pyrunc.process.netdev import move\ntry:\n    move([], -1)\n"
+                                   "except OSError:\n    pass")
+    assert "pyroute2" in mods, "move() is expected to import pyroute2 itself"

@@ -41,8 +41,7 @@ def test_lsm_fields_refused_with_and_without_the_lsm(monkeypatch, bundle, lsm_pr
         planmod.build(c, bundle)
 
 
-@pytest.mark.parametrize("key,value", [("timeOffsets", {"boottime": {"secs": 1}}), ("intelRdt", {"closID": "x"}),
-                                       ("netDevices", {"eth0": {}}), ("memoryPolicy", {"mode": "MPOL_BIND"})])
+@pytest.mark.parametrize("key,value", [("intelRdt", {"closID": "x"})])
 def test_unapplied_linux_fields_refused(bundle, key, value):
     c = cfg()
     c["linux"][key] = value
@@ -56,10 +55,14 @@ def test_empty_values_ask_for_nothing(bundle):
     planmod.build(c, bundle)
 
 
-def test_tmpcopyup_refused(bundle):
+def test_tmpcopyup_only_on_tmpfs(bundle):
+    """tmpcopyup is applied (process/copyup.py) on a tmpfs, and refused, not ignored, anywhere else."""
     c = cfg()
     c["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]})
-    with pytest.raises(ConfigError, match=rf"^mounts.{len(c['mounts']) - 1}.options: tmpcopyup"):
+    assert planmod.build(c, bundle).mounts[-1].copyup is True
+    c["mounts"][-1] = {"destination": "/etc", "type": "bind", "source": "/tmp", "options": ["rbind", "tmpcopyup"]}
+    with pytest.raises(ConfigError, match=rf"^mounts.{len(c['mounts']) - 1}.options: tmpcopyup is only supported "
+                                          "on tmpfs"):
         planmod.build(c, bundle)
 
 
@@ -122,20 +125,20 @@ def test_proc_mounts_allowed(bundle, m):
 
 
 def test_features_claims_nothing_the_plan_refuses(bundle):
-    """`features` says apparmor, selinux and intelRdt are off and does not list tmpcopyup: each of these is
-    refused by the plan, so the document and the runtime agree."""
+    """`features` says apparmor, selinux and intelRdt are off: each of these is refused by the plan, so the
+    document and the runtime agree (tmpcopyup, applied now, is listed)."""
     from pyrunc.cli.features import features
 
     f = features()
     for key, section, field, value in [("apparmor", "process", "apparmorProfile", "p"),
                                        ("selinux", "process", "selinuxLabel", "l"),
                                        ("intelRdt", "linux", "intelRdt", {"closID": "x"})]:
-        assert f["linux"][key] == {"enabled": False}
+        assert f["linux"][key]["enabled"] is False  # intelRdt: no resctrl here (features probes the host)
         c = cfg()
         c[section][field] = value
         with pytest.raises(ConfigError):
             planmod.build(c, bundle)
-    assert "tmpcopyup" not in f["mountOptions"]
+    assert "tmpcopyup" in f["mountOptions"]
 
 
 def test_proc_reached_through_an_image_symlink_refused(bundle):
