@@ -12,7 +12,7 @@ from .state import Lock, write_pid_file
 
 
 def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=None, preserve_fds=0,
-                 ignore_paused=False, pidfd_socket=None):
+                 ignore_paused=False, pidfd_socket=None, stdio=None):
     """Start proc (an OCI process dict) in container cid; returns the host pid of the new process."""
     with Lock(rt.store.path(cid), shared=True):
         c = rt.store.load(cid)
@@ -22,11 +22,11 @@ def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=N
         if status == "paused" and not ignore_paused:
             raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
         return spawn_in(rt, c, proc, console_socket=console_socket, console=console, pid_file=pid_file,
-                        preserve_fds=preserve_fds, pidfd_socket=pidfd_socket)
+                        preserve_fds=preserve_fds, pidfd_socket=pidfd_socket, stdio=stdio)
 
 
 def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, preserve_fds=0, pidfd_socket=None,
-             exec_path=None):
+             exec_path=None, stdio=None):
     """The exec itself, for a caller that holds the container's lock (exec, and start's startContainer hooks).
     exec_path: run this file instead of looking args[0] up in the container's PATH (a hook's `path`)."""
     from ..process.init import Ctx, Spawn
@@ -50,6 +50,7 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
     ctx = Ctx()
     ctx.id = cid
     ctx.exec_mode = True
+    ctx.stdio = stdio
     ctx.notify = seccomp_notify(cfg, spec_state(c.doc, "running", c.pid, _spec_version()))
     ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, rt.log)
     ctx.cgroup = _manager(c)

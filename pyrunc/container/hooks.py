@@ -37,9 +37,12 @@ def run_one(h, state):
         k, _, v = kv.partition("=")
         env[k] = v
     data = json.dumps(state, separators=(",", ":")).encode()
+    from ..process import waiter
+
     try:
-        p = subprocess.run(args, executable=path, input=data, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=h.get("timeout"), close_fds=True, cwd="/")
+        with waiter.exclusive():  # subprocess waits for its child itself
+            p = subprocess.run(args, executable=path, input=data, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=h.get("timeout"), close_fds=True, cwd="/")
     except subprocess.TimeoutExpired:
         raise HookError(f"{path}: timeout after {h.get('timeout')}s") from None
     except OSError as e:
@@ -58,6 +61,7 @@ def run_in_container(rt, c, kind):
     import time
 
     from .. import fastjson
+    from ..process import waiter
     from .execute import spawn_in
     from .lifecycle import spec_state
 
@@ -70,15 +74,9 @@ def run_in_container(rt, c, kind):
         proc.pop("consoleSize", None)
         r, w = os.pipe()
         out = os.memfd_create("pyrunc-hook-output", os.MFD_CLOEXEC)
-        saved = [os.dup(fd) for fd in (0, 1, 2)]
-        try:
-            for fd, new_fd in ((r, 0), (out, 1), (out, 2)):
-                os.dup2(fd, new_fd)
-            pid = spawn_in(rt, c, proc, exec_path=h["path"])
+        try:  # stdio given to the process, never dup2'd over ours: a shim has other threads using fd 2
+            pid = spawn_in(rt, c, proc, exec_path=h["path"], stdio=(r, out, out))
         finally:
-            for fd, old in zip((0, 1, 2), saved):
-                os.dup2(old, fd)
-                os.close(old)
             os.close(r)
         try:
             os.write(w, data)
@@ -87,12 +85,12 @@ def run_in_container(rt, c, kind):
         os.close(w)
         deadline = time.monotonic() + (h.get("timeout") or 3600)
         while True:
-            wpid, status = os.waitpid(pid, os.WNOHANG)
+            wpid, status = waiter.waitpid(pid, os.WNOHANG)
             if wpid:
                 break
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+                waiter.waitpid(pid, 0)
                 os.close(out)
                 raise HookError(f"error running {kind} hook #{i}: {h['path']}: timeout after {h['timeout']}s")
             time.sleep(0.005)

@@ -9,6 +9,7 @@ import os
 
 from ..errors import SysError
 from ..linux import CLONE_NEWUSER, real
+from . import waiter
 
 
 def write_id_maps(pid, uid_maps, gid_maps):
@@ -52,7 +53,7 @@ def userns_fd(uid_maps, gid_maps, lx=real):
     finally:
         os.close(ready_r)
         os.close(done_w)
-        os.waitpid(pid, 0)
+        waiter.waitpid(pid, 0)
 
 
 def userns_fds(ops):

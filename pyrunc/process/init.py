@@ -46,6 +46,7 @@ import socket
 
 from ..errors import PyruncError
 from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
+from . import waiter
 from .idmap import write_id_maps
 
 USERNS, GO, PID, HOOKS, EXEC, ERROR = b"userns", b"go", b"pid ", b"hooks", b"exec", b"error "
@@ -71,6 +72,7 @@ class Ctx:
     run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent
     run_container_hooks = None  # createContainer, in stage B before pivot_root
     exec_args = None  # exec: (stub fd, argv, env) prepared by stage A
+    stdio = None  # (stdin, stdout, stderr) fds for the process instead of ours (a shim's pipes); stage A dup2s them
 
 
 class InitError(PyruncError):
@@ -93,7 +95,7 @@ def _kill_reap(pid):
         except ProcessLookupError:
             return
         try:
-            os.waitpid(pid, 0)
+            waiter.waitpid(pid, 0)
         except ChildProcessError:
             pass
 
@@ -144,7 +146,7 @@ class Spawn:
                     raise InitError("unable to start container process: " + msg.decode(errors="replace"))
                 raise InitError(f"init protocol: unexpected {msg[:20]!r}")
             self.pid = int(msg[len(PID):])
-            os.waitpid(pid_a, 0)
+            waiter.waitpid(pid_a, 0)
             pid_a = 0
             if not exec_mode:
                 if recv(parent) != HOOKS:  # sync 4.
