@@ -2,8 +2,9 @@
 runtime handler — `runc` (runtime_type io.containerd.runc.v2 + runc, the reference) and `pyrunc`
 (runtime_type io.containerd.pyrunc.v1, our shim).
 
-A private containerd (CRI enabled, everything under one temp dir, cgroup parent /pyrunc-cri-<pid>) is driven with
-the gRPC client in tests/e2e/cri_client.py. No CNI here: the pod uses the host network (NamespaceMode NODE),
+A private containerd (CRI enabled, everything under one temp dir, cgroup parent /pyrunc-cri-<pid>, the pyrunc
+handler written by `pyrunc-config containerd --shim`'s edit function) is driven with the gRPC client in
+tests/e2e/cri_client.py. No CNI here: the pod uses the host network (NamespaceMode NODE),
 which CRI sets up without CNI. The sandbox ("pause") image is built locally from busybox with `sleep` as its
 command, and imported with the busybox image into namespace k8s.io. containerd 1.6's CRI ignores `runtime_path`
 for the shim lookup, so the daemon gets the venv's bin directory (where `containerd-shim-pyrunc-v1` is installed)
@@ -26,6 +27,7 @@ import time
 
 import pytest
 
+from pyrunc.glue import containerd as glue_containerd
 from tests import protooracle as oracle
 from tests.e2e import cri_client as cri
 from tests.e2e.conftest import (IMAGE, Containerd, _busybox_path, _mounts_under, _pids_with_cmdline, _skip_reason,
@@ -133,8 +135,6 @@ disabled_plugins = [
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "{runc}"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc]
-      runtime_type = "io.containerd.pyrunc.v1"
 """
 
 
@@ -143,8 +143,8 @@ class CriDaemon:
         self.tmp = tempfile.mkdtemp(prefix="pyrunc-cri-", dir="/tmp")
         self.d = Containerd(self.tmp, namespace=NS)
         self.d.env["PATH"] = VENV_BIN + ":" + self.d.env["PATH"]
-        with open(self.d.config, "w") as f:
-            f.write(_cri_config(self.d, self.tmp))
+        with open(self.d.config, "w") as f:  # the pyrunc handler as `pyrunc-config containerd --shim` writes it
+            f.write(glue_containerd.edit(_cri_config(self.d, self.tmp), "pyrunc", shim=True))
         self.logs = os.path.join(self.tmp, "pod-logs")
         self.sandboxes = set()
         self.pre_existing = [p for p in ("/run/containerd", "/run/containerd/s") if os.path.exists(p)]
