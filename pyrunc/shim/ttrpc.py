@@ -30,6 +30,7 @@ import struct
 import threading
 
 from . import api
+from .wire import Msg
 
 OK = 0
 CANCELLED = 1
@@ -195,7 +196,8 @@ class _Conn:
 
 
 class Server:
-    """Serve `services` ({service name: {method: fn(payload bytes) -> bytes}}) on a listening AF_UNIX socket.
+    """Serve `services` ({service name: {method: fn(payload bytes) -> bytes or a wire.Msg}}) on a listening AF_UNIX
+    socket.
 
     serve() blocks until shutdown(). shutdown() stops accepting, closes the listener, waits (at most `grace`
     seconds: a Wait may block forever) until every request already received has had its response written, then
@@ -250,13 +252,15 @@ class Server:
             return _status_response(UNIMPLEMENTED, "method %s" % req.method)
         try:
             payload = fn(req.payload)
+            if isinstance(payload, Msg):
+                payload = payload.encode()
+            return api.Response(payload=payload).encode() if payload else b""
         except Error as e:
             return _status_response(e.code, e.message)
         except Exception as e:  # a bug in a handler: report it, keep serving
             if self.log is not None:
                 self.log.error("ttrpc %s/%s: %s: %s" % (req.service, req.method, type(e).__name__, e))
             return _status_response(UNKNOWN, str(e) or type(e).__name__)
-        return api.Response(payload=payload).encode() if payload else b""
 
     # --- accept loop ----------------------------------------------------------------------------------------------
     def serve(self):
@@ -406,7 +410,7 @@ class Client:
         slot = [threading.Event(), None]
         with self._lock:
             if self._closed is not None:
-                raise self._closed
+                raise Closed(self._closed.message)
             sid = self._next
             self._next += 2
             self._pending[sid] = slot
@@ -420,7 +424,7 @@ class Client:
                 self._pending.pop(sid, None)
             raise Error(DEADLINE_EXCEEDED, "%s/%s: context deadline exceeded" % (service, method))
         if slot[1] is None:
-            raise self._closed
+            raise Closed(self._closed.message)
         resp = api.Response.decode(slot[1])
         if resp.status is not None and resp.status.code != OK:
             raise Error(resp.status.code, resp.status.message)

@@ -163,11 +163,23 @@ def _check(owner, name, kind, v):
 def _value_bytes(owner, name, kind):
     """Encoder of one value to its bytes without tag (for map entries, packed lists and singular fields)."""
     if kind == STRING:
-        return lambda v: v.encode("utf-8")
+        def string(v):
+            if not isinstance(v, str):
+                raise ValueError("%s.%s: %r is not a str" % (owner, name, v))
+            return v.encode("utf-8")
+        return string
     if kind == BYTES:
-        return bytes
+        def octets(v):
+            if not isinstance(v, (bytes, bytearray, memoryview)):
+                raise ValueError("%s.%s: %r is not bytes" % (owner, name, v))
+            return bytes(v)
+        return octets
     if _is_msg(kind):
-        return lambda v: v.encode()
+        def message(v):
+            if not isinstance(v, kind):
+                raise ValueError("%s.%s: %r is not a %s" % (owner, name, v, kind.NAME))
+            return v.encode()
+        return message
     conv = _to_wire(kind)
 
     def varint(v):
@@ -230,6 +242,8 @@ def _field_encoder(owner, num, name, kind):
     if _is_msg(kind):
         def enc_msg(v, out):
             if v is not None:
+                if not isinstance(v, kind):
+                    raise ValueError("%s.%s: %r is not a %s" % (owner, name, v, kind.NAME))
                 b = v.encode()
                 out += tag
                 out += uvarint(len(b))

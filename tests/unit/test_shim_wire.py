@@ -103,8 +103,10 @@ def test_wrong_wire_type_is_a_decode_error():
 
 def test_bad_values_are_refused_on_encode():
     for msg in (api.StartResponse(pid=-1), api.StartResponse(pid=2 ** 32), api.KillRequest(all=1),
-                api.WaitResponse(exit_status=None), api.Request(timeout_nano=2 ** 63)):
-        with pytest.raises(ValueError, match=r"out of range|not a bool"):
+                api.WaitResponse(exit_status=None), api.Request(timeout_nano=2 ** 63), api.Request(payload=3),
+                api.Request(service=b"x"), api.Response(status=api.KeyValue()), api.Mount(options=["a", None]),
+                api.PidsResponse(processes=[api.Mount()])):
+        with pytest.raises(ValueError, match=r"out of range|not a bool|not a str|not bytes|is not a "):
             msg.encode()
     with pytest.raises(TypeError, match="has no field 'pidd'"):
         api.StartResponse(pidd=1)

@@ -46,12 +46,18 @@ class Handlers:
     def boom(self, payload):
         raise KeyError("no such thing")
 
+    def msg(self, payload):
+        return api.StartResponse(pid=int(payload))
+
+    def bad(self, payload):
+        return 42  # a bug: neither bytes nor a message
+
     def notfound(self, payload):
         raise ttrpc.Error(ttrpc.NOT_FOUND, "container not created: not found")
 
     def services(self):
         return {"t.S": {"Echo": self.echo, "Empty": self.empty, "Block": self.block, "Boom": self.boom,
-                        "NotFound": self.notfound}}
+                        "NotFound": self.notfound, "Msg": self.msg, "Bad": self.bad}}
 
 
 def start_server(address, handlers, **kw):
@@ -238,6 +244,16 @@ def test_handler_exception_is_unknown_and_logged(served):
         assert (e.value.code, e.value.message) == (ttrpc.UNKNOWN, "'no such thing'")
         assert c.call("t.S", "Echo", b"alive") == b"alive"
     assert log.lines == [("error", "ttrpc t.S/Boom: KeyError: 'no such thing'")]
+
+
+def test_handler_may_return_a_message_and_a_bad_result_is_unknown_not_a_hang(served):
+    _srv, path, _h, log = served
+    with ttrpc.Client(path) as c:
+        assert api.StartResponse.decode(c.call("t.S", "Msg", b"42")) == api.StartResponse(pid=42)
+        with pytest.raises(ttrpc.Error) as e:
+            c.call("t.S", "Bad", b"", timeout=T)
+        assert e.value.code == ttrpc.UNKNOWN
+    assert log.lines == [("error", "ttrpc t.S/Bad: ValueError: ttrpc.Response.payload: 42 is not bytes")]
 
 
 def test_peer_with_other_credentials_is_refused(served):
