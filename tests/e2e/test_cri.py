@@ -38,7 +38,8 @@ PAUSE_IMAGE = "localhost/pause:e2e"
 NS = "k8s.io"  # CRI's namespace, inside our private containerd only
 CGROUP_PARENT = "/pyrunc-cri-%d" % os.getpid()
 SHIM = "containerd-shim-pyrunc-v1"
-VENV_BIN = os.path.dirname(sys.executable)
+# where containerd-shim-pyrunc-v1 is installed; PYRUNC_SHIM_DIR overrides (e.g. another checkout's venv)
+VENV_BIN = os.environ.get("PYRUNC_SHIM_DIR") or os.path.dirname(sys.executable)
 T = 60
 
 
@@ -146,7 +147,7 @@ class CriDaemon:
         with open(self.d.config, "w") as f:  # the pyrunc handler as `pyrunc-config containerd --shim` writes it
             f.write(glue_containerd.edit(_cri_config(self.d, self.tmp), "pyrunc", shim=True))
         self.logs = os.path.join(self.tmp, "pod-logs")
-        self.sandboxes = set()
+        self.shim_sockets = set()
         self.pre_existing = [p for p in ("/run/containerd", "/run/containerd/s") if os.path.exists(p)]
         self.rs = None
 
@@ -162,10 +163,6 @@ class CriDaemon:
         self.rs = cri.RuntimeService(self.d.sock)
         v = self.rs.Version(cri.VersionRequest(version="v1"), timeout=T)
         assert v.runtime_name == "containerd" and v.runtime_api_version == "v1", v
-
-    def shim_socket(self, sandbox_id):
-        """The runc-v2 scheme: /run/containerd/s/sha256(<containerd socket>/<ns>/<sandbox id>)."""
-        return "/run/containerd/s/" + hashlib.sha256(os.path.join(self.d.sock, NS, sandbox_id).encode()).hexdigest()
 
     def teardown(self):
         if self.rs is not None:
@@ -187,9 +184,9 @@ class CriDaemon:
         _remove_cgroup_tree(CGROUP_PARENT)
         for mp in sorted(_mounts_under(self.tmp), key=len, reverse=True):
             subprocess.run(["umount", "-l", mp], capture_output=True, timeout=10)
-        for sid in self.sandboxes:
+        for path in self.shim_sockets:
             with contextlib.suppress(OSError):
-                os.unlink(self.shim_socket(sid))
+                os.unlink(path)
         for p in ("/run/containerd/s", "/run/containerd"):
             if p not in self.pre_existing:
                 with contextlib.suppress(OSError):
@@ -266,18 +263,18 @@ def handler(request):
     return request.param
 
 
-def _shim_sockets():
-    try:
-        return set(os.listdir("/run/containerd/s"))
-    except FileNotFoundError:
-        return set()
-
-
 def test_pod_with_logs_exec_stop_and_removal(cri_daemon, handler):
+    try:
+        _pod_scenario(cri_daemon, handler)
+    except BaseException:
+        print("containerd log (tail):\n" + cri_daemon.d.log_tail(80))
+        raise
+
+
+def _pod_scenario(cri_daemon, handler):
     rs, d = cri_daemon.rs, cri_daemon.d
     logdir = os.path.join(cri_daemon.logs, handler)
     os.makedirs(logdir)
-    sockets_before = _shim_sockets()
     sandbox_config = cri.PodSandboxConfig(
         metadata=cri.PodSandboxMetadata(name="pod-" + handler, uid="uid-" + handler, namespace="e2e", attempt=0),
         log_directory=logdir, labels={"test": "cri"},
@@ -287,8 +284,10 @@ def test_pod_with_logs_exec_stop_and_removal(cri_daemon, handler):
                 namespace_options=cri.NamespaceOption(network=cri.NODE, pid=cri.CONTAINER, ipc=cri.POD))))
     pod = rs.RunPodSandbox(cri.RunPodSandboxRequest(config=sandbox_config, runtime_handler=handler),
                            timeout=T).pod_sandbox_id
-    cri_daemon.sandboxes.add(pod)
-    assert _shim_sockets() - sockets_before, "no shim socket appeared in /run/containerd/s"
+    with open(os.path.join(d.state, "io.containerd.runtime.v2.task", NS, pod, "address")) as f:
+        address = f.read().strip()  # written by the shim's `start` (SHIM.md §1.3)
+    assert address.startswith("unix://") and os.path.exists(address[len("unix://"):]), address
+    cri_daemon.shim_sockets.add(address[len("unix://"):])
     st = rs.PodSandboxStatus(cri.PodSandboxStatusRequest(pod_sandbox_id=pod), timeout=T).status
     assert (st.state, st.runtime_handler, st.metadata.name) == (cri.SANDBOX_READY, handler, "pod-" + handler)
 
@@ -332,7 +331,7 @@ def test_pod_with_logs_exec_stop_and_removal(cri_daemon, handler):
     assert d.ctr("task", "ls", "-q", check=True).stdout_s.split() == []
     assert d.ctr("container", "ls", "-q", check=True).stdout_s.split() == []
     _wait_for("the shim to exit", lambda: not _pids_with_cmdline(d.sock))
-    assert _shim_sockets() == sockets_before
+    assert not os.path.exists(address[len("unix://"):]), "shim socket left behind"
     assert [m for m in _mounts_under(cri_daemon.tmp) if pod in m or cid in m] == []
     for base in _cgroup_dirs(CGROUP_PARENT):
         assert [x for x in os.listdir(base) if x in (pod, cid)] == [], base
