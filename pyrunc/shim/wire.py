@@ -433,30 +433,29 @@ class Msg:
         cls._ready = True
 
     def __init__(self, **kw):
-        if not self._ready:
-            self._compile()
-        d = self.__dict__
-        d.update(self._SCALARS)
-        for name in self._LISTS:
-            d[name] = []
-        for name in self._DICTS:
-            d[name] = {}
+        d = self._defaults()
         for name, value in kw.items():
             if name not in self._NAMES:
                 raise TypeError("%s has no field %r" % (self.NAME, name))
             d[name] = value
+        self.__dict__ = d
 
     @classmethod
-    def _new(cls):
+    def _defaults(cls):
+        """A fresh {field: proto3 default} (new list/dict objects each time)."""
         if not cls._ready:
             cls._compile()
-        obj = cls.__new__(cls)
-        d = obj.__dict__
-        d.update(cls._SCALARS)
+        d = dict(cls._SCALARS)
         for name in cls._LISTS:
             d[name] = []
         for name in cls._DICTS:
             d[name] = {}
+        return d
+
+    @classmethod
+    def _new(cls):
+        obj = cls.__new__(cls)
+        obj.__dict__ = cls._defaults()
         return obj
 
     @classmethod
