@@ -24,6 +24,7 @@ failure = a Response with only google.rpc.Status {code, message} in gRPC numberi
 """
 
 import os
+import queue
 import select
 import socket
 import struct
@@ -125,6 +126,38 @@ def peer_creds(sock):
     return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
 
 
+class _Workers:
+    """Threads for request handlers: an idle one takes the next request, else a new one is started, so a handler
+    that blocks (Wait) never delays another request. Reusing threads saves ~0.2 ms of thread start per request
+    (measured here: a unary round trip 0.36-0.54 ms with a thread per request)."""
+
+    def __init__(self):
+        self.jobs = queue.SimpleQueue()
+        self.idle = 0
+        self.lock = threading.Lock()
+
+    def submit(self, fn, *args):
+        with self.lock:
+            reuse = self.idle > 0
+            if reuse:
+                self.idle -= 1  # that worker's next jobs.get() is this job
+        if reuse:
+            self.jobs.put((fn, args))
+        else:
+            threading.Thread(target=self._work, args=((fn, args),), daemon=True, name="ttrpc-worker").start()
+
+    def _work(self, job):
+        while True:
+            fn, args = job
+            try:
+                fn(*args)
+            except BaseException:  # _Conn._handle catches what a handler raises; this keeps the worker alive
+                pass
+            with self.lock:
+                self.idle += 1
+            job = self.jobs.get()
+
+
 class _Conn:
     """One accepted connection: a reader thread, handler threads, a write lock. The socket is closed by whoever
     finishes last (reader or a handler), so that no thread ever writes to a closed, possibly reused, fd."""
@@ -145,6 +178,9 @@ class _Conn:
             self.server._forget(self)
 
     def send(self, sid, body):
+        if len(body) > MAX_MESSAGE:  # as the Go server: the caller gets the error instead of a frame it would refuse
+            body = _status_response(RESOURCE_EXHAUSTED, "message length %d exceed maximum message size of %d"
+                                    % (len(body), MAX_MESSAGE))
         data = frame(sid, RESPONSE, body)
         with self.wlock:
             try:
@@ -179,8 +215,7 @@ class _Conn:
                     continue
                 with self.rlock:
                     self.refs += 1
-                threading.Thread(target=self._handle, args=(sid, body), daemon=True,
-                                 name="ttrpc-%d" % sid).start()
+                srv._workers.submit(self._handle, sid, body)
         finally:
             self._release()
 
@@ -219,6 +254,7 @@ class Server:
         self._done = threading.Event()
         self._serving = False
         self._listener_closed = threading.Event()
+        self._workers = _Workers()
 
     # --- accounting -------------------------------------------------------------------------------------------
     def _begin(self):

@@ -49,6 +49,9 @@ class Handlers:
     def msg(self, payload):
         return api.StartResponse(pid=int(payload))
 
+    def huge(self, payload):
+        return b"x" * (ttrpc.MAX_MESSAGE + 1)
+
     def bad(self, payload):
         return 42  # a bug: neither bytes nor a message
 
@@ -57,7 +60,8 @@ class Handlers:
 
     def services(self):
         return {"t.S": {"Echo": self.echo, "Empty": self.empty, "Block": self.block, "Boom": self.boom,
-                        "NotFound": self.notfound, "Msg": self.msg, "Bad": self.bad}}
+                        "NotFound": self.notfound, "Msg": self.msg, "Bad": self.bad,
+                        "Huge": self.huge}}
 
 
 def start_server(address, handlers, **kw):
@@ -186,6 +190,23 @@ def test_many_concurrent_callers_share_one_client(served):
         assert out == {(i, j): b"%d-%d" % (i, j) for i in range(8) for j in range(20)}
 
 
+def test_handlers_run_concurrently_also_when_threads_are_reused(served):
+    """8 calls whose handlers each wait for all 8 to be running: passes only if none waits for another's thread;
+    done twice, so the second round runs on reused worker threads."""
+    srv, path, _h, _log = served
+    for _round in range(2):
+        barrier = threading.Barrier(8, timeout=T)
+        srv.services["t.B"] = {"Meet": lambda p: b"met" if barrier.wait() >= 0 else b""}
+        with ttrpc.Client(path) as c:
+            out, threads = [], []
+            for _ in range(8):
+                threads.append(threading.Thread(target=lambda: out.append(c.call("t.B", "Meet", b"", timeout=T))))
+                threads[-1].start()
+            for t in threads:
+                t.join(T)
+            assert out == [b"met"] * 8
+
+
 def test_unknown_service_and_method_are_unimplemented(served):
     _srv, path, _h, _log = served
     with ttrpc.Client(path) as c:
@@ -224,6 +245,11 @@ def test_oversized_frame_is_resource_exhausted_and_the_connection_survives(serve
     with pytest.raises(ttrpc.Error) as e:
         ttrpc.frame(1, ttrpc.REQUEST, b"\0" * n)
     assert e.value.code == ttrpc.RESOURCE_EXHAUSTED
+    with ttrpc.Client(path) as c:  # a response too large to send: the caller gets the status, not a hang
+        with pytest.raises(ttrpc.Error) as e:
+            c.call("t.S", "Huge", b"", timeout=T)
+        assert e.value.code == ttrpc.RESOURCE_EXHAUSTED and "exceed maximum message size" in e.value.message
+        assert c.call("t.S", "Echo", b"fine") == b"fine"
 
 
 def test_non_request_frames_are_ignored_and_garbage_is_invalid_argument(served):
