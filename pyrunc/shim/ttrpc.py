@@ -17,8 +17,8 @@ A unary call is one Request frame and one Response frame on the same stream id:
                                                <------   Response sid=3 {payload: StateResponse}
                                                <------   Response sid=1 {payload: WaitResponse}   (later)
 
-so each request runs on a thread of its own (idle ones are reused) and responses leave in completion order, matched by id; writes on a
-connection are serialised by one lock. Success = a Response without status (an Empty payload is a 0-byte body);
+so each request runs on a thread of its own (idle ones are reused) and responses leave in completion order,
+matched by id; writes on a connection are serialised by one lock. Success = a Response without status (an Empty payload is a 0-byte body);
 failure = a Response with only google.rpc.Status {code, message} in gRPC numbering (containerd maps 5 NotFound,
 12 Unimplemented, ... through errdefs). Stdlib only: this module is on the daemon's start-up path.
 """
