@@ -134,7 +134,8 @@ class CriDaemon:
             f.write(config)
         self.logs = os.path.join(self.tmp, "pod-logs")
         self.shim_sockets = set()
-        self.pre_existing = [p for p in ("/run/containerd", "/run/containerd/s") if os.path.exists(p)]
+        self.pre_existing = [p for p in ("/run/containerd", "/run/containerd/s", "/run/containerd/runc",
+                                         "/run/containerd/runc/" + NS) if os.path.exists(p)]
         self.rs = None
 
     def start(self):
@@ -149,6 +150,18 @@ class CriDaemon:
         self.rs = cri.RuntimeService(self.d.sock)
         v = self.rs.Version(cri.VersionRequest(version="v1"), timeout=T)
         assert v.runtime_name == "containerd" and v.runtime_api_version == "v1", v
+
+    def _hashed_sockets(self):
+        """Sockets of shims that died before the test learnt their address (e.g. a failed RunPodSandbox): the
+        runc-v2 naming, sha256(<containerd socket>/<ns>/<sandbox id>), for every id in our daemon's log. They
+        hash our private socket path, so they cannot be anybody else's."""
+        try:
+            with open(self.d.log, errors="replace") as f:
+                ids = set(re.findall(r"\bid=([0-9a-f]{64})\b", f.read()))
+        except OSError:
+            return set()
+        return {"/run/containerd/s/" + hashlib.sha256(os.path.join(self.d.sock, NS, i).encode()).hexdigest()
+                for i in ids}
 
     def teardown(self):
         if self.rs is not None:
@@ -170,10 +183,10 @@ class CriDaemon:
         _remove_cgroup_tree(CGROUP_PARENT)
         for mp in sorted(_mounts_under(self.tmp), key=len, reverse=True):
             subprocess.run(["umount", "-l", mp], capture_output=True, timeout=10)
-        for path in self.shim_sockets:
+        for path in self.shim_sockets | self._hashed_sockets():
             with contextlib.suppress(OSError):
                 os.unlink(path)
-        for p in ("/run/containerd/s", "/run/containerd"):
+        for p in ("/run/containerd/runc/" + NS, "/run/containerd/runc", "/run/containerd/s", "/run/containerd"):
             if p not in self.pre_existing:
                 with contextlib.suppress(OSError):
                     os.rmdir(p)
