@@ -8,17 +8,17 @@ prints the DeleteResponse containerd publishes: the init pid, 137, now.
 import os
 import time
 
+OPTIONS_FILE = "pyrunc-shim.json"  # in the bundle, written by Create: the state root `delete` needs after a crash
+
 
 def delete(flags):
-    from . import service
-
     cid = flags["id"]
     bundle = flags["bundle"] or os.getcwd()
     pid = 0
     try:
         from .. import fastjson
 
-        with open(os.path.join(bundle, service.OPTIONS_FILE)) as f:
+        with open(os.path.join(bundle, OPTIONS_FILE)) as f:
             root = fastjson.loads(f.read())["root"]
     except (OSError, ValueError, KeyError):
         root = None
@@ -42,14 +42,31 @@ def delete(flags):
     if mounts.mounted(rootfs):
         mounts.unmount(rootfs)
     try:
-        os.unlink(os.path.join(bundle, service.OPTIONS_FILE))
+        os.unlink(os.path.join(bundle, OPTIONS_FILE))
     except FileNotFoundError:
         pass
-    os.write(1, _delete_response(pid, 137, time.time_ns()))
+    os.write(1, delete_response(pid, 137, time.time_ns()))
     return 0
 
 
-def _delete_response(pid, status, ns):
-    from . import api, wire
+def _varint(n):
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
-    return api.DeleteResponse(pid=pid, exit_status=status, exited_at=wire.Timestamp.from_ns(ns)).encode()
+
+def delete_response(pid, status, ns):
+    """containerd.task.v2.DeleteResponse{1 pid, 2 exit_status, 3 exited_at Timestamp{1 seconds, 2 nanos}}, encoded
+    here: importing the codec and every message (pyrunc/shim/api.py) would cost more than this whole command
+    (tests/unit/test_shim_main.py checks it against api.DeleteResponse)."""
+    sec, nanos = divmod(ns, 10**9)
+    ts = (b"\x08" + _varint(sec) if sec else b"") + (b"\x10" + _varint(nanos) if nanos else b"")
+    out = b""
+    if pid:
+        out += b"\x08" + _varint(pid)
+    if status:
+        out += b"\x10" + _varint(status)
+    return out + b"\x1a" + _varint(len(ts)) + ts

@@ -62,6 +62,7 @@ def run(flags, bundle, address):
 
     threading.Thread(target=server.serve, name="ttrpc", daemon=True).start()
     log.info(f"starting signal loop namespace={ns} pid={os.getpid()} runtime=io.containerd.pyrunc.v1")
+    _warm_up()
     import select
 
     while not stop:
@@ -83,3 +84,17 @@ def run(flags, bundle, address):
             pass
     publisher.close(5.0)
     return 0
+
+
+def _warm_up():
+    """Import what Create needs now, while containerd is still reading `start`'s answer and dialling us: the
+    first Create would pay for it otherwise."""
+    try:
+        from ..container import execute, lifecycle  # noqa: F401
+        from ..linux import real
+        from ..process import child, plan  # noqa: F401
+        from ..spec import fastcheck  # noqa: F401
+
+        real.lib  # noqa: B018: load the C helper
+    except Exception:  # noqa: BLE001: Create reports it properly
+        pass

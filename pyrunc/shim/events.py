@@ -2,7 +2,7 @@
 
 One publisher thread drains one FIFO queue, so events reach containerd in the order they were published; the
 order rules (start before exit, exec exits before the init's, OOM before the init's exit, exit before delete)
-are kept by the service publishing in that order.  On failure: reconnect, retry with a growing back-off, drop the
+are kept by the service publishing in that order.  On failure: reconnect at once, then retry with a growing back-off, drop the
 event after 5 attempts (as the Go publisher).
 """
 
@@ -66,7 +66,8 @@ class Publisher:
                 if attempt == RETRIES:
                     self.log.warning(f"publish event: {e}: dropped after {RETRIES} attempts")
                     return
-                time.sleep(self.backoff * attempt)
+                if attempt > 1:  # the first retry reconnects at once (containerd restarted: a new socket)
+                    time.sleep(self.backoff * (attempt - 1))
 
     def close(self, timeout=5.0):
         """Let the queue drain (at most timeout seconds), then stop."""

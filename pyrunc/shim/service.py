@@ -13,12 +13,12 @@ import time
 
 from ..errors import NotFound, PyruncError, StateError
 from . import api, ttrpc, wire
+from .cleanup import OPTIONS_FILE
 from .reaper import exit_code
 
 STATUS = {"created": api.CREATED, "running": api.RUNNING, "paused": api.PAUSED, "stopped": api.STOPPED,
           "pausing": api.PAUSING}
 DEFAULT_ROOT = "/run/containerd/pyrunc"
-OPTIONS_FILE = "pyrunc-shim.json"  # in the bundle: what `delete` needs after a shim crash
 
 
 def _not_found(what):
@@ -115,6 +115,13 @@ class Service:
 
     def _wrap(self, fn, req_cls):
         def call(payload):
+            t0 = time.monotonic()
+            try:
+                return _call(payload)
+            finally:
+                self.log.debug(f"{req_cls.NAME} {(time.monotonic() - t0) * 1000:.1f} ms")
+
+        def _call(payload):
             try:
                 req = req_cls.decode(payload)
             except ValueError as e:
@@ -239,6 +246,7 @@ class Service:
                 stdio.attach_console(self.loop, p.io, _recv_master(console), f"{t.id}/{p.exec_id}")
         except BaseException:
             p.io.close(self.loop)
+            self._set_exited(p, 255 << 8)  # a Wait already waiting on it returns (containerd deletes it next)
             raise
         finally:
             for s in (console, theirs):
@@ -448,6 +456,7 @@ class Service:
                 if p.started and not p.exited_at:
                     raise ttrpc.Error(ttrpc.FAILED_PRECONDITION, f"cannot delete running exec {req.exec_id}")
                 del t.execs[req.exec_id]
+                p.exited.set()  # never started: nothing waits for it any more
                 if p.io is not None:
                     p.io.wait(2.0)
                     p.io.close(self.loop)

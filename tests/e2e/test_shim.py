@@ -58,7 +58,10 @@ def ctr(e2e_session, request):
         with contextlib.suppress(OSError):
             os.rmdir(STATE_ROOT)
     # nothing of a container may outlive its deletion: state dir, mounts under the bundles, shim daemons
-    leftovers = [p for p in _shim_pids(d) if _task_ids_of(p) & set(c.ids)]
+    # (a daemon may take up to 5 s after Shutdown to hand containerd its last events, as the Go shim does)
+    deadline = time.monotonic() + 8
+    while (leftovers := [p for p in _shim_pids(d) if _task_ids_of(p) & set(c.ids)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not leftovers, f"shim daemons left: {leftovers}\n{d.log_tail(40)}"
     for cid in c.ids:
         assert not os.path.exists(os.path.join(STATE_ROOT, d.ns, cid)), f"state of {cid} left"

@@ -78,3 +78,29 @@ def test_start_and_delete_stay_light():
     for heavy in ("google.protobuf", "json", "re", "threading", "pyrunc._helper", "_cffi_backend",
                   "pyrunc.container.lifecycle", "pyrunc.shim.api"):
         assert heavy not in mods, heavy
+
+
+@pytest.mark.parametrize("pid, status, ns", [(5951, 137, 1764590000123456789), (0, 137, 1764590000000000000),
+                                              (1, 0, 5)])
+def test_delete_response_encoding_matches_the_codec(pid, status, ns):
+    from pyrunc.shim import api, wire
+    from pyrunc.shim.cleanup import delete_response
+
+    want = api.DeleteResponse(pid=pid, exit_status=status, exited_at=wire.Timestamp.from_ns(ns))
+    assert delete_response(pid, status, ns) == want.encode()
+    assert api.DeleteResponse.decode(delete_response(pid, status, ns)) == want
+
+
+def test_delete_with_nothing_left_is_light_and_prints_a_response(tmp_path):
+    r = _run(["-namespace", "default", "-id", "gone", "-bundle", str(tmp_path), "delete"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    from pyrunc.shim import api
+
+    resp = api.DeleteResponse.decode(r.stdout)
+    assert resp.exit_status == 137 and resp.exited_at.seconds > 0
+    code = ("import sys; from pyrunc.shim import main; main.main(['-id', 'x', '-bundle', sys.argv[1], 'delete']); "
+            "sys.stderr.write(' '.join(sorted(sys.modules)))")
+    mods = set(subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, timeout=30,
+                              check=True).stderr.decode().split())
+    for heavy in ("pyrunc.shim.wire", "pyrunc.shim.api", "pyrunc.container.lifecycle", "threading", "socket"):
+        assert heavy not in mods, heavy
