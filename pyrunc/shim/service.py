@@ -158,8 +158,18 @@ class Service:
 
     # --- create, start ------------------------------------------------------------------------------------
 
-    def create(self, req):
+    def _runtime(self, root, opts):
+        """The library's Runtime (tests put a fake here)."""
         from ..container.lifecycle import Runtime
+
+        return Runtime(root, self.log, systemd_cgroup=opts["systemd_cgroup"])
+
+    def _exec_process(self, t, spec, console, stdio):
+        from ..container.execute import exec_process
+
+        return exec_process(t.rt, t.id, spec, console=console, stdio=stdio)
+
+    def create(self, req):
         from . import mounts, stdio
 
         if req.checkpoint:
@@ -170,7 +180,7 @@ class Service:
             if req.id in self.tasks:
                 raise ttrpc.Error(ttrpc.ALREADY_EXISTS, f"container {req.id}: already exists")
             init = Proc("", req.stdin, req.stdout, req.stderr, req.terminal)
-            t = Task(req.id, req.bundle, Runtime(root, self.log, systemd_cgroup=opts["systemd_cgroup"]), opts, init)
+            t = Task(req.id, req.bundle, self._runtime(root, opts), opts, init)
             self.tasks[req.id] = t
         try:
             with t.lock:
@@ -232,7 +242,6 @@ class Service:
             return api.StartResponse(pid=p.pid)
 
     def _start_exec(self, t, p):
-        from ..container.execute import exec_process
         from . import stdio
 
         if t.init.exited_at or t.init.reaped is not None:
@@ -241,7 +250,7 @@ class Service:
                              uid=t.opts["io_uid"], gid=t.opts["io_gid"])
         console, theirs = _console_pair(p.terminal)
         try:
-            p.pid = exec_process(t.rt, t.id, p.spec, console=theirs, stdio=p.io.child)
+            p.pid = self._exec_process(t, p.spec, theirs, p.io.child)
             if console is not None:
                 stdio.attach_console(self.loop, p.io, _recv_master(console), f"{t.id}/{p.exec_id}")
         except BaseException:

@@ -179,18 +179,57 @@ def test_containerd_restart(ctr):
 
 
 def test_update(ctr):
+    """Update from LinuxResources JSON (ctr 1.6 has no `task update`: the call goes to the shim's socket as
+    containerd would send it)."""
+    from pyrunc.shim import api, ttrpc, wire
+
     cid = ctr.new_id()
     pid = ctr.run_detached(cid, "sleep", "60", opts=["--memory-limit", str(64 << 20)])
     path = tc.cgroup_path(pid, "memory")
-    with open("/tmp/.shim-e2e-res.json", "w") as f:
-        f.write('{"memory": {"limit": %d}}' % (96 << 20))
-    try:
-        # ctr 1.6 has no `task update` flags for resources beyond --memory-limit/--cpu-quota
-        ctr.d.ctr("task", "update", "--memory-limit", str(96 << 20), cid, check=True)
-    finally:
-        os.unlink("/tmp/.shim-e2e-res.json")
+    bundle = os.path.join(ctr.d.state, "io.containerd.runtime.v2.task", ctr.d.ns, cid)
+    with open(os.path.join(bundle, "address")) as f:
+        address = f.read()
+    res = wire.Any(type_url="types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
+                   value=b'{"memory": {"limit": %d}, "pids": {"limit": 99}}' % (96 << 20))
+    with ttrpc.Client(address) as c:
+        c.call(api.TASK_SERVICE, "Update", api.UpdateTaskRequest(id=cid, resources=res).encode(), timeout=10)
+        with pytest.raises(ttrpc.Error) as e:
+            c.call(api.TASK_SERVICE, "Update", api.UpdateTaskRequest(id="nope", resources=res).encode(), timeout=10)
+        assert e.value.code == ttrpc.NOT_FOUND and e.value.message == "container not created: not found"
+        with pytest.raises(ttrpc.Error) as e:
+            c.call(api.TASK_SERVICE, "Checkpoint", api.CheckpointTaskRequest(id=cid).encode(), timeout=10)
+        assert e.value.code == ttrpc.UNIMPLEMENTED and "checkpoint" in e.value.message
     with open(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes") as f:
         assert int(f.read()) == 96 << 20
+    with open(f"/sys/fs/cgroup/pids{tc.cgroup_path(pid, 'pids')}/pids.max") as f:
+        assert f.read().strip() == "99"
+
+
+class Events:
+    """`ctr events` in the background; expect() reads until a line matches, with a deadline."""
+
+    def __init__(self, d):
+        self.p = subprocess.Popen(["ctr", "--address", d.sock, "events"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=d.env)
+        self.buf = b""
+
+    def expect(self, *needles, timeout=CMD_TIMEOUT):
+        import select
+
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.buf.split(b"\n"):
+                if all(n.encode() in line for n in needles):
+                    return line.decode()
+            left = deadline - time.monotonic()
+            assert left > 0, f"no event with {needles}:\n{self.buf.decode(errors='replace')}"
+            if select.select([self.p.stdout], [], [], left)[0]:
+                self.buf += os.read(self.p.stdout.fileno(), 65536)
+
+    def close(self):
+        self.p.kill()
+        self.p.wait(5)
+        self.p.stdout.close()
 
 
 # ----------------------------------------------------------------------------- what only a shim does
@@ -245,22 +284,29 @@ def test_containerd_restart_then_exit_collected(ctr):
 
 
 def test_shim_sigkilled(ctr):
-    """The shim dies: containerd runs `delete`, which kills the container, reports 137 and leaves nothing."""
+    """The shim dies: containerd runs `delete`, which kills the container and reports 137 (containerd publishes
+    it); no state dir, mount, bundle or process is left."""
     cid = ctr.new_id()
     pid = ctr.run_detached(cid, "sleep", "60")
     daemons = [p for p in _shim_pids(ctr.d) if cid in _task_ids_of(p)]
     assert len(daemons) == 1
     bundle = os.path.join(ctr.d.state, "io.containerd.runtime.v2.task", ctr.d.ns, cid)
     sock = open(os.path.join(bundle, "address")).read()[len("unix://"):]
-    os.kill(daemons[0], signal.SIGKILL)
-    _wait_gone(pid)  # `delete` force-deleted the container
+    ev = Events(ctr.d)
+    try:
+        os.kill(daemons[0], signal.SIGKILL)
+        line = ev.expect("/tasks/exit", f'"container_id":"{cid}"')
+        assert '"exit_status":137' in line and f'"pid":{pid}' in line, line
+        ev.expect("/tasks/delete", f'"container_id":"{cid}"')
+    finally:
+        ev.close()
+    _wait_gone(pid)
     deadline = time.monotonic() + 15
-    while cid in ctr.d.tasks():
-        assert time.monotonic() < deadline, ctr.d.tasks()
+    while cid in ctr.d.tasks() or os.path.exists(bundle):
+        assert time.monotonic() < deadline, (ctr.d.tasks(), os.listdir(bundle))
         time.sleep(0.1)
     assert not os.path.exists(os.path.join(STATE_ROOT, ctr.d.ns, cid))
     assert not _mounts_under(bundle)
-    assert not os.path.exists(bundle)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(sock)  # the Go shim leaks it too (SHIM.md §6); the next `start` would unlink it as stale
     ctr.d.ctr("container", "rm", cid, check=True)
