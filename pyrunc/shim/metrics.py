@@ -12,6 +12,7 @@ _V1_PLAIN = {n for _, n, _ in api.V1MemoryStat.FIELDS[:17]}
 # memory.stat (v1) names that differ from the Metrics field names
 _V1_RENAME = {"pgpgin": "pg_pg_in", "pgpgout": "pg_pg_out", "pgfault": "pg_fault", "pgmajfault": "pg_maj_fault"}
 _V2_MEMORY = {n for _, n, _ in api.V2MemoryStat.FIELDS}
+U64_MAX = (1 << 64) - 1  # "max" in a cgroup v2 limit file
 
 
 def _mem_entry(e):
@@ -91,7 +92,7 @@ def v2_metrics(s):
                           throttled_usec=thr.get("throttledTime", 0) // 1000),
         memory=api.V2MemoryStat(usage=usage.get("usage", 0), usage_limit=limit,
                                 swap_usage=max(swap.get("usage", 0) - usage.get("usage", 0), 0),
-                                swap_limit=swap_limit - limit if limit and swap_limit > limit else swap_limit,
+                                swap_limit=swap_limit if U64_MAX in (swap_limit, limit) else max(swap_limit - limit, 0),
                                 **stat),
         io=api.V2IOStat(usage=io),
         hugetlb=[api.V2HugeTlbStat(current=h.get("usage", 0), max=h.get("max", 0), pagesize=size)
