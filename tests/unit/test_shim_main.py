@@ -66,7 +66,8 @@ def test_version_and_usage_errors():
 def test_start_and_delete_stay_light():
     """start and delete are on every container's critical path: no protobuf, json, re, threading or the C helper
     before the daemon forks; delete with nothing left to clean imports none of the library."""
-    code = ("import sys; from pyrunc.shim import main; main.parse(['-id', 'x', 'start']); "
+    code = ("import sys, tempfile; from pyrunc.shim import main; main.parse(['-id', 'x', 'start']); "
+            "main.SOCKET_DIR = tempfile.mkdtemp(); main._listen(main.SOCKET_DIR + '/s').close(); "
             "main.socket_path('/a', 'ns', 'x'); main._annotations('/nonexistent'); "
             "print(' '.join(sorted(sys.modules)))")
     def modules(code):
@@ -75,8 +76,8 @@ def test_start_and_delete_stay_light():
 
     # whatever this interpreter's site already imports (an editable install's finder imports re) is not ours
     mods = modules(code) - modules("import sys; print(' '.join(sorted(sys.modules)))")
-    for heavy in ("google.protobuf", "json", "re", "threading", "pyrunc._helper", "_cffi_backend",
-                  "pyrunc.container.lifecycle", "pyrunc.shim.api"):
+    for heavy in ("google.protobuf", "json", "re", "threading", "socket", "enum", "pyrunc._helper",
+                  "_cffi_backend", "pyrunc.container.lifecycle", "pyrunc.shim.api"):
         assert heavy not in mods, heavy
 
 
@@ -104,3 +105,20 @@ def test_delete_with_nothing_left_is_light_and_prints_a_response(tmp_path):
                               check=True).stderr.decode().split())
     for heavy in ("pyrunc.shim.wire", "pyrunc.shim.api", "pyrunc.container.lifecycle", "threading", "socket"):
         assert heavy not in mods, heavy
+
+
+def test_listen_reuses_a_live_socket_and_replaces_a_stale_one(tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(shim, "SOCKET_DIR", str(tmp_path))
+    path = str(tmp_path / "s")
+    live = shim._listen(path)
+    assert live is not None
+    assert shim._listen(path) is None  # another container of the pod: print the address, spawn nothing
+    live.close()  # the socket file stays, nobody listens: a SIGKILLed shim's leftover
+    again = shim._listen(path)
+    assert again is not None
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(path)
+    c.close()
+    again.close()
