@@ -326,3 +326,19 @@ def test_shutdown_leaves_nothing(ctr):
     assert not os.path.exists(sock)
     assert not _mounts_under(bundle)
     assert not os.path.exists(os.path.join(STATE_ROOT, ctr.d.ns, cid))
+
+
+def test_oom_reported_before_exit(ctr):
+    """A container killed by the OOM killer: /tasks/oom, then its /tasks/exit (kubelet's OOMKilled needs that
+    order), then /tasks/delete."""
+    cid = ctr.new_id()
+    ev = Events(ctr.d)
+    try:
+        r = ctr.run(cid, "sh", "-c", "tail /dev/zero", opts=["--rm", "--memory-limit", str(16 << 20)])
+        assert r.returncode == 137, (r.returncode, r.stderr_s)
+        ev.expect("/tasks/delete", f'"container_id":"{cid}"')
+    finally:
+        ev.close()
+    topics = [line.split()[5] for line in ev.buf.decode().splitlines()
+              if f'"container_id":"{cid}"' in line and "/tasks/" in line]
+    assert topics == ["/tasks/create", "/tasks/start", "/tasks/oom", "/tasks/exit", "/tasks/delete"], topics
