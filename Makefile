@@ -15,14 +15,14 @@ $(PYRUNC): setup.py setup.cfg pyproject.toml $(wildcard csrc/*)
 	touch $(PYRUNC)
 
 test: install
-	$(VENV)/bin/python -m pytest tests -q -p no:cacheprovider
+	$(VENV)/bin/python -m pytest tests -q -rs -p no:cacheprovider
 	$(VENV)/bin/python conformance/spec_checks.py --runtime $(PYRUNC) --keep-going
 
 unit: install
-	$(VENV)/bin/python -m pytest tests/unit -q -p no:cacheprovider
+	$(VENV)/bin/python -m pytest tests/unit -q -rs -p no:cacheprovider
 
 demo: install
-	$(VENV)/bin/python -m pyrunc.demo
+	$(VENV)/bin/python -P -m pyrunc.demo
 
 bench: install
 	$(VENV)/bin/python bench/bench.py --pyrunc $(PYRUNC) --runc $$(command -v runc)

@@ -113,20 +113,24 @@ int pyr_close_range(unsigned int first, unsigned int last, unsigned int flags)
 /* bpf(2): attr is a caller-packed union bpf_attr of `size` bytes (the kernel writes results back into it) */
 int pyr_bpf(int cmd, void *attr, unsigned int size) { RET(syscall(SYS_bpf, cmd, attr, size)); }
 
-/* sched_setattr(2) on the calling thread (pid 0), flags 0; the struct is the kernel's SCHED_ATTR_SIZE_VER0 layout
- * (48 bytes; glibc before 2.41 has no wrapper) */
+/* sched_setattr(2) on the calling thread (pid 0), flags 0 (glibc before 2.41 has no wrapper).  The struct is the
+ * kernel's SCHED_ATTR_SIZE_VER1 layout (56 bytes, as runc's unix.SchedAttr): with VER0 (48 bytes) the kernel
+ * refuses SCHED_FLAG_UTIL_CLAMP_MIN/MAX with EINVAL.  util_min/util_max are the clamps those flags apply. */
 struct pyr_sched_attr {
 	uint32_t size, sched_policy;
 	uint64_t sched_flags;
 	int32_t sched_nice;
 	uint32_t sched_priority;
 	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
 };
 
 int pyr_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority, uint64_t runtime,
-		      uint64_t deadline, uint64_t period)
+		      uint64_t deadline, uint64_t period, uint32_t util_min, uint32_t util_max)
 {
-	struct pyr_sched_attr attr = { sizeof(attr), policy, flags, nice, priority, runtime, deadline, period };
+	struct pyr_sched_attr attr = { sizeof(attr), policy, flags, nice, priority, runtime, deadline, period,
+				       util_min, util_max };
+	_Static_assert(sizeof(attr) == 56, "SCHED_ATTR_SIZE_VER1");
 	RET(syscall(SYS_sched_setattr, 0, &attr, 0));
 }
 

@@ -24,5 +24,5 @@ int pyr_personality(unsigned long persona);
 int pyr_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int pyr_bpf(int cmd, void *attr, unsigned int size);
 int pyr_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority, uint64_t runtime,
-                      uint64_t deadline, uint64_t period);
+                      uint64_t deadline, uint64_t period, uint32_t util_min, uint32_t util_max);
 int pyr_ioprio_set(int which, int who, int ioprio);

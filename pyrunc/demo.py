@@ -1,4 +1,7 @@
-"""python3 -m pyrunc.demo: run a real container from an embedded default bundle with the host's busybox.
+"""python3 -P -m pyrunc.demo: run a real container from an embedded default bundle with the host's busybox.
+
+(-P: run from a clone's root, plain `-m` would put the cwd first on sys.path and import the source tree's
+uncompiled `pyrunc/` instead of the installed package.)
 
 Builds a throw-away bundle (rootfs = a static busybox and its applet links, config = `pyrunc spec` with a
 non-terminal process), runs `pyrunc run` on it with a private --root, prints what the container saw, and removes
@@ -45,12 +48,20 @@ def make_bundle(path, args, busybox=None):
     return cfg
 
 
+def pyrunc_command():
+    """The installed `pyrunc` next to this Python; else the module, never shadowed by a source tree in the cwd."""
+    here = os.path.join(os.path.dirname(sys.executable), "pyrunc")
+    if os.access(here, os.X_OK):
+        return [here]
+    return [sys.executable, "-P", "-m", "pyrunc.cli.main"]
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="pyrunc-demo-")
     try:
         make_bundle(os.path.join(tmp, "bundle"), ["sh", "-c", "echo hello from $(hostname), pid $$; id; uname -r"])
-        cmd = [sys.executable, "-m", "pyrunc.cli.main", "--root", os.path.join(tmp, "state"), "run",
-               "--bundle", os.path.join(tmp, "bundle"), f"pyrunc-demo-{os.getpid()}"]
+        cmd = pyrunc_command() + ["--root", os.path.join(tmp, "state"), "run", "--bundle",
+                                  os.path.join(tmp, "bundle"), f"pyrunc-demo-{os.getpid()}"]
         print("$ pyrunc run ...", flush=True)
         rc = subprocess.call(cmd)
         print(f"container exited with status {rc}")

@@ -169,9 +169,12 @@ def plan(r, d, probe, *, base, available, sections=None, default_devices=True, h
         body.extend(planner(r, d, probe))
     for key, value in (r.get("unified") or {}).items():
         ctrl = unified_controller(key)
-        if ctrl not in available and (hybrid or ctrl != "cgroup"):
-            where = "it is not on cgroup v2 on this host (hybrid: v1 has it)" if hybrid else "not available"
-            raise ConfigError(f"unified resource {key!r} can't be set: controller {ctrl!r} {where}")
+        if ctrl not in available and ctrl != "cgroup":
+            if hybrid:  # runc's wording (it refuses any unified key unless the whole host is cgroup v2)
+                raise ConfigError(f"invalid configuration: cannot use unified on cgroup v1: linux.resources.unified."
+                                  f"{key}: controller {ctrl!r} is not on cgroup v2 on this host (hybrid: "
+                                  f"cgroup v2 has {' '.join(sorted(available)) or 'no controllers'})")
+            raise ConfigError(f"unified resource {key!r} can't be set: controller {ctrl!r} not available")
         if ctrl != "cgroup" and ctrl not in needed:
             needed.append(ctrl)
         body.append(Write(UNIFIED, key, str(value), d))

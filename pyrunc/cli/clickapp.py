@@ -50,10 +50,24 @@ def _command(name, verb):
     return click.command(name, help=verb.summary, short_help=verb.summary, context_settings=ctx)(f)
 
 
+# runc exits 3 for a verb it does not know (urfave/cli's "No help topic for 'foo'"); click would exit 2.
+UNKNOWN_VERB_EXIT = 3
+
+
+class _Group(click.Group):
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            click.echo(ctx.get_usage() + f"\nTry 'pyrunc --help' for help.\n\nError: No help topic for '{args[0]}': "
+                       "no such command", err=True)
+            ctx.exit(UNKNOWN_VERB_EXIT)
+        return super().resolve_command(ctx, args)
+
+
 def build():
     from .main import version_text
 
-    @click.group(context_settings=_CTX, help="pyrunc: a runc-compatible OCI container runtime written in Python")
+    @click.group(cls=_Group, context_settings=_CTX,
+                 help="pyrunc: a runc-compatible OCI container runtime written in Python")
     @click.version_option("", "--version", "-v", message=version_text().rstrip("\n"), prog_name="pyrunc")
     def cli(**kw):
         pass

@@ -25,6 +25,13 @@ def dispatch(g, name, o):
         log.error(f"invalid log-format: {g.log_format}")
         return 1
     try:
+        log.touch()
+    except OSError as e:  # runc: `open FILE: no such file or directory` on stderr, exit 1
+        Logger(None, g.log_format).error(f"open {g.log}: {e.strerror.lower()}")
+        return 1
+    if g.debug:
+        log.debug(f"pyrunc {name}: args {o.args}, root {g.root}")
+    try:
         module = __import__("pyrunc.cli." + VERBS[name].module, fromlist=["run"])
         return module.run(g, o, log) or 0
     except errors.PyruncError as e:

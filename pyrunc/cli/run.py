@@ -2,13 +2,16 @@
 is proxied, window size included), forward signals, exit with the container's status (128+N when killed by signal
 N) and delete it afterwards."""
 
+import _signal as signal  # the C module: `signal` imports enum (README, Speed)
 import os
-import signal
 
 from ..errors import PyruncError
 from .common import failed, one_id, runtime
 
-_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGWINCH}
+# runc forwards every signal but SIGCHLD (it reaps), SIGWINCH (it resizes the terminal) and SIGURG (the Go
+# runtime's own); SIGKILL and SIGSTOP cannot be caught.  The real-time signals are forwarded too: SIGRTMIN+3 is
+# systemd's stop signal, and left at its default action it would kill pyrunc and orphan the container.
+_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL, signal.SIGSTOP}
 
 
 def _wants_tty(bundle):
@@ -33,7 +36,7 @@ def run(g, o, log):
     # Catch signals before the container exists, as runc does (its handler is installed before it starts the
     # container): a SIGTERM arriving while the container is created or just after it started is kept and
     # forwarded once the init's pid is known, instead of killing pyrunc and orphaning a running container.
-    pending = None if o.detach else _catch_early()
+    fwd = None if o.detach else Forwarder()
     c = None
     try:
         c = rt.create(cid, bundle, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
@@ -41,6 +44,8 @@ def run(g, o, log):
                       pidfd_socket=o.pidfd_socket)
         rt.start(cid)  # run is create + start, hooks and all
     except PyruncError as e:
+        if fwd is not None:
+            fwd.stop()
         if c is not None:  # created but not started (a startContainer hook failed): leave nothing, like runc
             try:
                 rt.delete(cid, force=True)
@@ -52,57 +57,75 @@ def run(g, o, log):
             theirs.close()
     if o.detach:
         return 0
-    forward_signals(c.pid)
-    for sig in pending:
-        _send(c.pid, sig)
-    if ours is not None:
-        from ..process.console import proxy, recv_master
+    fwd.attach(c.pid)
+    try:
+        if ours is not None:
+            from ..process.console import proxy, recv_master
 
-        status = proxy(recv_master(ours), c.pid, reap)
-        ours.close()
-    else:
-        status = reap(c.pid, True)
+            status = proxy(recv_master(ours), c.pid, reap)
+            ours.close()
+        else:
+            status = reap(c.pid, True)
+    finally:
+        fwd.stop()  # the init is reaped: nothing may be sent to its pid any more, and delete runs undisturbed
     if not o.keep:
         rt.delete(cid, force=True)
     return status
 
 
-def _catchable():
-    return [sig for sig in signal.valid_signals() if sig not in _NOT_FORWARDED and sig < signal.SIGRTMIN]
+class Forwarder:
+    """Catches every signal runc forwards from now on: kept while the process does not exist yet (runc installs
+    its handler before it starts the container, so an early SIGTERM cannot kill pyrunc and orphan a running
+    container), then sent to the process through a pidfd (never to a pid that may have been recycled).  stop()
+    puts back the dispositions it replaced.  Only in this process: the init protocol's forked stages inherit the
+    handler until they exec, and ignore it."""
 
+    def __init__(self):
+        self.me, self.pidfd, self.pending, self.saved = os.getpid(), None, [], {}
+        for sig in signal.valid_signals():
+            if sig not in _NOT_FORWARDED:
+                try:
+                    self.saved[sig] = signal.signal(sig, self._on_signal)
+                except (OSError, ValueError):  # glibc's reserved real-time signals
+                    pass
 
-def _catch_early():
-    """Record catchable signals (in this process only: the init protocol's forked stages inherit the handler)."""
-    pending, me = [], os.getpid()
+    def _on_signal(self, sig, _frame):
+        if os.getpid() != self.me:
+            return
+        if self.pidfd is None:
+            self.pending.append(sig)
+        else:
+            self._send(sig)
 
-    def keep(sig, _frame):
-        if os.getpid() == me:
-            pending.append(sig)
-
-    for sig in _catchable():
+    def _send(self, sig):
         try:
-            signal.signal(sig, keep)
-        except (OSError, ValueError):
+            signal.pidfd_send_signal(self.pidfd, sig)
+        except OSError:  # gone (ESRCH); never raise inside a signal handler
             pass
-    return pending
 
+    def attach(self, pid):
+        try:
+            self.pidfd = os.pidfd_open(pid)
+        except OSError:  # already gone: nothing to forward to
+            self.pidfd = -1
+        pending, self.pending = self.pending, []
+        for sig in pending:
+            self._send(sig)
 
-def _send(pid, sig):
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+    def stop(self):
+        for sig, old in self.saved.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+        self.saved = {}
+        if self.pidfd is not None and self.pidfd >= 0:
+            os.close(self.pidfd)
+        self.pidfd = -1
 
 
 def forward_signals(pid):
-    def forward(sig, _frame):
-        _send(pid, sig)
-
-    for sig in _catchable():
-        try:
-            signal.signal(sig, forward)
-        except (OSError, ValueError):
-            pass
+    """Forward signals to pid from now on; returns the Forwarder (stop() it once pid is reaped)."""
+    fwd = Forwarder()
+    fwd.attach(pid)
+    return fwd
 
 
 def reap(pid, block):

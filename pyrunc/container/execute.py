@@ -68,6 +68,7 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
             ctx.console = console if console is not None else connect(console_socket)
         ctx.stub_fd = sealed_stub()
         pid = _spawn_with_affinity(Spawn(plan, ctx), plan.process.cpu_initial)
+        rt.log.debug(f"exec {cid}: joined {[t for t, _ in plan.ns_join]} of init {c.pid}, pid {pid}")
     finally:
         for fd in (ctx.stub_fd, ctx.seccomp_fd, *(fd for _, fd in plan.ns_join)):
             if fd is not None:

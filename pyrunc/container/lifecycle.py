@@ -75,6 +75,7 @@ class Runtime:
         check_id(cid)
         bundle = os.path.abspath(bundle or ".")
         cfg = load_bundle(bundle)
+        self.log.debug(f"create {cid}: config loaded from {bundle}/config.json")
         from ..process.plan import build
 
         listen = listen_fds()
@@ -109,6 +110,9 @@ class Runtime:
                 os.chmod(ctx.fifo, 0o622)  # past the umask: the init may be a non-root user by then
                 mgr = self._cgroup(cfg, cid)
                 ctx.cgroup = mgr
+                if self.log.debug_enabled:
+                    self.log.debug(f"create {cid}: cgroup {mgr.paths if mgr else None}; namespaces "
+                                   f"{[n.get('path') or n['type'] for n in (cfg.get('linux') or {}).get('namespaces') or ()]}")
                 from ..process.stub import sealed_stub
 
                 ctx.stub_fd = sealed_stub()
@@ -127,6 +131,7 @@ class Runtime:
                     ctx.run_container_hooks = lambda: self._hooks(doc, "createContainer", int(os.readlink("/proc/self")),
                                                                   "creating")
                 pid = Spawn(plan, ctx).run()
+                self.log.debug(f"create {cid}: init pid {pid}, waiting on the exec fifo for start")
                 st = proc_start_time(pid)
                 doc["init_pid"] = pid
                 doc["init_start"] = st[1] if st else 0
@@ -174,6 +179,7 @@ class Runtime:
             return
         from .hooks import run_hooks
 
+        self.log.debug(f"{doc['id']}: running {len(doc['hooks'][kind])} {kind} hook(s)")
         run_hooks(doc.get("hooks"), kind, spec_state(doc, status, pid), self.log,
                   fatal=kind not in ("poststart", "poststop"))
 
@@ -192,6 +198,7 @@ class Runtime:
 
                 run_in_container(self, c, "startContainer")
             self._release(c)
+            self.log.debug(f"start {cid}: exec fifo released, init pid {c.pid} runs the process")
             self._hooks(c.doc, "poststart", c.pid, "running")
 
     def _release(self, c):
@@ -240,6 +247,7 @@ class Runtime:
         with Lock(self.store.path(cid)):
             c = self.store.load(cid)  # under the lock: never a document another delete already acted on
             status = c.status()
+            self.log.debug(f"delete {cid}: status {status}{', force' if force else ''}")
             if status in ("running", "paused") and not force:
                 raise StateError(f"cannot delete container {cid} that is not stopped: {status}")
             if status != "stopped":
@@ -264,6 +272,7 @@ class Runtime:
             except Exception:  # noqa: BLE001
                 pass
             _destroy_cgroup(mgr, self.log)
+        self.log.debug(f"delete {c.id}: cgroup {mgr.paths if mgr else None} removed")
         linux = (c.doc.get("config") or {}).get("linux") or {}
         if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
             _detach_rootfs(c.doc.get("rootfs"), self.log)

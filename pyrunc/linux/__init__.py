@@ -160,9 +160,11 @@ real = Linux()
 
 
 # -- scheduling (pyrunc/process/sched.py validates and packs the values) ------------------------------------------
-def _sched_setattr(self, policy, flags, nice, priority, runtime, deadline, period):
-    """sched_setattr(0, attr, 0) on the calling thread."""
-    return self._check(self.lib.pyr_sched_setattr(policy, flags, nice, priority, runtime, deadline, period),
+def _sched_setattr(self, policy, flags, nice, priority, runtime, deadline, period, util_min=0, util_max=0):
+    """sched_setattr(0, attr, 0) on the calling thread, attr in the 56-byte VER1 layout.  The spec has no utilization
+    values: SCHED_FLAG_UTIL_CLAMP_MIN/MAX apply 0, as runc's (zeroed) unix.SchedAttr does."""
+    return self._check(self.lib.pyr_sched_setattr(policy, flags, nice, priority, runtime, deadline, period, util_min,
+                                                  util_max),
                        "set scheduler", f"policy={policy} flags={flags:#x} nice={nice} priority={priority}")
 
 

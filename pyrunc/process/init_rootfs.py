@@ -7,7 +7,7 @@ import os
 import stat
 
 from ..errors import PyruncError, SysError
-from ..linux import MNT_DETACH, MS, O_PATH
+from ..linux import MNT_DETACH, MS, O_PATH, flag_names
 from . import rootfs
 from .cgroupfs import mount_cgroup
 from .plan import DEV_SYMLINKS
@@ -28,8 +28,14 @@ def prepare_rootfs(plan, ctx, lx):
     if plan.mountns:  # never change the propagation of the caller's own mount namespace
         prop = plan.propagation if plan.propagation is not None else MS["MS_SLAVE"] | MS["MS_REC"]
         lx.mount(None, "/", None, prop, None)
-        if prop & MS["MS_SHARED"]:
-            lx.mount(None, _parent_mount(plan.rootfs), None, MS["MS_PRIVATE"], None)  # pivot_root needs it
+        # The rootfs's parent mount must not be shared: pivot_root refuses a shared parent, and the bind mount
+        # below would propagate to the host's namespace (rootfsPropagation "private" or "unbindable" alone only
+        # changes the namespace's / , not a parent mounted below it; the default rslave covers it already).
+        # A slave stays a slave, so that "slave" gives the new root a master; the propagation asked for goes on
+        # the new root after pivot_root (enter_rootfs).
+        if plan.propagation is not None:
+            parent = MS["MS_SLAVE"] if prop & MS["MS_SLAVE"] else MS["MS_PRIVATE"]
+            lx.mount(None, _parent_mount(plan.rootfs), None, parent, None)
     lx.mount(plan.rootfs, plan.rootfs, "bind", MS["MS_BIND"] | MS["MS_REC"], None)
     rootfd = os.open(plan.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for op in plan.mounts:
@@ -91,6 +97,7 @@ def make_devices(plan, rootfd, lx):
 
 
 def enter_rootfs(plan, rootfd, lx):
+    remount_readonly(plan, rootfd, lx)
     os.fchdir(rootfd)
     if not plan.mountns:  # the caller's mount namespace: neither pivot_root nor MS_MOVE may touch it
         os.chroot(".")
@@ -108,6 +115,27 @@ def enter_rootfs(plan, rootfd, lx):
         lx.umount2(".", MNT_DETACH)
     os.chdir("/")
     os.close(rootfd)
+    # rootfsPropagation "shared" or "unbindable" (runc >= 1.2): on the new root, which the bind mount made from
+    # a private parent (see prepare_rootfs); private and slave are already right.
+    if plan.mountns and plan.propagation is not None and plan.propagation & (MS["MS_SHARED"] | MS["MS_UNBINDABLE"]):
+        lx.mount(None, "/", None, plan.propagation, None)
+
+
+def remount_readonly(plan, rootfd, lx):
+    """The read-only tmpfs mounts and /dev, mounted read-write so far (rootfs.delays_readonly), made read-only
+    after the hooks and the cwd, as runc's finalizeRootfs does; still before pivot_root, by fd through the host's
+    /proc.  MS_BIND|MS_REMOUNT sets the mount's own flags only, which are the config's plus MS_RDONLY."""
+    for op in plan.mounts:
+        if not rootfs.delays_readonly(op):
+            continue
+        flags = (op.flags & ~MS["MS_REC"]) | MS["MS_BIND"] | MS["MS_REMOUNT"]
+        fd = rootfs.open_in_root(lx, rootfd, op.dest)
+        try:
+            lx.mount(None, rootfs.fdpath(fd), None, flags, None)
+        except SysError as e:
+            raise SysError("remount", f"{op.dest} ({flag_names(flags)})", e.errno) from None
+        finally:
+            os.close(fd)
 
 
 def finish_rootfs(plan, lx):

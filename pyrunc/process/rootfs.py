@@ -13,7 +13,7 @@ import os
 import stat
 from collections import namedtuple
 
-from ..errors import ConfigError, SysError
+from ..errors import ConfigError, PyruncError, SysError
 from ..linux import (MNT_DETACH, MS, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                      flag_names)
 
@@ -109,6 +109,13 @@ def plan_mounts(mounts, bundle, uid_mappings=None, gid_mappings=None):
             idmap = (list(uids), list(gids))
         ops.append(MountOp(src, os.path.normpath(dest), fstype, flags, data, prop, aset, aclr, bind, i, idmap))
     return ops
+
+
+def delays_readonly(op):
+    """runc mounts a read-only tmpfs, and a read-only /dev, read-write and remounts them read-only last
+    (mountPropagate, finalizeRootfs): the device nodes, /dev/pts, /dev/shm, the /dev symlinks, mounts nested
+    under them and what createContainer hooks make there (GPU device nodes) are all made in between."""
+    return bool(op.flags & M["MS_RDONLY"]) and not op.bind and (op.fstype == "tmpfs" or op.dest == "/dev")
 
 
 def needs_dev_setup(ops):
@@ -258,11 +265,11 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, userns_fd=None):
         if cgroup_mount is not None:
             return cgroup_mount(sys, rootfd, op)
     if op.fstype in ("proc", "sysfs") and not op.bind:
-        no_symlinks(sys, rootfd, op.dest, op.fstype)
+        no_symlinks(sys, rootfd, op)
     fd = mount_point(sys, rootfd, op)
     try:
         target = fdpath(fd)
-        base = op.flags & ~(M["MS_REMOUNT"] | M["MS_RDONLY"]) if op.bind else op.flags
+        base = op.flags & ~(M["MS_REMOUNT"] | M["MS_RDONLY"]) if op.bind or delays_readonly(op) else op.flags
         try:
             if op.idmap is not None:
                 idmapped_bind(sys, op, fd, userns_fd)
@@ -294,19 +301,26 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, userns_fd=None):
         os.close(fd)
 
 
-def no_symlinks(sys, rootfd, path, what):
+def no_symlinks(sys, rootfd, op):
     """CVE-2019-16884 / CVE-2019-19921: procfs and sysfs only go on a real directory, never through a symlink
-    that the image (or a racing container) planted, or later writes meant for /proc could be redirected."""
+    that the image (or a racing container) planted, or later writes meant for /proc could be redirected.
+    A missing destination is fine (it is made as a directory); the error is runc's, which callers grep."""
+    refused = PyruncError(f'error mounting "{op.source or op.fstype}" to rootfs at "{op.dest}": '
+                          f'filesystem "{op.fstype}" must be mounted on ordinary directory')
     try:
-        fd = sys.openat2(rootfd, path.lstrip("/"), O_PATH | os.O_CLOEXEC, 0,
+        fd = sys.openat2(rootfd, op.dest.lstrip("/"), O_PATH | os.O_CLOEXEC, 0,
                          RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS)
     except SysError as e:
-        if e.errno == 40:  # ELOOP
-            raise SysError(f"mount {what} on {path}: destination is a symlink", None, e.errno) from None
-        if e.errno == 2:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):  # a symlink, or a file, on the way
+            raise refused from None
+        if e.errno == errno.ENOENT:
             return
         raise
-    os.close(fd)
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise refused
+    finally:
+        os.close(fd)
 
 
 def detach(sys, path):

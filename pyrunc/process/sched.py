@@ -23,6 +23,8 @@ POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, 
 SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
                "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
                "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+SCHED_FLAG_UTIL_CLAMP = SCHED_FLAGS["SCHED_FLAG_UTIL_CLAMP_MIN"] | SCHED_FLAGS["SCHED_FLAG_UTIL_CLAMP_MAX"]
+UCLAMP_SYSCTL = "/proc/sys/kernel/sched_util_clamp_max"
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 IOPRIO_CLASS_SHIFT = 13
 # <linux/ioprio.h>: IOPRIO_WHO_PROCESS 1, IOPRIO_WHO_PGRP 2, IOPRIO_WHO_USER 3.  runc passes 1 (its constant is
@@ -39,10 +41,18 @@ def _int(value, path, lo, hi):
     return value
 
 
-def scheduler(s, path="process.scheduler"):
+def has_uclamp():
+    """Whether the kernel does utilization clamping (CONFIG_UCLAMP_TASK), which SCHED_FLAG_UTIL_CLAMP_* need
+    (sched_setattr fails with EOPNOTSUPP otherwise, in the container, once it is too late to say why): the kernel
+    registers the sched_util_clamp_* sysctls exactly when it is built with it."""
+    return os.path.exists(UCLAMP_SYSCTL)
+
+
+def scheduler(s, path="process.scheduler", uclamp=None):
     """process.scheduler -> the sched_attr fields (policy, flags, nice, priority, runtime, deadline, period), or
     None when absent.  runc's checks: nice -20..19 for SCHED_OTHER/BATCH; priority only for FIFO/RR; runtime,
-    deadline and period only for DEADLINE."""
+    deadline and period only for DEADLINE.  Also refused here: SCHED_FLAG_UTIL_CLAMP_* on a kernel without
+    utilization clamping (uclamp: whether it has it; None asks the kernel)."""
     if s is None:
         return None
     if not isinstance(s, dict):
@@ -67,6 +77,9 @@ def scheduler(s, path="process.scheduler"):
     for i, flag in enumerate(s.get("flags") or ()):
         if flag not in SCHED_FLAGS:
             raise ConfigError(f"{path}.flags.{i}: invalid scheduler flag {flag!r}")
+        if SCHED_FLAGS[flag] & SCHED_FLAG_UTIL_CLAMP and not (has_uclamp() if uclamp is None else uclamp):
+            raise ConfigError(f"{path}.flags.{i}: {flag} is not supported by this kernel (no utilization "
+                              f"clamping: CONFIG_UCLAMP_TASK is off, {UCLAMP_SYSCTL} is missing)")
         flags |= SCHED_FLAGS[flag]
     return (POLICIES[policy], flags, nice, priority & 0xFFFFFFFF, *dl)
 

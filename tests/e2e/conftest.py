@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from ..conftest import require
+
 IMAGE = "localhost/busybox:e2e"
 NAMESPACE = f"pyrunc-e2e-{os.getpid()}"
 CMD_TIMEOUT = 30
@@ -403,11 +405,24 @@ def _skip_reason() -> str | None:
 _ID_COUNTER = itertools.count(1)
 
 
+def wait_caught(pid: int, sig: int, timeout: float = CMD_TIMEOUT) -> bool:
+    """True once pid has a handler for sig (SigCgt in /proc/PID/status): a shell's trap is in place, so a signal
+    sent now runs it.  Polled with a deadline, never a fixed sleep hoping the trap is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/status") as f:
+                cgt = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+            if cgt & (1 << (sig - 1)):
+                return True
+        time.sleep(0.01)
+    return False
+
+
 @pytest.fixture(scope="session")
 def e2e_session():
     reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+    require(reason is None, reason)
     tmp = tempfile.mkdtemp(prefix="pyrunc-e2e-", dir="/tmp")
     assert "." not in tmp  # runtime names given as paths are split on "."
     pre_existing = [d for d in ("/run/containerd", "/run/containerd/s", "/run/containerd/runc",
@@ -419,15 +434,15 @@ def e2e_session():
         try:
             d.start()
         except Exception as e:  # containerd cannot run here
-            pytest.skip(f"containerd cannot start: {e}")
+            require(False, f"containerd cannot start: {e}")
         archive = os.path.join(tmp, "busybox-oci.tar")
         build_oci_archive(_busybox_path(), archive)
         r = d.ctr("images", "import", archive, timeout=60)
         if r.returncode != 0:
-            pytest.skip(f"cannot import local busybox image: {r.stderr_s.strip()}")
+            require(False, f"cannot import local busybox image: {r.stderr_s.strip()}")
         imgs = d.ctr("images", "ls", "-q", check=True).stdout_s.split()
         if IMAGE not in imgs:
-            pytest.skip(f"image import did not produce {IMAGE}: {imgs}")
+            require(False, f"image import did not produce {IMAGE}: {imgs}")
         yield sess
     finally:
         _teardown(sess, pre_existing)
@@ -504,12 +519,10 @@ def _pyrunc_binary() -> str | None:
 def runtime(request) -> Runtime:
     if request.param == "runc":
         b = shutil.which("runc", path=_SYS_PATH + ":" + os.environ.get("PATH", ""))
-        if b is None:
-            pytest.skip("runc is not installed")
+        require(b, "runc is not installed")
         return Runtime("runc", b)
     b = _pyrunc_binary()
-    if b is None:
-        pytest.skip("pyrunc binary not found: set PYRUNC_BIN or put `pyrunc` on PATH")
+    require(b, "pyrunc binary not found: set PYRUNC_BIN or put `pyrunc` on PATH")
     return Runtime("pyrunc", b)
 
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from ..conftest import require
 from .conftest import (CMD_TIMEOUT, IMAGE, _SYS_PATH, _busybox_path, _goarch, _mounts_under,  # noqa: F401
                        _pids_with_cmdline, _pyrunc_binary, _tar_add, build_rootfs_layer)
 
@@ -315,8 +316,7 @@ _WATCHED_DIRS = ("/run/containerd", "/run/containerd/s", "/run/containerd/runc",
 @pytest.fixture(scope="session")
 def docker_session():
     reason = docker_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    require(reason is None, reason)
     pyrunc = _pyrunc_binary()
     runc = _which("runc")
     tmp = tempfile.mkdtemp(prefix="pyrunc-dk-", dir="/tmp")
@@ -331,15 +331,15 @@ def docker_session():
         try:
             d.start()
         except Exception as e:
-            pytest.skip(f"dockerd cannot start here: {e}")
+            require(False, f"dockerd cannot start here: {e}")
         archive = os.path.join(tmp, "busybox-docker.tar")
         build_docker_archive(_busybox_path(), archive)
         r = d.docker("load", "-i", archive, timeout=60)
         if r.returncode != 0:
-            pytest.skip(f"docker load of the local busybox image failed: {r.err.strip()}")
+            require(False, f"docker load of the local busybox image failed: {r.err.strip()}")
         imgs = d.docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=True).out.split()
         if IMAGE not in imgs:
-            pytest.skip(f"docker load did not produce {IMAGE}: {imgs}")
+            require(False, f"docker load did not produce {IMAGE}: {imgs}")
         yield sess
     finally:
         docker_teardown(sess)
@@ -501,9 +501,9 @@ class DockerHelper:
 @pytest.fixture(params=RUNTIMES)
 def docker_runtime(request, docker_session) -> str:
     name = request.param
-    if name not in docker_session.daemon.runtimes:
-        pytest.skip("pyrunc binary not found: set PYRUNC_BIN or put `pyrunc` next to python"
-                    if name == "pyrunc" else "runc is not installed")
+    require(name in docker_session.daemon.runtimes,
+            "pyrunc binary not found: set PYRUNC_BIN or put `pyrunc` next to python" if name == "pyrunc"
+            else "runc is not installed")
     return name
 
 

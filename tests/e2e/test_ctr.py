@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import subprocess
 import termios
 import time
 
 import pytest
 
-from .conftest import CMD_TIMEOUT, HOWS, IMAGE
+from .conftest import CMD_TIMEOUT, HOWS, IMAGE, wait_caught
 
 from .ptyutil import run_in_pty
 
@@ -270,8 +271,8 @@ def test_task_kill_trapped_term(ctr):
 def test_task_kill_detached_exit_status(ctr):
     """Detached: kill TERM, the task goes STOPPED, `task delete` reports exit code 7."""
     cid = ctr.new_id()
-    ctr.run_detached(cid, "sh", "-c", 'trap "exit 7" TERM; while :; do sleep 0.1; done')
-    time.sleep(0.2)  # let sh install the trap
+    pid = ctr.run_detached(cid, "sh", "-c", 'trap "exit 7" TERM; while :; do sleep 0.1; done')
+    assert wait_caught(pid, signal.SIGTERM), "sh never installed its TERM trap"
     ctr.d.ctr("task", "kill", "--signal", "SIGTERM", cid, check=True)
     ctr.wait_status(cid, "STOPPED")
     r = ctr.d.ctr("task", "delete", cid)
@@ -314,6 +315,7 @@ def test_task_kill_plain_sigkill(ctr):
 def test_containerd_restart(ctr, how):
     cid = ctr.new_id()
     pid = ctr.run_detached(cid, "sh", "-c", 'trap "exit 9" TERM; while :; do sleep 0.1; done', how=how)
+    assert wait_caught(pid, signal.SIGTERM), "sh never installed its TERM trap"
     old_daemon = ctr.d.pid
     try:
         ctr.d.stop()
@@ -355,7 +357,8 @@ def test_runtime_argv(ctr, how, tmp_path):
     r = ctr.run(cid, "echo", "hi", opts=["--rm"], how=how, binary=b)
     assert r.returncode == 0 and r.stdout_s == "hi\n", r.stderr_s
     cid = ctr.new_id("b")
-    ctr.run_detached(cid, "sh", "-c", 'trap "exit 0" TERM; while :; do sleep 0.1; done', how=how, binary=b)
+    pid = ctr.run_detached(cid, "sh", "-c", 'trap "exit 0" TERM; while :; do sleep 0.1; done', how=how, binary=b)
+    assert wait_caught(pid, signal.SIGTERM), "sh never installed its TERM trap"
     assert ctr.exec(cid, "true").returncode == 0
     status, out = run_in_pty(ctr.exec_argv(cid, "true", opts=["-t"]), ctr.d.env, 24, 80)
     assert status == 0, out

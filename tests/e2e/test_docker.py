@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from ..conftest import require
+
 # fixtures (docker_session, docker_runtime, dk) are imported so pytest finds them here
 from .docker_fixture import docker_runtime, docker_session, dk  # noqa: F401
 from .docker_fixture import CMD_TIMEOUT
@@ -37,8 +39,7 @@ TRAPPED = ('trap "echo got-term; exit 0" TERM; trap "echo got-usr1" USR1; trap "
 
 def test_info_lists_runtimes(docker_session):
     d = docker_session.daemon
-    if "pyrunc" not in d.runtimes:
-        pytest.skip("pyrunc binary not found: set PYRUNC_BIN or put `pyrunc` next to python")
+    require("pyrunc" in d.runtimes, "pyrunc binary not found: set PYRUNC_BIN or put `pyrunc` next to python")
     r = d.docker("info", "--format", "{{json .Runtimes}}|{{.DefaultRuntime}}|{{json .RuncCommit}}",
                  check=True)
     runtimes, default, commit = r.out.strip().split("|", 2)
@@ -122,8 +123,8 @@ def test_run_tty_input(dk):
 
 
 def test_run_init(dk):
-    if not os.access("/usr/bin/docker-init", os.X_OK) and not shutil.which("docker-init"):
-        pytest.skip("docker-init is not installed (tini)")
+    require(os.access("/usr/bin/docker-init", os.X_OK) or shutil.which("docker-init"),
+            "docker-init is not installed (tini, a dependency of docker.io)")
     r = dk.run("sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo pid=$$; exit 9",
                opts=["--rm", "--init"])
     assert r.returncode == 9, (r.out, r.err, dk.diag())

@@ -13,9 +13,15 @@ import uuid
 
 import pytest
 
-from ..conftest import is_root, pyrunc_argv
+from ..conftest import is_root, pyrunc_argv, pyrunc_built, require
 
-pytestmark = pytest.mark.skipif(not is_root(), reason="needs root: real namespaces, mounts and cgroups")
+
+@pytest.fixture(autouse=True)
+def _prerequisites():
+    """Every integration test runs real containers: root and a built pyrunc (skips locally, fails in CI)."""
+    require(is_root(), "needs root: real namespaces, mounts and cgroups")
+    missing = pyrunc_built()
+    require(missing is None, missing)
 
 
 class Pyrunc:

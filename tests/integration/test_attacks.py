@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from ..conftest import require
+
 MARKER = "host-secret-marker"
 
 
@@ -176,8 +178,7 @@ def test_init_not_dumpable_during_setup(pyrunc, busybox):
     change (stage A's setresuid into the new user namespace), so this test holds the property, not the
     prctl(PR_SET_DUMPABLE, 0) call itself; without a user namespace a fully privileged init cannot be told apart
     by any process lacking CAP_SYS_PTRACE (the capability-subset rule refuses it first)."""
-    if not shutil.which("nsenter"):
-        pytest.skip("nsenter (util-linux) is needed to probe from inside the user namespace")
+    require(shutil.which("nsenter"), "nsenter (util-linux) is needed to probe from inside the user namespace")
     from pyrunc.demo import make_bundle
 
     top = tempfile.mkdtemp(prefix="pyrunc-it-dump-", dir="/tmp")

@@ -3,12 +3,15 @@ host's cgroup files and, where runc is the reference, against runc on the same b
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import time
 
 import pytest
+
+from ..conftest import require
 
 RUNC = shutil.which("runc")
 
@@ -161,8 +164,8 @@ def shape(v):
     return type(v).__name__
 
 
-@pytest.mark.skipif(not RUNC, reason="runc is not installed: nothing to compare with")
 def test_events_stats_matches_runc_shape(pyrunc, bundle, tmp_path):
+    require(RUNC, "runc is not installed: nothing to compare with")
     cid = up(pyrunc, bundle, ["sleep", "1000"])
     p = pyrunc("events", "--stats", cid)
     assert p.returncode == 0, p.err
@@ -213,7 +216,7 @@ def test_events_stream_reports_oom_and_ends_with_the_container(pyrunc, bundle):
     def edit(cfg):
         cfg["linux"].setdefault("resources", {})["memory"] = {"limit": lim, "swap": lim}
 
-    script = 'sleep 1.5; x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived'
+    script = 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived'
     b = bundle(["sh", "-c", script], edit=edit)
     os.symlink("busybox", b / "rootfs" / "bin" / "tr")
     cid = pyrunc.new_id("oom")
@@ -223,9 +226,14 @@ def test_events_stream_reports_oom_and_ends_with_the_container(pyrunc, bundle):
     ev = subprocess.Popen(pyrunc.cmd("events", "--interval", "300ms", cid), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE)
     try:
-        time.sleep(0.5)  # the watcher is registered before the program starts
+        # events registers its OOM watcher before its first stats line: only then may the program start
+        ready, _, _ = select.select([ev.stdout], [], [], 30)
+        assert ready, "events printed nothing in 30 s"
+        first = ev.stdout.readline()
+        assert json.loads(first)["type"] == "stats", first
         pyrunc("start", cid, check=True)
         out, err = ev.communicate(timeout=60)
+        out = first + out
     finally:
         if ev.poll() is None:
             ev.kill()

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from ..conftest import require
+
 RUNC = shutil.which("runc")
-needs_runc = pytest.mark.skipif(not RUNC, reason="runc is not installed: nothing to compare with")
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -45,8 +46,7 @@ class Runc:
 
 @pytest.fixture
 def runc(tmp_path):
-    if not RUNC:
-        pytest.skip("runc is not installed: nothing to compare with")
+    require(RUNC, "runc is not installed: nothing to compare with")
     r = Runc(str(tmp_path / "runc-state"))
     yield r
     if os.path.isdir(r.root):
@@ -78,6 +78,36 @@ def gone(pid, timeout=10):
 
 
 TRAP_TERM = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"]
+
+
+def _sigmask(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def wait_caught(pid, sig, timeout=10):
+    """True once pid has a handler for sig (SigCgt): a shell's trap is installed, no sleep needed to hope so."""
+    deadline = time.monotonic() + timeout
+    while not _sigmask(pid, "SigCgt") & (1 << (sig - 1)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def signalled(pid, sig):
+    """True if sig is pending for pid, or pid is already dead or a zombie: right after a kill() returned, there is
+    no third possibility, so this needs no sleep."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return True
+        return bool((_sigmask(pid, "SigPnd") | _sigmask(pid, "ShdPnd")) & (1 << (sig - 1)))
+    except FileNotFoundError:
+        return True
 
 
 # --- create / start / state / delete --------------------------------------------------------------------
@@ -186,23 +216,31 @@ def test_kill_term_and_default(pyrunc, bundle, sig):
     cid = pyrunc.new_id("term")
     assert create(pyrunc, b, cid).returncode == 0
     pyrunc("start", cid, check=True)
+    # a TERM sent before the trap is in place would be ignored by the pid-1 shell: wait for the trap, not a sleep
+    assert wait_caught(pyrunc.state(cid)["pid"], signal.SIGTERM), "the shell never installed its TERM trap"
     pyrunc("kill", cid, *([sig] if sig else []), check=True)
     assert wait_status(pyrunc, cid, "stopped")["status"] == "stopped"
     pyrunc("delete", cid, check=True)
 
 
 def test_kill_hup_is_not_term(pyrunc, bundle):
-    """The negative control for the test above: a signal that is not TERM does not stop the TERM-trapping init."""
-    b = bundle(TRAP_TERM)
+    """The negative control for the test above: a signal that is not TERM does not stop the TERM-trapping init.
+
+    No sleep to "give HUP time": TERM is sent right after it, and a process handles its pending signals lowest
+    number first, so the TERM trap's output appears only if HUP (1) did not end the shell before TERM (15) ran."""
+    b = bundle(["sh", "-c", "trap 'echo got-term; exit 0' TERM; while :; do sleep 0.05; done"])
     cid = pyrunc.new_id("hup")
     assert create(pyrunc, b, cid).returncode == 0
     pyrunc("start", cid, check=True)
+    pid = pyrunc.state(cid)["pid"]
+    assert wait_caught(pid, signal.SIGTERM), "the shell never installed its TERM trap"
     pyrunc("kill", cid, "HUP", check=True)
-    time.sleep(0.3)
-    assert pyrunc.state(cid)["status"] == "running"
     p = pyrunc("kill", cid, "NOSUCHSIG")
     assert p.returncode == 1
-    pyrunc("delete", "--force", cid, check=True)
+    pyrunc("kill", cid, "TERM", check=True)
+    assert wait_status(pyrunc, cid, "stopped")["status"] == "stopped"
+    assert (b / f"create-{cid}.out").read_text() == "got-term\n", "HUP stopped the shell before its TERM trap ran"
+    pyrunc("delete", cid, check=True)
 
 
 def test_kill_stopped_and_kill_all(pyrunc, bundle, runc):
@@ -447,8 +485,7 @@ def test_recycled_pid_is_not_the_container(pyrunc, bundle):
         p = pyrunc("kill", cid, "9")
         assert p.returncode == 1 and "container not running" in p.err
         pyrunc("delete", cid, check=True)
-        time.sleep(0.1)
-        assert sleeper.poll() is None, "an unrelated process with the recorded pid was signalled"
+        assert not signalled(sleeper.pid, signal.SIGKILL), "an unrelated process with the recorded pid was signalled"
         # the control: with the right start time the same pid IS the container's init
         os.makedirs(d)
         doc["init_start"] = real_start
@@ -487,3 +524,48 @@ def test_run_whose_start_fails_leaves_nothing(pyrunc, bundle):
     assert p.returncode == 1
     assert "startContainer" in p.err
     assert pyrunc("state", cid).returncode == 1
+
+
+# --- kill with signal 0 --------------------------------------------------------------------------------
+
+def _signal_zero_walk(tool, b, cid, create_cmd, state):
+    """kill ID 0 / kill --all ID 0 through created, running, stopped and missing; returns [(step, rc, error)]."""
+    out = []
+
+    def step(name, *args):
+        p = tool(*args)
+        out.append((name, p.returncode, p.err.strip().rpartition("msg=")[2].strip('"') if p.returncode else ""))
+
+    assert create_cmd().returncode == 0
+    for flags in ((), ("--all",)):
+        step(f"created {flags}", "kill", *flags, cid, "0")
+    assert tool("start", cid).returncode == 0
+    for flags in ((), ("--all",), ("-a",)):
+        step(f"running {flags}", "kill", *flags, cid, "0")
+    assert state(cid)["status"] == "running", "signal 0 must not disturb the container"
+    assert tool("kill", cid, "KILL").returncode == 0
+    deadline = time.monotonic() + 10
+    while state(cid)["status"] != "stopped":
+        assert time.monotonic() < deadline, "the container did not stop after SIGKILL"
+        time.sleep(0.02)
+    for flags in ((), ("--all",)):
+        step(f"stopped {flags}", "kill", *flags, cid, "0")
+    assert tool("delete", cid).returncode == 0
+    for flags in ((), ("--all",)):
+        step(f"missing {flags}", "kill", *flags, cid, "0")
+    return out
+
+
+def test_kill_signal_zero_checks_the_container_like_runc(pyrunc, bundle, runc):
+    b = bundle(["sleep", "1000"])
+    cid = pyrunc.new_id("sig0")
+    ours = _signal_zero_walk(pyrunc, b, cid, lambda: create(pyrunc, b, cid), pyrunc.state)
+    rid = "runc-" + cid
+    theirs = _signal_zero_walk(
+        runc, b, rid,
+        lambda: subprocess.run([RUNC, "--root", runc.root, "create", "--bundle", str(b), rid], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60),
+        lambda i: json.loads(runc("state", i).out))
+    assert ours == theirs
+    assert [rc for _, rc, _ in ours] == [0, 0, 0, 0, 0, 1, 0, 1, 1], ours
+    assert ours[5][2] == "container not running" and ours[7][2] == "container does not exist", ours

@@ -12,6 +12,8 @@ import subprocess
 
 import pytest
 
+from ..conftest import require
+
 RUNC = shutil.which("runc")
 NCPU = len(os.sched_getaffinity(0))
 
@@ -80,6 +82,45 @@ def test_scheduler_reset_on_fork(pyrunc, bundle):
     assert stat_fields(child)["nice"] == 0
 
 
+def _sched_getattr(pid):
+    """sched_getattr(2) of pid, VER1 (56 bytes): (policy, flags, util_min, util_max)."""
+    import ctypes
+    import struct
+
+    buf = ctypes.create_string_buffer(56)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(315, pid, buf, 56, 0) != 0:  # SYS_sched_getattr on x86_64
+        raise OSError(ctypes.get_errno(), "sched_getattr")
+    f = struct.unpack("=IIQiIQQQII", buf.raw)
+    return f[1], f[2], f[8], f[9]
+
+
+@pytest.mark.parametrize("flag", ["SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX"])
+def test_scheduler_util_clamp(pyrunc, bundle, flag):
+    """runc passes a 56-byte sched_attr whose util_min/util_max are 0 (the spec has no values): the flags then
+    clamp to 0.  On a kernel without CONFIG_UCLAMP_TASK that cannot work, and create says so, leaving nothing."""
+    from pyrunc.process.sched import has_uclamp
+
+    from .test_lifecycle import create
+
+    b = bundle(["sleep", "30"], edit=edit_process(scheduler={"policy": "SCHED_BATCH", "flags": [flag]}))
+    cid = pyrunc.new_id("pf")
+    p = create(pyrunc, b, cid)
+    if not has_uclamp():
+        assert p.returncode == 1
+        assert (f"process.scheduler.flags.0: {flag} is not supported by this kernel (no utilization clamping: "
+                "CONFIG_UCLAMP_TASK is off") in p.err, p.err
+        assert pyrunc("state", cid).returncode != 0
+        return
+    try:
+        assert p.returncode == 0, p.err
+        policy, flags, umin, umax = _sched_getattr(pyrunc.state(cid)["pid"])
+        assert policy == 3
+        assert (umin if flag.endswith("MIN") else umax) == 0
+    finally:
+        pyrunc("delete", "--force", cid)
+
+
 @pytest.mark.parametrize("cls,prio,want", [("IOPRIO_CLASS_BE", 6, "best-effort: prio 6"),
                                            ("IOPRIO_CLASS_IDLE", 0, "idle"),
                                            ("IOPRIO_CLASS_RT", 2, "realtime: prio 2")])
@@ -106,14 +147,14 @@ def test_personality_linux32(pyrunc, bundle):
 
 def test_personality_same_as_runc(pyrunc, bundle, tmp_path):
     b, p = _linux32(pyrunc, bundle)
-    if not RUNC:
-        pytest.skip("runc is not installed: nothing to compare with")
+    require(RUNC, "runc is not installed: nothing to compare with")
     r = subprocess.run([RUNC, "--root", str(tmp_path / "runc-state"), "run", "--bundle", str(b), "pf-runc"],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr
     if r.stdout.decode().split()[0] == "00000000":  # runc 1.1.x parses no linux.personality (added in 1.2)
-        pytest.skip(f"{subprocess.run([RUNC, '--version'], capture_output=True, text=True).stdout.split(chr(10))[0]} "
-                    f"ignores linux.personality: nothing to compare with")
+        pytest.skip("the reference runc ignores linux.personality "
+                    f"({subprocess.run([RUNC, '--version'], capture_output=True, text=True).stdout.split(chr(10))[0]}): "
+                    "nothing to compare with")
     assert r.stdout.decode() == p.out
 
 
@@ -128,10 +169,9 @@ def test_init_ignores_exec_cpu_affinity_and_resets(pyrunc, bundle):
     caller runs pinned to one."""
     b = bundle(["sh", "-c", "grep Cpus_allowed_list /proc/self/status"],
                edit=edit_process(execCPUAffinity={"initial": "0", "final": "0"}))
+    require(shutil.which("taskset"), "taskset (util-linux) is not installed")
     p = subprocess.run(["taskset", "-c", "0"] + pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("pf")),
-                       capture_output=True, timeout=60) if shutil.which("taskset") else None
-    if p is None:
-        pytest.skip("taskset is not installed")
+                       capture_output=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode().split()[-1] == (f"0-{NCPU - 1}" if NCPU > 1 else "0")
 
@@ -202,8 +242,7 @@ def test_exec_cpu_affinity_initial_only_stays(pyrunc, running):
 
 
 def test_exec_without_affinity_is_reset(pyrunc, running):
-    if not shutil.which("taskset"):
-        pytest.skip("taskset is not installed")
+    require(shutil.which("taskset"), "taskset (util-linux) is not installed")
     cid = running()
     p = subprocess.run(["taskset", "-c", "0"] + pyrunc.cmd("exec", cid, "grep", "Cpus_allowed_list",
                                                             "/proc/self/status"), capture_output=True, timeout=60)

@@ -18,23 +18,25 @@ import pytest
 from pyrunc.security import caps
 from pyrunc.security import seccomp as sc
 
+from ..conftest import require
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 STUB_SRC = os.path.join(HERE, "..", "..", "csrc", "pyrunc_init.c")
 BUSYBOX = "/bin/busybox"
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (setresuid, capability changes)"),
-    pytest.mark.skipif(not os.path.exists(BUSYBOX), reason=f"{BUSYBOX} (busybox-static) is not installed"),
-    pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed to build pyrunc-init"),
-]
+
+@pytest.fixture(autouse=True)
+def _prerequisites():
+    require(os.geteuid() == 0, "needs root (setresuid, capability changes)")
+    require(os.path.exists(BUSYBOX), f"{BUSYBOX} (busybox-static) is not installed")
+    require(shutil.which("gcc"), "gcc is needed to build pyrunc-init")
 
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("init") / "pyrunc-init")
     r = subprocess.run(["gcc", "-static", "-Os", "-o", out, STUB_SRC], capture_output=True, text=True)
-    if r.returncode:
-        pytest.skip(f"cannot build a static pyrunc-init here: {r.stderr.strip()[-300:]}")
+    require(r.returncode == 0, f"cannot build a static pyrunc-init here: {r.stderr.strip()[-300:]}")
     return out
 
 
@@ -105,8 +107,7 @@ def test_enosys_stub_in_the_kernel(stub):
     # An allow-list profile (default EPERM) naming every x86_64 syscall up to rseq (334) but getppid: python3
     # runs under it, getppid gets EPERM, and numbers above 334 get ENOSYS from the prepended stub.
     header = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
-    if not os.path.exists(header):
-        pytest.skip(f"{header} missing")
+    require(os.path.exists(header), f"{header} missing (linux-libc-dev)")
     names = []
     with open(header) as f:
         for m in re.finditer(r"^#define __NR_(\w+)\s+(\d+)$", f.read(), re.M):

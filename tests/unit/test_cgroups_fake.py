@@ -547,9 +547,15 @@ def test_hybrid_hugetlb_goes_to_cgroup2(fake, fake_kernel):
         ("", "unified/t/c/hugetlb.2MB.rsvd.max", "2097152"),
         ("", "unified/t/c/hugetlb.1GB.max", "0"),
     ]
-    with pytest.raises(ConfigError, match="unified resource 'memory.max' can't be set: controller 'memory' "
-                                          "it is not on cgroup v2"):
-        m.plan({"unified": {"memory.max": "1"}}, default_devices=False)
+    # runc's "invalid configuration" for a controller that is on v1 here, naming the key
+    for key in ("memory.max", "pids.max", "cpu.weight"):
+        with pytest.raises(ConfigError, match=r"^invalid configuration: cannot use unified on cgroup v1: "
+                                              rf"linux\.resources\.unified\.{key}: controller '{key.split('.')[0]}' "
+                                              r"is not on cgroup v2 on this host \(hybrid: cgroup v2 has hugetlb\)$"):
+            m.plan({"unified": {key: "1"}}, default_devices=False)
+    # the core cgroup.* files are in the container's own cgroup2 directory too
+    got = brief(m.plan({"unified": {"cgroup.max.descendants": "5"}}, default_devices=False), root)
+    assert got == [("", "unified/t/c/cgroup.max.descendants", "5")]
 
 
 # -- the apply loop and errors ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import tomllib
 import pytest
 
 from pyrunc.glue import GlueError, containerd, docker, files, kubernetes
+from tests.conftest import require
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = "/usr/local/bin/pyrunc"
@@ -183,8 +184,8 @@ def test_containerd_same_entry_by_hand_is_left_alone():
     assert containerd.edit(text, "pyrunc", BIN) == text
 
 
-@pytest.mark.skipif(not shutil.which("containerd"), reason="containerd not installed")
 def test_containerd_default_config_as_base():
+    require(shutil.which("containerd"), "containerd not installed")
     base = subprocess.run(["containerd", "config", "default"], capture_output=True, text=True, check=True).stdout
     new = containerd.edit(base, "pyrunc", BIN)
     assert new.startswith(base)
@@ -354,9 +355,9 @@ def _unmount_under(d):
         subprocess.run(["umount", "-l", p], check=False)
 
 
-@pytest.mark.skipif(not (shutil.which("containerd") and shutil.which("ctr")), reason="containerd/ctr not installed")
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run containerd")
 def test_real_containerd_accepts_the_edited_config():
+    require(shutil.which("containerd") and shutil.which("ctr"), "containerd/ctr not installed")
+    require(os.geteuid() == 0, "needs root to run containerd")
     d = tempfile.mkdtemp(prefix="pyrunc-ctrd-")
     proc = None
     try:

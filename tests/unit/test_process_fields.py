@@ -49,8 +49,54 @@ def test_scheduler_policies_and_flags():
     dl = sched.scheduler({"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20, "period": 30,
                           "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN"]})
     assert dl == (6, 0x05, 0, 0, 10, 20, 30)
-    all_flags = sched.scheduler({"policy": "SCHED_OTHER", "flags": list(sched.SCHED_FLAGS)})
+    all_flags = sched.scheduler({"policy": "SCHED_OTHER", "flags": list(sched.SCHED_FLAGS)}, uclamp=True)
     assert all_flags[1] == 0x7F
+
+
+@pytest.mark.parametrize("flag", ["SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX"])
+def test_util_clamp_refused_without_kernel_support(flag):
+    s = {"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_RESET_ON_FORK", flag]}
+    with pytest.raises(ConfigError, match=rf"^process\.scheduler\.flags\.1: {flag} is not supported by this kernel "
+                                          r"\(no utilization clamping: CONFIG_UCLAMP_TASK is off"):
+        sched.scheduler(s, uclamp=False)
+    assert sched.scheduler(s, uclamp=True)[1] == 0x01 | sched.SCHED_FLAGS[flag]
+    # by default the kernel is asked, through the sysctls it registers only with CONFIG_UCLAMP_TASK
+    assert sched.has_uclamp() == os.path.exists("/proc/sys/kernel/sched_util_clamp_min")
+
+
+def _setattr_in_child(*attr):
+    """sched_setattr through the real helper, in a forked child (the test process keeps its own policy): the
+    errno, or 0."""
+    from pyrunc.errors import SysError
+    from pyrunc.linux import real
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            real.sched_setattr(*attr)
+            code = 0
+        except SysError as e:
+            code = e.errno
+        os.write(w, bytes([code]))
+        os._exit(0)
+    os.close(w)
+    try:
+        os.waitpid(pid, 0)
+        return os.read(r, 1)[0]
+    finally:
+        os.close(r)
+
+
+def test_helper_passes_a_ver1_sched_attr():
+    """The kernel checks the struct's size before anything else: SCHED_FLAG_UTIL_CLAMP_* with the 48-byte VER0
+    struct is EINVAL; with VER1 (56 bytes) it reaches the clamp code, which works (0) or, on a kernel without
+    CONFIG_UCLAMP_TASK, is EOPNOTSUPP.  No privilege needed: SCHED_OTHER, nice 0."""
+    import errno
+
+    got = _setattr_in_child(0, sched.SCHED_FLAGS["SCHED_FLAG_UTIL_CLAMP_MAX"], 0, 0, 0, 0, 0)
+    assert got == (0 if sched.has_uclamp() else errno.EOPNOTSUPP), errno.errorcode.get(got)
+    assert _setattr_in_child(0, 0x80000, 0, 0, 0, 0, 0) == errno.EINVAL  # the control: an unknown flag
 
 
 @pytest.mark.parametrize("s,pointer,why", [

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pyrunc.errors import ConfigError, SysError
+from pyrunc.errors import ConfigError, PyruncError, SysError
 from pyrunc.linux import MS, O_PATH
 from pyrunc.linux.fake import Recorder
 from pyrunc.process import plan as planmod
@@ -149,6 +149,20 @@ def test_apply_bind_ro_remounts(root, tmp_path):
     assert setattr_calls[0][2:] == ("", 0x1000 | 0x8000, 0x1, 0)  # AT_EMPTY_PATH|AT_RECURSIVE, set RDONLY
 
 
+@pytest.mark.parametrize("dest,fstype,delayed", [("/dev", "tmpfs", True), ("/data", "tmpfs", True),
+                                                  ("/dev", "devtmpfs", True), ("/data", "ramfs", False)])
+def test_readonly_tmpfs_and_dev_are_mounted_rw_first(root, dest, fstype, delayed):
+    """runc's mountPropagate: MS_RDONLY is kept back for a tmpfs and for /dev (remounted at the end)."""
+    r, fd = root
+    rec = Rec()
+    op = plan_mounts([{"destination": dest, "type": fstype, "source": fstype, "options": ["nosuid", "ro"]}],
+                     "/b")[0]
+    assert rootfs.delays_readonly(op) is delayed
+    apply_mount(rec, fd, op)
+    (call,) = [c for c in rec.calls if c[0] == "mount"]
+    assert call[4] == M["MS_NOSUID"] | (0 if delayed else M["MS_RDONLY"])
+
+
 def test_apply_through_absolute_symlink_stays_in_root(root, tmp_path):
     r, fd = root
     outside = tmp_path / "outside" / "dir"
@@ -226,6 +240,37 @@ def test_cgroup_mount_delegated(root):
     op = plan_mounts([{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}], "/b")[0]
     apply_mount(Rec(), fd, op, lambda lx, rootfd, o: seen.append(o))
     assert seen == [op]
+
+
+@pytest.mark.parametrize("kind", ["proc", "sysfs"])
+@pytest.mark.parametrize("what", ["symlink", "file", "symlink-parent"])
+def test_proc_sysfs_only_on_an_ordinary_directory(root, tmp_path, kind, what):
+    """runc's check and wording (CVE-2019-16884): nothing is mounted, nothing is made through the link."""
+    r, fd = root
+    dest = "/proc" if kind == "proc" else "/sys"
+    (tmp_path / "target").mkdir()
+    if what == "symlink":
+        os.symlink(str(tmp_path / "target"), r / dest.lstrip("/"))
+    elif what == "file":
+        (r / dest.lstrip("/")).write_text("")
+    else:
+        os.symlink("/elsewhere", r / "up")
+        dest = "/up" + dest
+    rec = Rec()
+    op = plan_mounts([{"destination": dest, "type": kind, "source": kind}], "/b")[0]
+    with pytest.raises(PyruncError) as e:
+        apply_mount(rec, fd, op)
+    assert str(e.value) == (f'error mounting "{kind}" to rootfs at "{dest}": filesystem "{kind}" must be mounted '
+                            "on ordinary directory")
+    assert rec.names().count("mount") == 0
+    assert os.listdir(tmp_path / "target") == [] and not (r / "elsewhere").exists()
+
+
+def test_proc_on_missing_directory_is_made(root):
+    r, fd = root
+    rec = Rec()
+    apply_mount(rec, fd, plan_mounts([{"destination": "/proc", "type": "proc", "source": "proc"}], "/b")[0])
+    assert (r / "proc").is_dir() and rec.targets == [str(r / "proc")]
 
 
 # --- plan.build --------------------------------------------------------------------------------------------

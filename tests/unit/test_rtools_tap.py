@@ -224,24 +224,40 @@ def test_run_program_exit0_with_not_ok_is_fail(tmp_path):
 
 
 def test_run_program_timeout_kills_process_group(tmp_path):
-    marker = tmp_path / "child-survived"
+    import os
+    import select
+    import signal
+
+    pidfile = tmp_path / "child.pid"
     prog = _fake(tmp_path, "slow", """
         echo "TAP version 13"
+        sleep 60 &
+        echo $! > %s
         echo "ok 1 - started"
-        ( sleep 3; touch %s ) &
         sleep 30
         echo "ok 2 - never"
         echo "1..2"
-        """ % marker)
+        """ % pidfile)
     r = rtools.run_program(prog, "x", str(tmp_path), 1, str(tmp_path / "out"))
     assert r.timed_out
     assert r.exit_status is None
     assert r.verdict == "TIMEOUT"
     assert r.tap.ok == 1 and r.tap.plan is None
     assert r.duration < 10
-    import time
-    time.sleep(3.5)
-    assert not marker.exists(), "background child of the timed-out program was not killed"
+    # the background child was SIGKILLed with the group: it exits at once (no sleep standing in for "long enough";
+    # a survivor would run for a minute, far past the 10 s allowed here)
+    child = int(pidfile.read_text())
+    try:
+        fd = os.pidfd_open(child)
+    except ProcessLookupError:
+        return
+    try:
+        exited = select.select([fd], [], [], 10)[0]
+        if not exited:
+            os.kill(child, signal.SIGKILL)
+        assert exited, "background child of the timed-out program was not killed"
+    finally:
+        os.close(fd)
 
 
 def test_table_and_totals(tmp_path):

@@ -18,6 +18,7 @@ from pyrunc.errors import ConfigError
 from pyrunc.spec import fastcheck
 from pyrunc.spec.validate import (CONFIG_SCHEMA, STATE_SCHEMA, jsonschema_validator, load_schema, validate_config,
                                   validate_process, validate_resources, validate_state)
+from tests.conftest import require
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -335,8 +336,7 @@ def test_good_configs_pass_both_engines(name):
 @pytest.mark.parametrize("flags", [[], ["--rootless"]])
 def test_runc_spec_output_is_valid(tmp_path, flags):
     runc = shutil.which("runc")
-    if runc is None:
-        pytest.skip("runc is not installed: the embedded copy of its default config is still tested")
+    require(runc, "runc is not installed: the embedded copy of its default config is still tested")
     subprocess.run([runc, "spec", *flags], cwd=tmp_path, check=True)
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert fastcheck.is_valid(load_schema(CONFIG_SCHEMA), cfg) is True

@@ -16,11 +16,12 @@ import pytest
 from pyrunc.errors import ConfigError
 from pyrunc.security import enosys
 from pyrunc.security import seccomp as sc
+from tests.conftest import require
 
 try:
     import pyrunc._seccomp  # noqa: F401
 except ImportError as exc:  # pragma: no cover
-    pytest.skip(f"pyrunc._seccomp is not built (python3 csrc/build_seccomp.py): {exc}", allow_module_level=True)
+    require(False, f"pyrunc._seccomp is not built (make install): {exc}")
 
 x86_64_only = pytest.mark.skipif(platform.machine() != "x86_64", reason="syscall numbers below are x86_64's")
 

@@ -62,8 +62,13 @@ def test_header_and_numbering(sc):
     assert tap.exit_status() == 1
 
 
+def _tap_runc(sc):
+    out = io.StringIO()
+    return sc.Tap(out, excuse_todo=True), out
+
+
 def test_todo_failures_do_not_fail_the_run(sc):
-    tap, out = _tap(sc)
+    tap, out = _tap_runc(sc)
     tap.result(True, "a", "s")
     tap.result(False, "b", "s", todo="known", diag="why")
     assert tap.exit_status() == 0
@@ -74,10 +79,51 @@ def test_todo_failures_do_not_fail_the_run(sc):
 
 
 def test_todo_that_passes_is_reported(sc):
-    tap, _ = _tap(sc)
+    tap, _ = _tap_runc(sc)
     tap.result(True, "b", "s", todo="known")
     assert tap.exit_status() == 0
     assert any("drop their TODO" in ln and ln.endswith("1") for ln in tap.summary_lines())
+
+
+def test_todo_excuses_nothing_for_another_runtime(sc):
+    """A TODO mark records a known runc failure; the same failure from pyrunc is pyrunc's own and fails the run."""
+    tap, out = _tap(sc)  # not runc: the default
+    tap.result(True, "a", "s")
+    tap.result(False, "b", "s", todo="known", diag="why")
+    assert tap.exit_status() == 1
+    lines = out.getvalue().splitlines()
+    assert lines[1] == "not ok 2 - b [s]", "no TODO directive: TAP consumers would not count it as a failure"
+    assert lines[2] == "#   why" and "runc 1.1.5 fails this check too: known" in lines[3]
+    assert tap.summary_lines()[:2] == ["# pass 1", "# fail 1"]
+    assert tap.excused(False, todo="known") is False
+    # passing a TODO-marked check is a plain pass
+    tap2, out2 = _tap(sc)
+    tap2.result(True, "c", "s", todo="known")
+    assert out2.getvalue() == "ok 1 - c [s]\n" and tap2.exit_status() == 0 and tap2.passed == 1
+
+
+def test_deviation_is_excused_for_every_runtime_and_counted(sc):
+    for tap, out in (_tap(sc), _tap_runc(sc)):
+        tap.result(False, "d", "runtime.md#delete", deviation="callers rely on it", diag="deleted")
+        assert tap.exit_status() == 0 and tap.excused(False, deviation="x")
+        assert out.getvalue().splitlines()[0] == "not ok 1 - d [runtime.md#delete] # TODO deviation: callers rely on it"
+        assert "# deviation 1 (deliberate, see conformance/README.md): 1" in tap.summary_lines()
+
+
+def _fake_runtime(tmp_path, name, version_line):
+    path = tmp_path / name
+    path.write_text(f"#!/bin/sh\necho '{version_line}'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_only_runc_itself_gets_its_todos_excused(sc, tmp_path):
+    assert sc.is_runc(_fake_runtime(tmp_path, "runc", "runc version 1.1.5+ds1")) is True
+    assert sc.is_runc(_fake_runtime(tmp_path, "pyrunc", "pyrunc version 0.1.0")) is False
+    # a pyrunc installed under runc's name is still pyrunc
+    (tmp_path / "as-runc").mkdir()
+    assert sc.is_runc(_fake_runtime(tmp_path / "as-runc", "runc", "pyrunc version 0.1.0")) is False
+    assert sc.is_runc(str(tmp_path / "missing")) is False
 
 
 def test_skip_counts_as_pass_and_says_why(sc):
