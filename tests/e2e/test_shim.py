@@ -15,7 +15,8 @@ import time
 import pytest
 
 from . import test_ctr as tc
-from .conftest import CMD_TIMEOUT, Ctr, Runtime, _mounts_under, _pids_with_cmdline
+from ..conftest import require
+from .conftest import CMD_TIMEOUT, Ctr, Runtime, _mounts_under, _pids_with_cmdline, wait_caught
 
 pytestmark = pytest.mark.e2e
 
@@ -42,8 +43,7 @@ class ShimCtr(Ctr):
 @pytest.fixture
 def ctr(e2e_session, request):
     binary = _shim_binary()
-    if binary is None:
-        pytest.skip(f"{SHIM} not found: set PYRUNC_SHIM or install pyrunc into this venv")
+    require(binary is not None, f"{SHIM} not found: set PYRUNC_SHIM or install pyrunc into this venv")
     d = e2e_session.daemon
     link = os.path.join(d.shims, SHIM)
     if not os.path.islink(link):
@@ -112,6 +112,18 @@ def test_run_stdin(ctr):
 
 def test_run_env(ctr):
     tc.test_run_env(ctr)
+
+
+def test_run_cwd(ctr):
+    tc.test_run_cwd(ctr)
+
+
+def test_run_read_only(ctr):
+    tc.test_run_read_only(ctr)
+
+
+def test_exec_user_and_cwd(ctr):
+    tc.test_exec_user_and_cwd(ctr)
 
 
 def test_run_missing_binary(ctr):
@@ -271,6 +283,7 @@ def test_containerd_restart_then_exit_collected(ctr):
     and collects the exit status."""
     cid = ctr.new_id()
     pid = ctr.run_detached(cid, "sh", "-c", 'trap "exit 11" TERM; while :; do sleep 0.1; done')
+    assert wait_caught(pid, signal.SIGTERM)
     ctr.d.stop()
     try:
         os.kill(pid, signal.SIGTERM)
