@@ -232,3 +232,17 @@ def test_shutdown_keeps_serving_while_a_task_is_left(shim):
     assert stopped == [True]
     fake.wait_for(lambda got: got and got[-1][0] == "/tasks/delete")
     assert [t for t, _ in fake.got] == ["/tasks/create", "/tasks/exit", "/tasks/delete"]
+
+
+def test_runtime_options(tmp_path):
+    assert service.parse_options(None)["root"] == ""
+    runc = api.RuncOptions(root="/r", systemd_cgroup=True, no_pivot_root=True, io_uid=1000, io_gid=1001)
+    o = service.parse_options(wire.pack(runc))
+    assert (o["root"], o["systemd_cgroup"], o["no_pivot"], o["io_uid"], o["io_gid"]) == ("/r", True, True, 1000, 1001)
+    toml = tmp_path / "shim.toml"
+    toml.write_text('root = "/x"\nno_new_keyring = true\n')
+    o = service.parse_options(wire.pack(api.RuntimeOptions(config_path=str(toml))))
+    assert (o["root"], o["no_new_keyring"], o["io_uid"]) == ("/x", True, -1)
+    toml.write_text('rooot = "/x"\n')
+    with pytest.raises(ttrpc.Error, match="unknown or mistyped key 'rooot'"):
+        service.parse_options(wire.pack(api.RuntimeOptions(config_path=str(toml))))

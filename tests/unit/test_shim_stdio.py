@@ -104,3 +104,21 @@ def test_file_scheme_and_null(loop, tmp_path):
     null.close(loop)
     with pytest.raises(ValueError, match="unknown STDIO scheme"):
         stdio.open_io(loop, "c3", "ns", "", "tcp://x", "")
+
+
+def test_binary_logger(loop, tmp_path):
+    """binary:// (containerd's protocol): stdout on fd 3, stderr on fd 4, fd 5 closed when ready; query -> args;
+    CONTAINER_ID and CONTAINER_NAMESPACE in the environment."""
+    logger = tmp_path / "logger"
+    out = tmp_path / "out"
+    logger.write_text('#!/bin/sh\nexec 5>&-\n{ echo "$CONTAINER_NAMESPACE/$CONTAINER_ID $*"; cat <&3; cat <&4; } > "$2"\n')
+    logger.chmod(0o755)
+    io = stdio.open_io(loop, "c1", "ns1", "", f"binary://{logger}?path={out}", "")
+    _, cout, cerr = io.child
+    os.write(cout, b"to stdout\n")
+    os.write(cerr, b"to stderr\n")
+    pid = io.logger_pid
+    io.logger_pid = 0  # reaped here, not signalled by close()
+    io.close(loop)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert out.read_text() == f"ns1/c1 path {out}\nto stdout\nto stderr\n"
