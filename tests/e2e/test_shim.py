@@ -305,6 +305,8 @@ def test_shim_sigkilled(ctr):
     assert len(daemons) == 1
     bundle = os.path.join(ctr.d.state, "io.containerd.runtime.v2.task", ctr.d.ns, cid)
     sock = open(os.path.join(bundle, "address")).read()[len("unix://"):]
+    cgroup = "/sys/fs/cgroup/memory" + tc.cgroup_path(pid, "memory")
+    assert os.path.isdir(cgroup)
     ev = Events(ctr.d)
     try:
         os.kill(daemons[0], signal.SIGKILL)
@@ -320,6 +322,7 @@ def test_shim_sigkilled(ctr):
         time.sleep(0.1)
     assert not os.path.exists(os.path.join(STATE_ROOT, ctr.d.ns, cid))
     assert not _mounts_under(bundle)
+    assert not os.path.exists(cgroup)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(sock)  # the Go shim leaks it too (SHIM.md §6); the next `start` would unlink it as stale
     ctr.d.ctr("container", "rm", cid, check=True)
@@ -328,7 +331,8 @@ def test_shim_sigkilled(ctr):
 def test_shutdown_leaves_nothing(ctr):
     """Delete, then Shutdown with no task left: the daemon exits, its socket, mounts and state are gone."""
     cid = ctr.new_id()
-    ctr.run_detached(cid, "sleep", "60")
+    pid = ctr.run_detached(cid, "sleep", "60")
+    cgroup = "/sys/fs/cgroup/memory" + tc.cgroup_path(pid, "memory")
     daemons = [p for p in _shim_pids(ctr.d) if cid in _task_ids_of(p)]
     bundle = os.path.join(ctr.d.state, "io.containerd.runtime.v2.task", ctr.d.ns, cid)
     sock = open(os.path.join(bundle, "address")).read()[len("unix://"):]
@@ -338,6 +342,7 @@ def test_shutdown_leaves_nothing(ctr):
     _wait_gone(daemons[0])
     assert not os.path.exists(sock)
     assert not _mounts_under(bundle)
+    assert not os.path.exists(cgroup)
     assert not os.path.exists(os.path.join(STATE_ROOT, ctr.d.ns, cid))
 
 
