@@ -53,6 +53,7 @@ def run(flags, bundle, address):
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     signal.signal(signal.SIGINT, lambda *_: stop.append(True))
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    os.register_at_fork(after_in_child=_child_signals)
 
     publisher = events.Publisher(os.environ.get("TTRPC_ADDRESS", ""), ns, log)
     loop = stdio.Loop(log)
@@ -98,3 +99,16 @@ def _warm_up():
         real.lib  # noqa: B018: load the C helper
     except Exception:  # noqa: BLE001: Create reports it properly
         pass
+
+
+def _child_signals():
+    """After fork, in the library's children (stage A of create/exec, the id-map helper): the signal state they
+    have under the CLI.  Without this a SIGCHLD in stage A would run our handler and write to the wakeup fd's
+    number, which close_stray_fds may have closed and stage A reused for something else."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    for sig in (signal.SIGCHLD, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)

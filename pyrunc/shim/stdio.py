@@ -13,6 +13,7 @@ until CloseIO; then the client's close gives EOF and the container's stdin pipe 
 
 import os
 import select
+import signal
 import threading
 
 _BUF = 65536
@@ -292,7 +293,7 @@ def _start_logger(path, cid, ns, uid, gid):
     try:
         pid = os.posix_spawn(exe, args, env, file_actions=[
             (os.POSIX_SPAWN_DUP2, out_r, 3), (os.POSIX_SPAWN_DUP2, err_r, 4), (os.POSIX_SPAWN_DUP2, ready_w, 5)],
-            setsid=True)
+            setsid=True, setsigdef=(signal.SIGPIPE,))  # our SIG_IGN would survive the exec
     except OSError as e:
         for fd in (out_r, out_w, err_r, err_w, ready_r, ready_w):
             _close(fd)

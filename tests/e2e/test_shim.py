@@ -360,3 +360,18 @@ def test_oom_reported_before_exit(ctr):
     topics = [line.split()[5] for line in ev.buf.decode().splitlines()
               if f'"container_id":"{cid}"' in line and "/tasks/" in line]
     assert topics == ["/tasks/create", "/tasks/start", "/tasks/oom", "/tasks/exit", "/tasks/delete"], topics
+
+
+def test_container_signal_state_is_clean(ctr):
+    """The daemon ignores SIGPIPE and handles SIGCHLD/SIGTERM; none of that may reach the container's process
+    (an ignored disposition and a blocked mask survive execve)."""
+    for cmd in (("run",), ("exec",)):
+        cid = ctr.new_id()
+        if cmd == ("run",):
+            r = ctr.run(cid, "cat", "/proc/self/status", opts=["--rm"])
+        else:
+            ctr.run_detached(cid, "sleep", "60")
+            r = ctr.exec(cid, "cat", "/proc/self/status")
+        assert r.returncode == 0, r.stderr_s
+        fields = dict(line.split(":\t", 1) for line in r.stdout_s.splitlines() if ":\t" in line)
+        assert int(fields["SigIgn"], 16) == 0 and int(fields["SigBlk"], 16) == 0, (cmd, fields)
