@@ -3,6 +3,7 @@ reaper reaps them, and the events go through the real publisher to a fake contai
 pyrunc/shim/ttrpc.py) — so the order rules of SHIM.md §4.3 are checked on the wire.  Synchronised on events and
 exits only: the reaper thread blocks in waitid(WNOWAIT) until a child exits, the test waits for events."""
 
+import contextlib
 import os
 import socket
 import threading
@@ -110,6 +111,46 @@ class FakeContainerd:
             return [(t, getattr(e, "id", "") or getattr(e, "exec_id", "")) for t, e in self.got]
 
 
+def run_isolated(fn, *args):
+    """Run fn(*args) in a forked child of pytest and fail with its traceback.  A shim's reaper reaps EVERY child of
+    its process: in pytest's own process it would take the statuses of pytest's other children (the e2e
+    containerd, ctr, other tests' subprocesses).  In the child it reaps only what the test started."""
+    import select
+    import time
+    import traceback
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        code = 0
+        try:
+            fn(*args)
+        except BaseException:  # noqa: BLE001: everything goes to the parent
+            os.write(w, traceback.format_exc().encode(errors="replace"))
+            code = 1
+        os._exit(code)
+    os.close(w)
+    out = b""
+    deadline = time.monotonic() + 4 * TIMEOUT
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([r], [], [], left)[0]:
+                os.kill(pid, 9)
+                out += b"\n(test child killed after its deadline)"
+                break
+            b = os.read(r, 65536)
+            if not b:
+                break
+            out += b
+    finally:
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+    if status != 0:
+        pytest.fail(out.decode(errors="replace") or f"test child: wait status {status}", pytrace=False)
+
+
 def _reap_forever(rp, stop):
     """The daemon reaps on SIGCHLD in its main thread; here a thread blocks until some child has exited."""
     while not stop.is_set():
@@ -122,8 +163,8 @@ def _reap_forever(rp, stop):
         rp.reap()
 
 
-@pytest.fixture
-def shim(tmp_path):
+@contextlib.contextmanager
+def _shim(tmp_path):
     fake = FakeContainerd(str(tmp_path / "containerd.ttrpc"))
     rp = reaper.Reaper()
     log = Logger(path=str(tmp_path / "shim.log"))
@@ -142,13 +183,15 @@ def shim(tmp_path):
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    yield svc, call, fake, str(bundle), stopped
-    stop.set()
-    for pid in list(getattr(svc, "rt", FakeRuntime("")).gates):
-        svc.rt.release(pid)
-    t.join(TIMEOUT)
-    pub.close(5)
-    fake.server.shutdown()
+    try:
+        yield svc, call, fake, str(bundle), stopped
+    finally:
+        stop.set()
+        for pid in list(getattr(svc, "rt", FakeRuntime("")).gates):
+            svc.rt.release(pid)
+        t.join(TIMEOUT)
+        pub.close(5)
+        fake.server.shutdown()
 
 
 def _until(pred):
@@ -166,72 +209,80 @@ def _exec_spec(code, when="gated"):
                     value=b'{"args": ["%s", "%d"], "cwd": "/"}' % (when.encode(), code))
 
 
-def test_event_order_exec_exits_before_init_exit_before_delete(shim):
-    svc, call, fake, bundle, stopped = shim
-    pid = call("Create", id="c1", bundle=bundle).pid
-    assert call("State", id="c1").status == api.CREATED
-    assert call("Connect", id="c1").task_pid == pid
-    with pytest.raises(ttrpc.Error) as e:
-        call("Create", id="c1", bundle=bundle)
-    assert e.value.code == ttrpc.ALREADY_EXISTS
-    call("Start", id="c1")
-    assert call("State", id="c1").status == api.RUNNING
-    # an exec that exits at once: its start event still comes before its exit
-    call("Exec", id="c1", exec_id="e1", spec=_exec_spec(3, "now"))
-    with pytest.raises(ttrpc.Error) as e:
-        call("Exec", id="c1", exec_id="e1", spec=_exec_spec(3))
-    assert e.value.code == ttrpc.ALREADY_EXISTS
-    e1 = call("Start", id="c1", exec_id="e1").pid
-    assert call("Wait", id="c1", exec_id="e1").exit_status == 3
-    # a long exec; the init exits first: its exit is held until the exec's
-    call("Exec", id="c1", exec_id="e2", spec=_exec_spec(4))
-    e2 = call("Start", id="c1", exec_id="e2").pid
-    svc.rt.release(pid)
-    waiter = threading.Thread(target=lambda: call("Wait", id="c1"))
-    waiter.start()
-    _until(lambda: svc.tasks["c1"].init.reaped is not None)
-    assert call("State", id="c1").status == api.RUNNING  # reaped, but reported only after the exec's exit
-    assert not svc.tasks["c1"].init.exited.is_set()
-    svc.rt.release(e2)
-    w = call("Wait", id="c1")
-    waiter.join(TIMEOUT)
-    assert w.exit_status == 7 and w.exited_at.seconds > 0
-    assert call("State", id="c1").status == api.STOPPED
-    with pytest.raises(ttrpc.Error) as e:
-        call("Kill", id="c1", signal=15)
-    assert (e.value.code, e.value.message) == (ttrpc.NOT_FOUND, "process already finished: not found")
-    call("Delete", id="c1", exec_id="e1")
-    call("Delete", id="c1", exec_id="e2")
-    d = call("Delete", id="c1")
-    assert (d.pid, d.exit_status) == (pid, 7)
-    with pytest.raises(ttrpc.Error) as e:
-        call("State", id="c1")
-    assert (e.value.code, e.value.message) == (ttrpc.NOT_FOUND, "container not created: not found")
-    fake.wait_for(lambda got: got and got[-1][0] == "/tasks/delete")
-    assert fake.topics() == [("/tasks/create", ""), ("/tasks/start", ""), ("/tasks/exec-added", "e1"),
-                             ("/tasks/exec-started", "e1"), ("/tasks/exit", "e1"), ("/tasks/exec-added", "e2"),
-                             ("/tasks/exec-started", "e2"), ("/tasks/exit", "e2"), ("/tasks/exit", "c1"),
-                             ("/tasks/delete", "")]
-    exits = [e for t, e in fake.got if t == "/tasks/exit"]
-    assert [(x.pid, x.exit_status) for x in exits] == [(e1, 3), (e2, 4), (pid, 7)]
-    call("Shutdown", id="c1")
-    assert stopped == [True]
+def test_event_order_exec_exits_before_init_exit_before_delete(tmp_path):
+    run_isolated(_event_order, tmp_path)
 
 
-def test_shutdown_keeps_serving_while_a_task_is_left(shim):
-    svc, call, fake, bundle, stopped = shim
-    call("Create", id="c2", bundle=bundle)
-    call("Shutdown", id="c2")
-    assert stopped == []
-    with pytest.raises(ttrpc.Error) as e:
-        call("Checkpoint", id="c2")
-    assert e.value.code == ttrpc.UNIMPLEMENTED
-    d = call("Delete", id="c2")  # never started: killed, its exit reaped, then deleted
-    assert d.exit_status == 7
-    call("Shutdown", id="c2")
-    assert stopped == [True]
-    fake.wait_for(lambda got: got and got[-1][0] == "/tasks/delete")
-    assert [t for t, _ in fake.got] == ["/tasks/create", "/tasks/exit", "/tasks/delete"]
+def _event_order(tmp_path):
+    with _shim(tmp_path) as (svc, call, fake, bundle, stopped):
+        pid = call("Create", id="c1", bundle=bundle).pid
+        assert call("State", id="c1").status == api.CREATED
+        assert call("Connect", id="c1").task_pid == pid
+        with pytest.raises(ttrpc.Error) as e:
+            call("Create", id="c1", bundle=bundle)
+        assert e.value.code == ttrpc.ALREADY_EXISTS
+        call("Start", id="c1")
+        assert call("State", id="c1").status == api.RUNNING
+        # an exec that exits at once: its start event still comes before its exit
+        call("Exec", id="c1", exec_id="e1", spec=_exec_spec(3, "now"))
+        with pytest.raises(ttrpc.Error) as e:
+            call("Exec", id="c1", exec_id="e1", spec=_exec_spec(3))
+        assert e.value.code == ttrpc.ALREADY_EXISTS
+        e1 = call("Start", id="c1", exec_id="e1").pid
+        assert call("Wait", id="c1", exec_id="e1").exit_status == 3
+        # a long exec; the init exits first: its exit is held until the exec's
+        call("Exec", id="c1", exec_id="e2", spec=_exec_spec(4))
+        e2 = call("Start", id="c1", exec_id="e2").pid
+        svc.rt.release(pid)
+        waiter = threading.Thread(target=lambda: call("Wait", id="c1"))
+        waiter.start()
+        _until(lambda: svc.tasks["c1"].init.reaped is not None)
+        assert call("State", id="c1").status == api.RUNNING  # reaped, but reported only after the exec's exit
+        assert not svc.tasks["c1"].init.exited.is_set()
+        svc.rt.release(e2)
+        w = call("Wait", id="c1")
+        waiter.join(TIMEOUT)
+        assert w.exit_status == 7 and w.exited_at.seconds > 0
+        assert call("State", id="c1").status == api.STOPPED
+        with pytest.raises(ttrpc.Error) as e:
+            call("Kill", id="c1", signal=15)
+        assert (e.value.code, e.value.message) == (ttrpc.NOT_FOUND, "process already finished: not found")
+        call("Delete", id="c1", exec_id="e1")
+        call("Delete", id="c1", exec_id="e2")
+        d = call("Delete", id="c1")
+        assert (d.pid, d.exit_status) == (pid, 7)
+        with pytest.raises(ttrpc.Error) as e:
+            call("State", id="c1")
+        assert (e.value.code, e.value.message) == (ttrpc.NOT_FOUND, "container not created: not found")
+        fake.wait_for(lambda got: got and got[-1][0] == "/tasks/delete")
+        assert fake.topics() == [("/tasks/create", ""), ("/tasks/start", ""), ("/tasks/exec-added", "e1"),
+                                 ("/tasks/exec-started", "e1"), ("/tasks/exit", "e1"), ("/tasks/exec-added", "e2"),
+                                 ("/tasks/exec-started", "e2"), ("/tasks/exit", "e2"), ("/tasks/exit", "c1"),
+                                 ("/tasks/delete", "")]
+        exits = [e for t, e in fake.got if t == "/tasks/exit"]
+        assert [(x.pid, x.exit_status) for x in exits] == [(e1, 3), (e2, 4), (pid, 7)]
+        call("Shutdown", id="c1")
+        assert stopped == [True]
+
+
+def test_shutdown_keeps_serving_while_a_task_is_left(tmp_path):
+    run_isolated(_shutdown_keeps_serving, tmp_path)
+
+
+def _shutdown_keeps_serving(tmp_path):
+    with _shim(tmp_path) as (svc, call, fake, bundle, stopped):
+        call("Create", id="c2", bundle=bundle)
+        call("Shutdown", id="c2")
+        assert stopped == []
+        with pytest.raises(ttrpc.Error) as e:
+            call("Checkpoint", id="c2")
+        assert e.value.code == ttrpc.UNIMPLEMENTED
+        d = call("Delete", id="c2")  # never started: killed, its exit reaped, then deleted
+        assert d.exit_status == 7
+        call("Shutdown", id="c2")
+        assert stopped == [True]
+        fake.wait_for(lambda got: got and got[-1][0] == "/tasks/delete")
+        assert [t for t, _ in fake.got] == ["/tasks/create", "/tasks/exit", "/tasks/delete"]
 
 
 def test_runtime_options(tmp_path):
