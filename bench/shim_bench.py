@@ -105,6 +105,11 @@ def main():
               f"{SHIM} {rss['c'] / 1024:.1f} MB")
     finally:
         _teardown(sess, pre)
+        for d_ in (os.path.join("/run/containerd/pyrunc", d.ns), "/run/containerd/pyrunc"):
+            try:
+                os.rmdir(d_)  # the shim's per-namespace state root, once empty
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":
