@@ -374,7 +374,9 @@ def test_container_signal_state_is_clean(ctr):
             r = ctr.exec(cid, "cat", "/proc/self/status")
         assert r.returncode == 0, r.stderr_s
         fields = dict(line.split(":\t", 1) for line in r.stdout_s.splitlines() if ":\t" in line)
-        # signals 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID): no program can block or unblock them through
-        # libc; seen blocked once in ~30 runs (not understood yet, see the shim-core report), so not asserted here
-        assert int(fields["SigIgn"], 16) == 0, (cmd, fields)
-        assert int(fields["SigBlk"], 16) & ~(0b11 << 31) == 0, (cmd, fields)
+        # signals 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID): no program can set their disposition or mask
+        # through libc (Python's signal module refuses them), so an ignored 32 in whatever started containerd is
+        # inherited down to the container (seen under `make test`, whose pytest process has it); not asserted here
+        glibc = 0b11 << 31
+        assert int(fields["SigIgn"], 16) & ~glibc == 0, (cmd, fields)
+        assert int(fields["SigBlk"], 16) & ~glibc == 0, (cmd, fields)
