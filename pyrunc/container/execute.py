@@ -12,11 +12,11 @@ from .state import Lock, write_pid_file
 
 
 def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=None, preserve_fds=0,
-                 ignore_paused=False, pidfd_socket=None, cgroup=None):
+                 ignore_paused=False, pidfd_socket=None, cgroup=None, stdio=None):
     """Start proc (an OCI process dict) in container cid; returns the host pid of the new process.
 
     cgroup: exec --cgroup values (`PATH` or `CONTROLLER[,CONTROLLER]:PATH`, see cgroups.manager.sub_cgroup_paths)
-    or a ready {controller: path} dict.  The container's lock is held only to read its state: with
+    or a ready {controller: path} dict.  stdio: (stdin, stdout, stderr) fds for the process (a shim's pipes).  The container's lock is held only to read its state: with
     ignore_paused the new process waits in the frozen cgroup until `resume`, which must be able to take the
     lock meanwhile (runc holds no lock across an exec either)."""
     sub = None
@@ -35,11 +35,11 @@ def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=N
     if status == "paused" and not ignore_paused:
         raise StateError("cannot exec in a paused container (use --ignore-paused to override)")
     return spawn_in(rt, c, proc, console_socket=console_socket, console=console, pid_file=pid_file,
-                    preserve_fds=preserve_fds, pidfd_socket=pidfd_socket, sub_cgroups=sub)
+                    preserve_fds=preserve_fds, pidfd_socket=pidfd_socket, sub_cgroups=sub, stdio=stdio)
 
 
 def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, preserve_fds=0, pidfd_socket=None,
-             exec_path=None, sub_cgroups=None):
+             exec_path=None, sub_cgroups=None, stdio=None):
     """The exec itself (exec, and start's startContainer hooks): no lock is needed, the namespaces are opened by
     fd and the init checked against its start time afterwards.
     exec_path: run this file instead of looking args[0] up in the container's PATH (a hook's `path`).
@@ -68,6 +68,7 @@ def spawn_in(rt, c, proc, *, console_socket=None, console=None, pid_file=None, p
     ctx = Ctx()
     ctx.id = cid
     ctx.exec_mode = True
+    ctx.stdio = stdio
     ctx.notify = seccomp_notify(cfg, spec_state(c.doc, "running", c.pid, _spec_version()))
     ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, rt.log)
     mgr = _manager(c)

@@ -24,6 +24,7 @@ import time
 
 from .. import fastjson
 from ..errors import PyruncError
+from ..process import waiter  # the library's waits; a shim replaces them (process/waiter.py)
 
 # In-container hooks (startContainer) run through exec: without their own timeout they are still killed after
 # this long, so a hung hook cannot keep `start` waiting forever.
@@ -68,9 +69,11 @@ def run_one(h, state, cwd="/", env=None):
     data = fastjson.dumps(state).encode()
     timeout = h.get("timeout")
     try:
-        # communicate() writes stdin from its select loop: never blocked by a hook that does not read it
-        p = subprocess.run(args, executable=path, input=data, env=_env(h, env), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=timeout, close_fds=True, cwd=cwd)
+        # communicate() writes stdin from its select loop: never blocked by a hook that does not read it;
+        # exclusive(): subprocess waits for its child itself, so a shim's reaper must hold off meanwhile
+        with waiter.exclusive():
+            p = subprocess.run(args, executable=path, input=data, env=_env(h, env), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=timeout, close_fds=True, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise HookError(f"hook ran past specified timeout of {float(timeout):.1f}s") from None
     except OSError as e:
@@ -104,13 +107,13 @@ def wait_hook(pid, w, data, timeout):
     poll.register(w, select.POLLOUT)
     try:
         while True:
-            wpid, status = os.waitpid(pid, os.WNOHANG)
+            wpid, status = waiter.waitpid(pid, os.WNOHANG)
             if wpid:
                 return status
             left = deadline - time.monotonic()
             if left <= 0:
                 os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+                waiter.waitpid(pid, 0)
                 return None
             if data and w >= 0:
                 if poll.poll(min(left, 0.05) * 1000):
@@ -154,20 +157,14 @@ def run_in_container(rt, c, kind):
         r, w = os.pipe2(os.O_CLOEXEC)
         out = os.memfd_create("pyrunc-hook-stdout", os.MFD_CLOEXEC)
         err = os.memfd_create("pyrunc-hook-stderr", os.MFD_CLOEXEC)
-        saved = [os.dup(fd) for fd in (0, 1, 2)]
-        try:
-            for fd, new_fd in ((r, 0), (out, 1), (err, 2)):
-                os.dup2(fd, new_fd)
-            pid = spawn_in(rt, c, proc, exec_path=h["path"])
+        try:  # stdio given to the process, never dup2'd over ours: a shim has other threads using fd 2
+            pid = spawn_in(rt, c, proc, exec_path=h["path"], stdio=(r, out, err))
         except BaseException:
             os.close(w)
             os.close(out)
             os.close(err)
             raise
         finally:
-            for fd, old in zip((0, 1, 2), saved):
-                os.dup2(old, fd)
-                os.close(old)
             os.close(r)
         try:
             timeout = h.get("timeout") or IN_CONTAINER_TIMEOUT

@@ -66,8 +66,9 @@ class Runtime:
     # --- create ----------------------------------------------------------------------------------------
 
     def create(self, cid, bundle, *, pid_file=None, console_socket=None, console=None, no_pivot=False,
-               no_new_keyring=False, preserve_fds=0, pidfd_socket=None):
-        """Bring up the init process, blocked on the exec fifo until start()."""
+               no_new_keyring=False, preserve_fds=0, pidfd_socket=None, stdio=None):
+        """Bring up the init process, blocked on the exec fifo until start().  stdio: the process's
+        (stdin, stdout, stderr) fds instead of ours."""
         from ..process.init import Ctx, Spawn
         from .procsetup import _security, _spec_version, listen_fds, seccomp_notify, send_pidfd
 
@@ -89,6 +90,7 @@ class Runtime:
             raise ConfigError("cannot use console socket if pyrunc will not detach or allocate tty")
         ctx = Ctx()
         ctx.id = cid
+        ctx.stdio = stdio
         if plan.process.terminal:
             from ..process.console import connect
 
@@ -547,10 +549,12 @@ def signal_init(c, sig):
 
 
 def wait_dead(c, timeout=10.0):
+    from ..process import waiter
+
     deadline = time.monotonic() + timeout
     while c.alive():
         try:
-            os.waitpid(c.pid, os.WNOHANG)
+            waiter.waitpid(c.pid, os.WNOHANG)
         except ChildProcessError:
             pass
         if time.monotonic() > deadline:

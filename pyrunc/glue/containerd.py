@@ -1,8 +1,13 @@
-"""containerd (1.6/1.7, config version 2): a CRI runtime entry running pyrunc through the runc v2 shim.
+"""containerd (1.6/1.7, config version 2): a CRI runtime entry running pyrunc, in one of two ways.
+
+* runc-v2 + BinaryName (default): containerd's Go shim (containerd-shim-runc-v2) execs `options.BinaryName`
+  instead of runc with runc's argv, which is the contract pyrunc meets; one pyrunc process per lifecycle step.
+* our shim (`--shim`): `runtime_type = "io.containerd.pyrunc.v1"`, no options. containerd maps the type to the
+  binary `containerd-shim-pyrunc-v1` and looks it up on its own PATH (CRI in 1.6 ignores `runtime_path`), and the
+  shim runs the lifecycle in-process through pyrunc's library.
 
 The runtime's name under plugins."io.containerd.grpc.v1.cri".containerd.runtimes is the CRI runtime handler
-that a Kubernetes RuntimeClass names.  The shim (containerd-shim-runc-v2) runs `options.BinaryName` instead of
-runc with runc's argv, which is the contract pyrunc meets.
+that a Kubernetes RuntimeClass names.
 
 Python can read TOML (tomllib) but not write it, and re-serialising a user's file would drop its comments and
 layout.  So the entry is a block of text between two marker comments: appended the first time, replaced in place
@@ -19,6 +24,8 @@ from . import GlueError
 
 CRI = "io.containerd.grpc.v1.cri"
 SHIM = "io.containerd.runc.v2"
+PYRUNC_SHIM = "io.containerd.pyrunc.v1"
+PYRUNC_SHIM_BINARY = "containerd-shim-pyrunc-v1"  # containerd's name mangling of PYRUNC_SHIM
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # also what keeps the marker comments unambiguous
 
@@ -40,28 +47,32 @@ def table(name):
     return f'plugins."{CRI}".containerd.runtimes.{_key(name)}'
 
 
-def snippet(name, binary, systemd_cgroup=False):
+def snippet(name, binary=None, shim=False, systemd_cgroup=False):
     """The runtime tables (no markers), as a user would paste them into a version 2 config.toml.
     systemd_cgroup: the shim then runs pyrunc with --systemd-cgroup (for a kubelet with cgroupDriver: systemd)."""
     t = table(name)
+    if shim:
+        return f"[{t}]\n  runtime_type = {_str(PYRUNC_SHIM)}\n"
     return (f"[{t}]\n"
             f"  runtime_type = {_str(SHIM)}\n\n"
             f"  [{t}.options]\n"
             f"    BinaryName = {_str(binary)}\n" + ("    SystemdCgroup = true\n" if systemd_cgroup else ""))
 
 
-def commented_snippet(name, binary, systemd_cgroup=False):
-    return (f"# containerd config.toml (needs `version = 2` at its top): CRI runtime handler {_str(name)}\n"
-            + snippet(name, binary, systemd_cgroup))
+def commented_snippet(name, binary=None, shim=False, systemd_cgroup=False):
+    how = (f"{PYRUNC_SHIM_BINARY} on containerd's PATH" if shim else "containerd-shim-runc-v2 running BinaryName")
+    return (f"# containerd config.toml (needs `version = 2` at its top): CRI runtime handler {_str(name)}, {how}\n"
+            + snippet(name, binary, shim, systemd_cgroup))
 
 
-def block(name, binary, systemd_cgroup=False):
+def block(name, binary=None, shim=False, systemd_cgroup=False):
     begin, end = _markers(name)
-    return (f"{begin} (written by pyrunc-config; replaced when it runs again)\n"
-            f"{snippet(name, binary, systemd_cgroup)}{end}\n")
+    return f"{begin} (written by pyrunc-config; replaced when it runs again)\n{snippet(name, binary, shim, systemd_cgroup)}{end}\n"
 
 
-def expected(binary, systemd_cgroup=False):
+def expected(binary=None, shim=False, systemd_cgroup=False):
+    if shim:
+        return {"runtime_type": PYRUNC_SHIM}
     return {"runtime_type": SHIM, "options": {"BinaryName": binary, **({"SystemdCgroup": True} if systemd_cgroup
                                                                        else {})}}
 
@@ -99,8 +110,9 @@ def _parse(text, what):
         raise GlueError(f"parse {what}: {e}") from None
 
 
-def edit(text, name, binary, path="config.toml", systemd_cgroup=False):
-    """Return text with the runtime entry added or updated (text itself when it is already right)."""
+def edit(text, name, binary=None, path="config.toml", *, shim=False, systemd_cgroup=False):
+    """Return text with the runtime entry added or updated (text itself when it is already right); shim=True
+    writes the entry for pyrunc's own shim instead of runc-v2 + BinaryName."""
     if not _NAME.match(name):
         raise GlueError(f"runtime name {name!r}: use letters, digits, '-', '_' and '.' (a RuntimeClass handler "
                         f"must even be a lowercase DNS label)")
@@ -122,10 +134,10 @@ def edit(text, name, binary, path="config.toml", systemd_cgroup=False):
     if len(found) > 1:
         raise GlueError(f"{path}: more than one pyrunc-config block for runtime {name}; remove all but one")
     if found:
-        new = managed.sub(lambda m: block(name, binary, systemd_cgroup), text, count=1)
+        new = managed.sub(lambda m: block(name, binary, shim, systemd_cgroup), text, count=1)
     else:
         current = _get(old, _path(name))
-        if current == expected(binary, systemd_cgroup):
+        if current == expected(binary, shim, systemd_cgroup):
             return text  # the same entry, written by hand: nothing to do
         if current is not None:
             raise GlueError(f"{path}: runtime {name} is already defined outside a pyrunc-config block; "
@@ -135,16 +147,16 @@ def edit(text, name, binary, path="config.toml", systemd_cgroup=False):
             new = "version = 2\n" + new
         if new and not new.endswith("\n"):
             new += "\n"
-        new += ("\n" if new.strip() else "") + block(name, binary, systemd_cgroup)
-    check(text, new, name, binary, path, systemd_cgroup)
+        new += ("\n" if new.strip() else "") + block(name, binary, shim, systemd_cgroup)
+    check(text, new, name, binary, path, shim=shim, systemd_cgroup=systemd_cgroup)
     return new
 
 
-def check(old_text, new_text, name, binary, path="config.toml", systemd_cgroup=False):
+def check(old_text, new_text, name, binary=None, path="config.toml", *, shim=False, systemd_cgroup=False):
     """Raise GlueError unless new_text parses, holds exactly the intended entry and leaves all else as it was."""
     old = _parse(old_text or "", path)
     new = _parse(new_text, f"{path} as edited (not written)")
-    if _get(new, _path(name)) != expected(binary, systemd_cgroup):
+    if _get(new, _path(name)) != expected(binary, shim, systemd_cgroup):
         raise GlueError(f"{path}: edited file would not hold the intended [{table(name)}] (not written)")
     if not old:
         old = {"version": 2}

@@ -17,6 +17,36 @@ def default_binary():
     return here if os.access(here, os.X_OK) else None
 
 
+# where a containerd started by systemd looks binaries up (its opt plugin prepends /opt/containerd/bin)
+CONTAINERD_PATH = ("/opt/containerd/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin",
+                   "/bin")
+
+
+def find_shim():
+    """The installed containerd-shim-pyrunc-v1: on PATH, else next to this Python; None if neither."""
+    from .containerd import PYRUNC_SHIM_BINARY
+
+    found = shutil.which(PYRUNC_SHIM_BINARY)
+    if found:
+        return os.path.abspath(found)
+    here = os.path.join(os.path.dirname(sys.executable), PYRUNC_SHIM_BINARY)
+    return here if os.access(here, os.X_OK) else None
+
+
+def shim_note(path):
+    """What to tell the user when containerd may not find the shim at `path` (None: nothing to say)."""
+    from .containerd import PYRUNC_SHIM_BINARY
+
+    if path is None:
+        return (f"note: {PYRUNC_SHIM_BINARY} is not installed here; containerd fails to create tasks on this "
+                f"runtime until it is on containerd's PATH")
+    if os.path.dirname(path) in CONTAINERD_PATH:
+        return None
+    return (f"note: containerd looks {PYRUNC_SHIM_BINARY} up on its own PATH (CRI in containerd 1.6 ignores "
+            f"runtime_path), which does not hold {os.path.dirname(path)}: ln -s {path} "
+            f"/usr/local/bin/{PYRUNC_SHIM_BINARY}")
+
+
 def resolve_binary(binary, must_exist):
     """An absolute path for the runtime binary; GlueError if unknown, or missing when must_exist."""
     binary = binary or default_binary()

@@ -1,12 +1,13 @@
 """pyrunc-config: print (or, with --write, merge into the file) the config that makes a caller use pyrunc.
 
-    pyrunc-config containerd [--config /etc/containerd/config.toml] [--name pyrunc] [--binary PATH] [--write]
+    pyrunc-config containerd [--config /etc/containerd/config.toml] [--name pyrunc] [--binary PATH | --shim] [--write]
     pyrunc-config docker [--config /etc/docker/daemon.json] [--name pyrunc] [--binary PATH] [--write]
     pyrunc-config kubernetes [--name pyrunc] [--handler pyrunc]
 
 Not a hot path, so click is fine here.  The daemons are never restarted for you: the message says what to run.
 """
 
+import functools
 import sys
 
 import click
@@ -14,8 +15,10 @@ import click
 from . import GlueError, containerd, docker, files, kubernetes
 
 
-def _apply(path, edit, name, binary, write, snippet, restart):
-    binary = files.resolve_binary(binary, must_exist=write)
+def _apply(path, edit, name, binary, write, snippet, restart, *, what=None):
+    """Print the snippet, or merge the entry into the file; `what` names the entry when it is not a binary."""
+    if what is None:
+        binary = files.resolve_binary(binary, must_exist=write)
     if not write:
         click.echo(snippet(name, binary), nl=False)
         return
@@ -23,9 +26,9 @@ def _apply(path, edit, name, binary, write, snippet, restart):
     new = edit(old, name, binary, path)
     changed, saved = files.update(path, old, new)
     if not changed:
-        click.echo(f"{path}: runtime {name} already set to {binary}, nothing changed")
+        click.echo(f"{path}: runtime {name} already set to {what or binary}, nothing changed")
         return
-    click.echo(f"{path}: runtime {name} -> {binary}" + (f" (backup: {saved})" if saved else " (new file)"))
+    click.echo(f"{path}: runtime {name} -> {what or binary}" + (f" (backup: {saved})" if saved else " (new file)"))
     click.echo(f"restart to apply: {restart}")
 
 
@@ -43,15 +46,29 @@ def cli():
 @click.option("--config", "path", default="/etc/containerd/config.toml", show_default=True)
 @_name
 @_binary
+@click.option("--shim", is_flag=True, help=f"use pyrunc's own shim ({containerd.PYRUNC_SHIM}) instead of "
+                                             "containerd-shim-runc-v2 + BinaryName")
 @_write
 @click.option("--systemd-cgroup", is_flag=True, help="systemd cgroup driver (SystemdCgroup = true): use it when "
               "the kubelet's cgroupDriver is systemd")
-def containerd_cmd(path, name, binary, write, systemd_cgroup):
+def containerd_cmd(path, name, binary, shim, write, systemd_cgroup):
     """CRI runtime entry for containerd's config.toml (version 2)."""
-    from functools import partial
-
-    _apply(path, partial(containerd.edit, systemd_cgroup=systemd_cgroup), name, binary, write,
-           partial(containerd.commented_snippet, systemd_cgroup=systemd_cgroup), "systemctl restart containerd")
+    restart = "systemctl restart containerd"
+    if not shim:
+        _apply(path, functools.partial(containerd.edit, systemd_cgroup=systemd_cgroup), name, binary, write,
+               functools.partial(containerd.commented_snippet, systemd_cgroup=systemd_cgroup), restart)
+        return
+    if binary:
+        raise GlueError("--binary has no effect with --shim: the shim runs pyrunc's library in-process")
+    if systemd_cgroup:
+        raise GlueError("--systemd-cgroup with --shim: not supported by pyrunc-config yet (set systemd_cgroup = true "
+                        "in the shim's runtime options file, see README)")
+    _apply(path, functools.partial(containerd.edit, shim=True), name, None, write,
+           functools.partial(containerd.commented_snippet, shim=True), restart,
+           what=f"{containerd.PYRUNC_SHIM} ({containerd.PYRUNC_SHIM_BINARY})")
+    note = files.shim_note(files.find_shim())
+    if note:
+        click.echo(note, err=True)
 
 
 @cli.command("docker")
@@ -66,7 +83,8 @@ def docker_cmd(path, name, binary, write):
 
 @cli.command("kubernetes")
 @click.option("--name", default="pyrunc", show_default=True, help="RuntimeClass name (pods' runtimeClassName)")
-@click.option("--handler", default="pyrunc", show_default=True, help="the containerd runtime name")
+@click.option("--handler", default="pyrunc", show_default=True,
+              help="the containerd runtime name (the --name given to `pyrunc-config containerd [--shim]`)")
 def kubernetes_cmd(name, handler):
     """RuntimeClass manifest (kubectl apply -f -)."""
     click.echo(kubernetes.manifest(name, handler), nl=False)

@@ -95,6 +95,8 @@ def close_stray_fds(keep):
 
 def stage_a(plan, ctx, sock, lx):
     lx.prctl(PR_SET_DUMPABLE, 0)
+    for i, fd in enumerate(ctx.stdio or ()):  # before the close: 0-2 are kept, the originals are not
+        os.dup2(fd, i)
     close_stray_fds(kept_fds(plan, ctx, sock))
     notify = notify_connect(ctx)  # before any setns: listenerPath is a path on the host
     offsets = timens.open_offsets() if plan.time_offsets else None  # still the host's root: see timens.py

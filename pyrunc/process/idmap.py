@@ -9,6 +9,7 @@ import os
 
 from ..errors import SysError
 from ..linux import CLONE_NEWUSER, O_PATH, real
+from . import waiter
 from .rootfs import idmapped_tree
 
 
@@ -53,7 +54,7 @@ def userns_fd(uid_maps, gid_maps, lx=real):
     finally:
         os.close(ready_r)
         os.close(done_w)
-        os.waitpid(pid, 0)
+        waiter.waitpid(pid, 0)
 
 
 def userns_fds(ops):

@@ -69,6 +69,7 @@ import socket
 
 from ..errors import PyruncError, SysError
 from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
+from . import waiter
 from .idmap import write_id_maps
 
 USERNS, GO, PID, MOUNTS, HOOKS, EXEC, READY, ERROR = (b"userns", b"go", b"pid ", b"mounts", b"hooks", b"exec", b"ready",
@@ -98,6 +99,7 @@ class Ctx:
     run_container_hooks = None  # createContainer, in stage B before pivot_root
     exec_args = None  # exec: (stub fd, argv, env) prepared by stage A
     userns_fd = None  # exec: the container's user namespace, joined by the stub (set in stage A)
+    stdio = None  # (stdin, stdout, stderr) fds for the process instead of ours (a shim's pipes); stage A dup2s them
 
 
 class InitError(PyruncError):
@@ -157,7 +159,7 @@ def _kill_reap(pid):
         except ProcessLookupError:
             return
         try:
-            os.waitpid(pid, 0)
+            waiter.waitpid(pid, 0)
         except ChildProcessError:
             pass
 
@@ -221,7 +223,7 @@ class Spawn:
                     raise InitError("unable to start container process: " + msg.decode(errors="replace"))
                 raise InitError(f"init protocol: unexpected {msg[:20]!r}")
             self.pid = int(msg[len(PID):])
-            os.waitpid(pid_a, 0)
+            waiter.waitpid(pid_a, 0)
             pid_a = 0
             if not exec_mode and self.plan.net_devices:  # B is in its network namespace, which runs nothing
                 from .netdev import move

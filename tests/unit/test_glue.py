@@ -192,6 +192,66 @@ def test_containerd_default_config_as_base():
     assert _without_runtime(tomllib.loads(new)) == tomllib.loads(base)
 
 
+SHIM_ENTRY = {"runtime_type": "io.containerd.pyrunc.v1"}
+
+
+def test_containerd_shim_snippet_names_the_runtime_type_only():
+    doc = tomllib.loads("version = 2\n" + containerd.snippet("pyrunc", shim=True))
+    assert _runtime(doc) == SHIM_ENTRY  # no BinaryName, no runtime_path: containerd finds the shim by name
+    p = _cli("containerd", "--shim")
+    assert p.returncode == 0, p.stderr
+    assert _runtime(tomllib.loads("version = 2\n" + p.stdout)) == SHIM_ENTRY
+    assert "containerd-shim-pyrunc-v1" in p.stdout  # the comment says which binary containerd looks up
+
+
+def test_containerd_shim_write_keeps_everything_else_and_switches_modes(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(CONFIG_TOML)
+    p = _cli("containerd", "--config", str(cfg), "--shim", "--write")
+    assert p.returncode == 0, p.stderr
+    assert "io.containerd.pyrunc.v1" in p.stdout
+    after = tomllib.loads(cfg.read_text())
+    assert _runtime(after) == SHIM_ENTRY
+    assert _without_runtime(after) == tomllib.loads(CONFIG_TOML)
+    assert cfg.read_text().startswith(CONFIG_TOML)
+    p = _cli("containerd", "--config", str(cfg), "--shim", "--write")  # idempotent
+    assert p.returncode == 0 and "nothing changed" in p.stdout
+    # the same handler switched back to runc-v2 + BinaryName, and again to the shim: one block, replaced in place
+    p = _cli("containerd", "--config", str(cfg), "--binary", sys.executable, "--write")
+    assert p.returncode == 0, p.stderr
+    assert _runtime(tomllib.loads(cfg.read_text()))["options"] == {"BinaryName": sys.executable}
+    p = _cli("containerd", "--config", str(cfg), "--shim", "--write")
+    assert p.returncode == 0, p.stderr
+    text = cfg.read_text()
+    assert _runtime(tomllib.loads(text)) == SHIM_ENTRY and text.count("# BEGIN pyrunc-config runtime pyrunc") == 1
+    # both side by side under two handler names
+    both = containerd.edit(text, "pyrunc-v2", sys.executable)
+    runtimes = tomllib.loads(both)["plugins"][CRI]["containerd"]["runtimes"]
+    assert runtimes["pyrunc"] == SHIM_ENTRY and runtimes["pyrunc-v2"]["runtime_type"] == "io.containerd.runc.v2"
+
+
+def test_containerd_shim_refusals(tmp_path):
+    p = _cli("containerd", "--shim", "--binary", sys.executable)
+    assert p.returncode != 0 and "--binary" in p.stderr and "--shim" in p.stderr
+    by_hand = CONFIG_TOML + containerd.snippet("pyrunc", BIN)
+    with pytest.raises(GlueError, match="already defined outside a pyrunc-config block"):
+        containerd.edit(by_hand, "pyrunc", shim=True)
+    assert containerd.edit(CONFIG_TOML + containerd.snippet("pyrunc", shim=True), "pyrunc", shim=True).endswith(
+        'runtime_type = "io.containerd.pyrunc.v1"\n')
+
+
+def test_containerd_shim_lookup_note(tmp_path, monkeypatch):
+    """CRI in containerd 1.6 ignores runtime_path: the shim must be on containerd's PATH, so say where it is."""
+    shim = tmp_path / "venv" / "bin" / "containerd-shim-pyrunc-v1"
+    shim.parent.mkdir(parents=True)
+    shim.write_text("#!/bin/sh\n")
+    shim.chmod(0o755)
+    note = files.shim_note(str(shim))
+    assert "ln -s %s /usr/local/bin/containerd-shim-pyrunc-v1" % shim in note
+    assert files.shim_note("/usr/local/bin/containerd-shim-pyrunc-v1") is None
+    assert "not installed" in files.shim_note(None)
+
+
 # -- docker ----------------------------------------------------------------------------------------------------
 
 def test_docker_write_keeps_everything_else(tmp_path):
@@ -245,6 +305,8 @@ def test_kubernetes_manifest():
     assert p.stdout == ("apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: fast\nhandler: pyrunc\n")
     with pytest.raises(GlueError, match="DNS label"):
         kubernetes.manifest("pyrunc", "Py_Runc")
+    p = _cli("kubernetes", "--help")
+    assert "--shim" in p.stdout  # the handler is the name given to `pyrunc-config containerd [--shim] --name`
 
 
 def test_print_mode_writes_nothing(tmp_path):
@@ -313,10 +375,13 @@ def test_real_containerd_accepts_the_edited_config():
             f.write(base)
         p = _cli("containerd", "--config", cfg, "--binary", sys.executable, "--write")
         assert p.returncode == 0, p.stderr
+        p = _cli("containerd", "--config", cfg, "--shim", "--name", "pyrunc-shim", "--write")
+        assert p.returncode == 0, p.stderr
 
         dump = subprocess.run(["containerd", "--config", cfg, "config", "dump"], capture_output=True, text=True)
         assert dump.returncode == 0, dump.stderr
         assert _runtime(tomllib.loads(dump.stdout))["options"]["BinaryName"] == sys.executable
+        assert _runtime(tomllib.loads(dump.stdout), "pyrunc-shim")["runtime_type"] == "io.containerd.pyrunc.v1"
 
         log = open(os.path.join(d, "containerd.log"), "w")
         proc = subprocess.Popen(["containerd", "--config", cfg], stdout=log, stderr=subprocess.STDOUT,
@@ -335,6 +400,7 @@ def test_real_containerd_accepts_the_edited_config():
         logtext = open(os.path.join(d, "containerd.log")).read()
         assert "pyrunc:{Type:io.containerd.runc.v2" in logtext  # the CRI plugin's "Start cri plugin with config"
         assert f"BinaryName:{sys.executable}" in logtext
+        assert "pyrunc-shim:{Type:io.containerd.pyrunc.v1" in logtext
     finally:
         if proc is not None:
             _stop(proc)

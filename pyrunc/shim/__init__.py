@@ -1,0 +1,1 @@
+"""containerd shim v2 for pyrunc (`containerd-shim-pyrunc-v1`); never imported by the CLI."""

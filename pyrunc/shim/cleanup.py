@@ -1,0 +1,72 @@
+"""`containerd-shim-pyrunc-v1 delete`: clean up after a shim that is gone (SHIM.md §1.6).
+
+Runs after every teardown (then there is nothing left to do, and it must be quick) and after a shim died: then
+it force-deletes the container (kills what is left, removes its cgroup and state), unmounts the rootfs, and
+prints the DeleteResponse containerd publishes: the init pid, 137, now.
+"""
+
+import os
+import time
+
+OPTIONS_FILE = "pyrunc-shim.json"  # in the bundle, written by Create: the state root `delete` needs after a crash
+
+
+def delete(flags):
+    cid = flags["id"]
+    bundle = flags["bundle"] or os.getcwd()
+    pid = 0
+    try:
+        from .. import fastjson
+
+        with open(os.path.join(bundle, OPTIONS_FILE)) as f:
+            root = fastjson.loads(f.read())["root"]
+    except (OSError, ValueError, KeyError):
+        root = None
+    if root and os.path.isdir(os.path.join(root, cid)):
+        from ..container.lifecycle import Runtime
+        from ..errors import PyruncError
+        from ..log import Logger
+
+        rt = Runtime(root, Logger())
+        try:
+            pid = rt.store.load(cid).pid
+        except PyruncError:
+            pass
+        try:
+            rt.delete(cid, force=True)
+        except PyruncError as e:
+            os.write(2, f"delete {cid}: {e}\n".encode())
+    rootfs = os.path.join(bundle, "rootfs")
+    from . import mounts
+
+    if mounts.mounted(rootfs):
+        mounts.unmount(rootfs)
+    try:
+        os.unlink(os.path.join(bundle, OPTIONS_FILE))
+    except FileNotFoundError:
+        pass
+    os.write(1, delete_response(pid, 137, time.time_ns()))
+    return 0
+
+
+def _varint(n):
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def delete_response(pid, status, ns):
+    """containerd.task.v2.DeleteResponse{1 pid, 2 exit_status, 3 exited_at Timestamp{1 seconds, 2 nanos}}, encoded
+    here: importing the codec and every message (pyrunc/shim/api.py) would cost more than this whole command
+    (tests/unit/test_shim_main.py checks it against api.DeleteResponse)."""
+    sec, nanos = divmod(ns, 10**9)
+    ts = (b"\x08" + _varint(sec) if sec else b"") + (b"\x10" + _varint(nanos) if nanos else b"")
+    out = b""
+    if pid:
+        out += b"\x08" + _varint(pid)
+    if status:
+        out += b"\x10" + _varint(status)
+    return out + b"\x1a" + _varint(len(ts)) + ts

@@ -1,0 +1,114 @@
+"""The shim daemon: serves the task service on the socket `start` made (fd 3), reaps every child, publishes
+events, and exits after a Shutdown that finds no task left (or on SIGTERM/SIGINT), removing its socket.
+
+Threads: the main thread handles signals and runs the reaper (the only wait4 of the process); the ttrpc server
+runs one thread per request; one thread publishes events; one runs the stdio epoll loop.  The library forks
+(stage A of create/exec) from request threads: Python 3.11 allows that; what the child runs touches no lock
+another thread may hold — the shim's log writes are single os.write calls (no logging module, no buffered
+stream), and the event queue, the reaper and the stdio loop are never used after fork in the child.
+"""
+
+import os
+import signal
+import socket
+
+
+def run(flags, bundle, address):
+    from ..linux import PR_SET_CHILD_SUBREAPER, real
+    from ..log import Logger
+    from . import events, reaper, service, stdio, ttrpc
+
+    log = Logger(debug=flags["debug"])  # fd 2: the bundle's log fifo, non-blocking, lines dropped on EAGAIN
+    ns = flags["namespace"] or "default"
+    real.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    rp = reaper.Reaper()
+    reaper.install(rp)
+    if flags["socket"]:
+        path = flags["socket"].removeprefix("unix://")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        sock.listen(128)
+        address = "unix://" + path
+    else:
+        sock = socket.socket(fileno=3)
+    if address is None:
+        try:
+            with open(os.path.join(bundle, "address")) as f:
+                address = f.read().strip()
+        except OSError:
+            address = ""
+
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    stop = []
+
+    def request_stop():
+        stop.append(True)
+        try:
+            os.write(wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    os.register_at_fork(after_in_child=_child_signals)
+
+    publisher = events.Publisher(os.environ.get("TTRPC_ADDRESS", ""), ns, log)
+    loop = stdio.Loop(log)
+    svc = service.Service(ns, publisher, rp, log, loop, request_stop)
+    server = ttrpc.Server(sock, {"containerd.task.v2.Task": svc.handlers()}, log=log)
+    import threading
+
+    threading.Thread(target=server.serve, name="ttrpc", daemon=True).start()
+    log.info(f"starting signal loop namespace={ns} pid={os.getpid()} runtime=io.containerd.pyrunc.v1")
+    _warm_up()
+    import select
+
+    while not stop:
+        try:
+            select.select([wake_r], [], [])
+        except InterruptedError:
+            pass
+        try:
+            while os.read(wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+        rp.reap()
+    server.shutdown()
+    if address.startswith("unix://"):
+        try:
+            os.unlink(address[len("unix://"):])
+        except FileNotFoundError:
+            pass
+    publisher.close(5.0)
+    return 0
+
+
+def _warm_up():
+    """Import what Create needs now, while containerd is still reading `start`'s answer and dialling us: the
+    first Create would pay for it otherwise."""
+    try:
+        from ..container import execute, lifecycle  # noqa: F401
+        from ..linux import real
+        from ..process import child, plan  # noqa: F401
+        from ..spec import fastcheck  # noqa: F401
+
+        real.lib  # noqa: B018: load the C helper
+    except Exception:  # noqa: BLE001: Create reports it properly
+        pass
+
+
+def _child_signals():
+    """After fork, in the library's children (stage A of create/exec, the id-map helper): the signal state they
+    have under the CLI.  Without this a SIGCHLD in stage A would run our handler and write to the wakeup fd's
+    number, which close_stray_fds may have closed and stage A reused for something else."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    for sig in (signal.SIGCHLD, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)

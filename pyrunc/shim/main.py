@@ -1,0 +1,212 @@
+"""containerd-shim-pyrunc-v1: the command line containerd runs (SHIM.md §1).
+
+    <shim> -namespace NS -address ADDR -publish-binary EXE -id ID [-debug] start     print the socket address
+    <shim> -namespace NS -address ADDR -publish-binary EXE -id ID -bundle B delete   clean up after a dead shim
+    <shim> -v                                                                         version
+
+`start` and `delete` are on the critical path of every container (containerd waits for both), so this module
+imports only the standard modules Python has already loaded at start-up; the daemon loads the rest after the
+fork.  `start` forks the daemon from its own interpreter (no second Python start-up): no thread exists yet, and
+the daemon gets /dev/null for stdin and stdout and the bundle's `log` fifo as stderr, never containerd's pipe,
+which containerd reads to EOF (CombinedOutput).
+"""
+
+import os
+import sys
+
+VERSION = "0.1.0"
+_STRING_FLAGS = ("namespace", "address", "publish-binary", "id", "bundle", "socket")
+_BOOL_FLAGS = ("debug", "v", "info")
+SOCKET_DIR = "/run/containerd/s"
+GROUP_LABELS = ("io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id")
+
+
+class Usage(Exception):
+    pass
+
+
+def parse(argv):
+    """Go `flag` rules: -name or --name, a value as the next argument or after `=`, flags end at the first
+    positional (the action) or at `--`.  Returns (flags dict, action or "")."""
+    flags = {k: "" for k in _STRING_FLAGS}
+    flags.update({k: False for k in _BOOL_FLAGS})
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            i += 1
+            break
+        if not a.startswith("-") or a == "-":
+            break
+        name, eq, value = a.lstrip("-").partition("=")
+        if name in _BOOL_FLAGS:
+            flags[name] = value.lower() not in ("false", "0", "f") if eq else True
+        elif name in _STRING_FLAGS:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise Usage(f"flag needs an argument: -{name}")
+                value = argv[i]
+            flags[name] = value
+        else:
+            raise Usage(f"flag provided but not defined: -{name}")
+        i += 1
+    return flags, (argv[i] if i < len(argv) else "")
+
+
+def group_key(annotations, cid):
+    for label in GROUP_LABELS:
+        if (annotations or {}).get(label):
+            return annotations[label]
+    return cid
+
+
+def socket_path(address, namespace, key):
+    """The runc shim's naming: /run/containerd/s/hex(sha256("<containerd address>/<ns>/<grouping key>"))."""
+    import _sha256
+
+    return os.path.join(SOCKET_DIR, _sha256.sha256(os.path.join(address, namespace, key).encode()).hexdigest())
+
+
+def _annotations(bundle):
+    from .. import fastjson
+
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            cfg = fastjson.loads(f.read().decode())
+    except (OSError, ValueError):
+        return {}
+    return cfg.get("annotations") or {}
+
+
+def _write_atomic(path, data):
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def _listen(path):
+    """A listening socket at path, or None when a live shim already listens there (a container of the same pod).
+    _socket, not socket: `socket` imports enum (~4 ms), and start is on every container's critical path."""
+    import _socket
+
+    os.makedirs(SOCKET_DIR, mode=0o711, exist_ok=True)
+    for _ in range(2):
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            s.bind(path)
+        except OSError as e:
+            s.close()
+            if e.errno != 98:  # EADDRINUSE
+                raise
+            c = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+            try:
+                c.connect(path)
+                return None  # live: reuse it
+            except OSError:
+                os.unlink(path)  # stale: left by a SIGKILLed shim
+                continue
+            finally:
+                c.close()
+        os.chmod(path, 0o600)
+        s.listen(128)
+        return s
+    raise OSError(f"listen {path}: address still in use")
+
+
+def start(flags):
+    bundle = flags["bundle"] or os.getcwd()
+    cid = flags["id"]
+    if not cid:
+        raise Usage("start: -id is required")
+    path = socket_path(flags["address"], flags["namespace"], group_key(_annotations(bundle), cid))
+    address = "unix://" + path
+    sock = _listen(path)
+    # containerd reads `address` on restart, and the daemon at start-up to know which socket to remove at
+    # shutdown: written before the daemon exists (containerd/containerd#5195)
+    _write_atomic(os.path.join(bundle, "address"), address)
+    if sock is None:
+        os.write(1, address.encode())
+        return 0
+    pid = os.fork()
+    if pid == 0:
+        _exit = os._exit
+        try:
+            _become_daemon(bundle, sock)
+            from .daemon import run
+
+            code = run(flags, bundle, address)
+        except BaseException:  # noqa: BLE001: never return into start's stack
+            code = 1
+            try:
+                import traceback
+
+                os.write(2, traceback.format_exc().encode())
+            except BaseException:  # noqa: BLE001
+                pass
+        _exit(code)
+    sock.close()
+    _oom_score_adj(pid)
+    os.write(1, address.encode())
+    return 0
+
+
+def _become_daemon(bundle, sock):
+    os.setsid()
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    try:  # containerd holds the read side open (O_RDWR): this never blocks; writes never block either
+        log = os.open(os.path.join(bundle, "log"), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        log = null
+    os.dup2(log, 2)
+    for fd in {null, log}:
+        if fd > 2:
+            os.close(fd)
+    if sock.fileno() != 3:
+        os.dup2(sock.fileno(), 3, inheritable=False)
+        sock.close()
+    else:
+        sock.detach()  # fd 3 stays; the daemon wraps it again
+
+
+def _oom_score_adj(pid):
+    """containerd's score + 1: under memory pressure the kernel kills the shim before containerd."""
+    try:
+        with open("/proc/self/oom_score_adj") as f:
+            score = int(f.read())
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+            f.write(str(min(score + 1, 1000)))
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        flags, action = parse(argv)
+        if flags["v"]:
+            os.write(1, f"containerd-shim-pyrunc-v1:\n  Version:  {VERSION}\n  Runtime:  pyrunc\n".encode())
+            return 0
+        if action == "start":
+            return start(flags)
+        if action == "delete":
+            from .cleanup import delete
+
+            return delete(flags)
+        if action == "":
+            from .daemon import run
+
+            return run(flags, os.getcwd(), None)
+        raise Usage(f"unknown action {action!r}")
+    except Usage as e:
+        os.write(2, f"containerd-shim-pyrunc-v1: {e}\n".encode())
+        return 2
+    except Exception as e:  # noqa: BLE001: one line, as containerd shows it
+        os.write(2, f"containerd-shim-pyrunc-v1: {e}\n".encode())
+        return 1
