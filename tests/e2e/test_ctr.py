@@ -157,7 +157,7 @@ def test_run_tty_exit_code(ctr):
 def test_exec_plain(ctr, how):
     cid = ctr.new_id()
     ctr.run_detached(cid, "sleep", "60", how=how)
-    r = ctr.exec(cid, "sh", "-c", "echo exec-out; echo exec-err >&2; exit 4")
+    r = ctr.exec_output(cid, "echo exec-out; echo exec-err >&2; exit 4")
     assert r.returncode == 4, r.stderr_s
     assert r.stdout_s == "exec-out\n"
     assert "exec-err" in r.stderr_s
@@ -187,13 +187,14 @@ def test_exec_tty(ctr):
 def test_exec_user_and_cwd(ctr):
     cid = ctr.new_id()
     ctr.run_detached(cid, "sleep", "60")
-    r = ctr.exec(cid, "sh", "-c", "id -u; id -g; pwd", opts=["--user", "nobody", "--cwd", "/tmp"])
+    r = ctr.exec_output(cid, "id -u; id -g; pwd", opts=["--user", "nobody", "--cwd", "/tmp"])
     assert r.returncode == 0, r.stderr_s
     assert r.stdout_s.split() == ["65534", "65534", "/tmp"]
-    r = ctr.exec(cid, "id", "-u", opts=["--user", "1234"])
+    r = ctr.exec_output(cid, "id -u", opts=["--user", "1234"])
     assert r.returncode == 0, r.stderr_s
     assert r.stdout_s.strip() == "1234"
-    r = ctr.exec(cid, "id", "-u")
+    r = ctr.exec_output(cid, "id -u")
+    assert r.returncode == 0, r.stderr_s
     assert r.stdout_s.strip() == "0"
 
 
@@ -243,7 +244,7 @@ def test_task_pause_resume(ctr):
         assert f.read().strip() == "FROZEN"
     ctr.d.ctr("task", "resume", cid, check=True)
     assert ctr.d.tasks()[cid] == (pid, "RUNNING")
-    r = ctr.exec(cid, "echo", "alive")
+    r = ctr.exec_output(cid, "echo alive")
     assert r.stdout_s == "alive\n"
 
 
@@ -324,7 +325,7 @@ def test_containerd_restart(ctr, how):
         ctr.d.start()
     assert ctr.d.pid != old_daemon
     assert ctr.d.tasks()[cid] == (pid, "RUNNING")
-    r = ctr.exec(cid, "echo", "after-restart")
+    r = ctr.exec_output(cid, "echo after-restart")
     assert r.returncode == 0, r.stderr_s
     assert r.stdout_s == "after-restart\n"
     ctr.d.ctr("task", "kill", cid, check=True)

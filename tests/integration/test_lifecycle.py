@@ -569,3 +569,44 @@ def test_kill_signal_zero_checks_the_container_like_runc(pyrunc, bundle, runc):
     assert ours == theirs
     assert [rc for _, rc, _ in ours] == [0, 0, 0, 0, 0, 1, 0, 1, 1], ours
     assert ours[5][2] == "container not running" and ours[7][2] == "container does not exist", ours
+
+
+# --- the init protocol under scheduling pressure ---------------------------------------------------------
+
+SLOW_STAGE_A = """
+import os, sys, time
+from pyrunc.container.lifecycle import Runtime
+from pyrunc.log import Logger
+
+top = os.getpid()
+real_fork = os.fork
+
+
+def fork():
+    pid = real_fork()
+    if pid and os.getpid() != top:  # stage A, just after forking stage B: descheduled, as on a loaded machine
+        time.sleep(1)
+    return pid
+
+
+os.fork = fork
+Runtime(sys.argv[1], Logger()).create(sys.argv[2], sys.argv[3])
+print("created")
+"""
+
+
+def test_create_when_stage_a_is_slow_after_forking_stage_b(pyrunc, bundle):
+    """Stage A reports B's pid (sync 3) after the fork; B says "hooks" (sync 4) once its rootfs is prepared.  Both
+    write the same socket, so B must not speak before A has: a stage A descheduled right after the fork (seen on
+    a busy machine: `init protocol: unexpected b'hooks'`) must not break create.  The delay is injected."""
+    import sys
+
+    b = bundle(["sleep", "30"])
+    cid = "slow-a"
+    out, err = b / "create.out", b / "create.err"
+    with open(out, "wb") as fo, open(err, "wb") as fe:  # files: the init inherits them, a pipe would never see EOF
+        p = subprocess.run([sys.executable, "-c", SLOW_STAGE_A, pyrunc.root, cid, str(b)],
+                           stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, timeout=60)
+    assert p.returncode == 0 and out.read_text() == "created\n", (p.returncode, out.read_text(), err.read_text())
+    assert pyrunc.state(cid)["status"] == "created"
+    assert pyrunc("delete", "--force", cid).returncode == 0

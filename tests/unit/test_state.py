@@ -123,11 +123,11 @@ def test_status_running_created_stopped(tmp_path):
 def test_zombie_is_stopped(tmp_path):
     p = subprocess.Popen(["true"])
     try:
-        for _ in range(1000):
-            s = st.proc_start_time(p.pid)
-            if s and s[0] == "Z":
-                break
-            os.sched_yield()
+        # Block until the child has exited but leave it unreaped (WNOWAIT): a zombie whatever the scheduler does.
+        # (Polling /proc for "Z" a fixed number of times failed on a loaded machine: the child had not run yet.)
+        os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+        s = st.proc_start_time(p.pid)
+        assert s and s[0] == "Z"
         store = _fake(tmp_path, "z", _doc("z", p.pid, s[1]))
         assert store.load("z").status() == "stopped"
     finally:
