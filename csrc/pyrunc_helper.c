@@ -103,6 +103,12 @@ int pyr_capset(const uint32_t in[6])
 /* KEYCTL_JOIN_SESSION_KEYRING (1): a fresh session keyring, so containers do not share the caller's */
 int pyr_keyctl_join_session_keyring(const char *name) { RET(syscall(SYS_keyctl, 1, name)); }
 
+/* KEYCTL_DESCRIBE (6): "type;uid;gid;perm;description", NUL included; returns its full length */
+int pyr_keyctl_describe(int key, char *buf, size_t len) { RET(syscall(SYS_keyctl, 6, key, buf, len)); }
+
+/* KEYCTL_SETPERM (5) */
+int pyr_keyctl_setperm(int key, uint32_t perm) { RET(syscall(SYS_keyctl, 5, key, perm)); }
+
 int pyr_personality(unsigned long persona) { RET(personality(persona)); }
 
 int pyr_close_range(unsigned int first, unsigned int last, unsigned int flags)

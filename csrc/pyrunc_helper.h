@@ -20,6 +20,8 @@ int pyr_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_t 
 int pyr_capget(uint32_t out[6]);
 int pyr_capset(const uint32_t in[6]);
 int pyr_keyctl_join_session_keyring(const char *name);
+int pyr_keyctl_describe(int key, char *buf, size_t len);
+int pyr_keyctl_setperm(int key, uint32_t perm);
 int pyr_personality(unsigned long persona);
 int pyr_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int pyr_bpf(int cmd, void *attr, unsigned int size);

@@ -5,7 +5,12 @@ import os
 from ..errors import PyruncError, UsageError
 
 
-def runtime(g, log):
+def runtime(g, log, create=False):
+    """The library's Runtime for the global flags.  create: the verb makes a container, which pyrunc cannot do in
+    rootless mode (runc's --rootless=true changes how cgroup errors are handled; pyrunc has no such mode), so
+    --rootless true is refused there instead of being ignored."""
+    if create and g.rootless == "true":
+        raise UsageError("--rootless true: rootless mode is not supported by pyrunc yet")
     from ..container.lifecycle import Runtime
 
     return Runtime(g.root, log, systemd_cgroup=g.systemd_cgroup)

@@ -7,7 +7,7 @@ from .common import failed, one_id, runtime
 def run(g, o, log):
     cid = one_id(o, "create")
     try:
-        runtime(g, log).create(cid, o.bundle or ".", pid_file=o.pid_file,
+        runtime(g, log, create=True).create(cid, o.bundle or ".", pid_file=o.pid_file,
                                console_socket=o.console_socket, no_pivot=o.no_pivot,
                                no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
                                pidfd_socket=o.pidfd_socket)

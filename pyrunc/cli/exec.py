@@ -34,8 +34,9 @@ def run(g, o, log):
 def _start(g, o, log):
     from ..container.execute import build_process, exec_process
 
-    if o.apparmor or o.process_label:
-        raise UsageError("apparmor and selinux are not supported on this host")
+    if o.apparmor or o.process_label:  # refused on every host until applied (process_plan refuses the fields)
+        flag = "--apparmor" if o.apparmor else "--process-label"
+        raise UsageError(f"exec {flag}: apparmor profiles and selinux labels are not supported by pyrunc yet")
     rt = runtime(g, log)
     cid = o.args[0]
     proc = build_process(rt.store.load(cid).doc, o)

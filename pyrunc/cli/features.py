@@ -68,7 +68,7 @@ def features(release=None):
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOKS),
-        # tmpcopyup is accepted by parse_options but ignored (not implemented), so it is not advertised
+        # tmpcopyup is refused (process/plan.py, not implemented), so it is not advertised
         "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(_MOUNT_ATTR) | set(IDMAP_OPTIONS)),
         "linux": {
             "namespaces": sorted(NAMESPACES),
@@ -82,10 +82,12 @@ def features(release=None):
                 "knownFlags": known_flags,
                 "supportedFlags": supported_seccomp_flags(known_flags, release),
             },
+            # apparmorProfile, selinuxLabel, mountLabel and intelRdt are refused on every host (plan.UNAPPLIED_*)
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            # id-mapped bind mounts (mount uidMappings/gidMappings, options idmap/ridmap): mount_setattr
+            # id-mapped bind mounts (mount uidMappings/gidMappings, options idmap/ridmap), with or without a user
+            # namespace: the trees are made in the parent (tests/integration/test_userns.py, test_idmap.py)
             "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": dict(sorted(annotations.items())),

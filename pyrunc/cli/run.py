@@ -5,7 +5,7 @@ N) and delete it afterwards."""
 import _signal as signal  # the C module: `signal` imports enum (README, Speed)
 import os
 
-from ..errors import PyruncError
+from ..errors import PyruncError, UsageError
 from .common import failed, one_id, runtime
 
 # runc forwards every signal but SIGCHLD (it reaps), SIGWINCH (it resizes the terminal) and SIGURG (the Go
@@ -25,8 +25,13 @@ def _wants_tty(bundle):
 
 
 def run(g, o, log):
-    rt = runtime(g, log)
+    rt = runtime(g, log, create=True)
     cid = one_id(o, "run")
+    if o.no_subreaper and not o.detach:
+        # the init protocol needs pyrunc to be its init's subreaper (stage B re-parents to us), and a foreground
+        # run reaps it; refused rather than ignored.  Detached, runc is no subreaper either: nothing to do.
+        raise UsageError("run --no-subreaper: not supported in the foreground (pyrunc reaps the container's init "
+                         "as its subreaper)")
     bundle = o.bundle or "."
     ours = theirs = None
     if not o.detach and not o.console_socket and _wants_tty(bundle):

@@ -10,7 +10,7 @@ import os
 import time
 
 from ..errors import ConfigError, NotFound, PyruncError, StateError
-from .state import FIFO, Container, Lock, Store, check_id, proc_start_time, write_pid_file
+from .state import FIFO, PROVISIONAL, Container, Lock, Store, check_id, proc_start_time, write_pid_file
 
 
 def load_bundle(bundle):
@@ -100,13 +100,19 @@ class Runtime:
         ctx.notify = seccomp_notify(cfg, state)
         ctx.caps, ctx.seccomp_fd, ctx.seccomp_flags = _security(plan.process, cfg, self.log)
         ddir = self.store.reserve(cid)
-        mgr = None
+        mgr = base = None
         try:
             with Lock(ddir):
+                # the creation record (see state.PROVISIONAL), rewritten as soon as the cgroup exists
+                base = 0 if plan.mountns else _top_mount(plan.rootfs)  # L8: the caller's mount at the rootfs
+                prov = Container(self.store.root, cid, {
+                    "id": cid, "bundle": bundle, "rootfs": plan.rootfs, "rootfs_base": base,
+                    "config": {"linux": {"namespaces": (cfg.get("linux") or {}).get("namespaces") or []}}})
+                prov.save(PROVISIONAL)
                 ctx.fifo = os.path.join(ddir, FIFO)
                 os.mkfifo(ctx.fifo, 0o622)
                 os.chmod(ctx.fifo, 0o622)  # past the umask: the init may be a non-root user by then
-                mgr = self._cgroup(cfg, cid)
+                mgr = self._cgroup(cfg, cid, made=lambda m, before: _record_cgroup(prov, m, before))
                 ctx.cgroup = mgr
                 if self.log.debug_enabled:
                     self.log.debug(f"create {cid}: cgroup {mgr.paths if mgr else None}; namespaces "
@@ -118,7 +124,7 @@ class Runtime:
 
                 ctx.idmap_fds = userns_fds(plan.mounts)
                 doc = {"ociVersion": cfg.get("ociVersion", ""), "id": cid, "bundle": bundle, "rootfs": plan.rootfs,
-                       "created": _now(), "annotations": cfg.get("annotations") or {},
+                       "rootfs_base": base, "created": _now(), "annotations": cfg.get("annotations") or {},
                        "cgroup_paths": mgr.paths if mgr else {}, "cgroup_created": mgr.created if mgr else [],
                        "hooks": cfg.get("hooks") or {}, "config": {"process": cfg.get("process"),
                                                                    "linux": cfg.get("linux") or {}}}
@@ -131,7 +137,8 @@ class Runtime:
                     env = dict(kv.partition("=")[::2] for kv in plan.process.env)
                     ctx.run_container_hooks = lambda: self._hooks(doc, "createContainer", int(os.readlink("/proc/self")),
                                                                   "creating", cwd=plan.rootfs, env=env)
-                pid = Spawn(plan, ctx).run()
+                spawn = Spawn(plan, ctx)
+                pid = spawn.run()
                 self.log.debug(f"create {cid}: init pid {pid}, waiting on the exec fifo for start")
                 st = proc_start_time(pid)
                 doc["init_pid"] = pid
@@ -142,6 +149,7 @@ class Runtime:
                     write_pid_file(pid_file, pid)
                 if pidfd_socket:
                     send_pidfd(pidfd_socket, pid)
+                spawn.commit()  # sync 8: only now may the init block on the fifo (it exits if we die before)
                 return c
         except BaseException:
             if mgr is not None:
@@ -150,8 +158,8 @@ class Runtime:
                 except Exception:  # noqa: BLE001
                     pass
                 _destroy_cgroup(mgr, self.log)
-            if not plan.mountns:
-                _detach_rootfs(plan.rootfs, self.log)
+            if not plan.mountns and base is not None:
+                _detach_rootfs(plan.rootfs, self.log, base)
             self.store.remove(cid)
             raise
         finally:
@@ -161,7 +169,7 @@ class Runtime:
             if ctx.console is not None and console is None:
                 ctx.console.close()
 
-    def _cgroup(self, cfg, cid):
+    def _cgroup(self, cfg, cid, made=None):
         from ..cgroups import open_manager
 
         linux = cfg.get("linux") or {}
@@ -173,8 +181,12 @@ class Runtime:
             raise PyruncError("container's cgroup unexpectedly frozen")
         if busy:
             self.log.warning(f"container's cgroup is not empty: {busy} process(es) found")
+        if made is not None:
+            made(mgr, True)
         mgr.create()
         try:
+            if made is not None:
+                made(mgr, False)
             if linux.get("resources"):
                 mgr.apply(linux["resources"])
         except BaseException:
@@ -274,7 +286,14 @@ class Runtime:
         so that delete can be run again."""
         self.store.load(cid)  # "does not exist" without waiting on a create in progress
         with Lock(self.store.path(cid)):
-            c = self.store.load(cid)  # under the lock: never a document another delete already acted on
+            try:
+                c = self.store.load(cid)  # under the lock: never a document another delete already acted on
+            except NotFound:
+                # A directory without state.json: a create that died (SIGKILL, OOM) before writing it; any
+                # create still running would hold this lock.  Remove what its record says it made, then the
+                # directory, so the id can be used again; the answer stays "does not exist" (runc delete.go).
+                self._destroy(self.store.load_provisional(cid))
+                raise
             status = c.status()
             self.log.debug(f"delete {cid}: status {status}{', force' if force else ''}")
             if status in ("running", "paused") and not force:
@@ -313,7 +332,7 @@ class Runtime:
         self.log.debug(f"delete {c.id}: cgroup {mgr.paths if mgr else None} removed")
         linux = (c.doc.get("config") or {}).get("linux") or {}
         if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
-            _detach_rootfs(c.doc.get("rootfs"), self.log)
+            _detach_rootfs(c.doc.get("rootfs"), self.log, c.doc.get("rootfs_base"))
         self.store.remove(c.id)
 
     def list(self):
@@ -371,14 +390,44 @@ def _manager(c):
     return manager_from_paths(paths, created=c.doc.get("cgroup_created") or [])
 
 
-def _detach_rootfs(rootfs, log):
-    """A container without its own mount namespace mounted on the host, under its rootfs: detach all of it, if the
-    rootfs is still a mount point of ours (a bind of itself)."""
+def _record_cgroup(prov, mgr, before):
+    """Into the creation record: the cgroup dirs create makes.  Before mgr.create(), the leaf dirs that do not
+    exist yet (a kill during create leaves some of them); after it, exactly those it made."""
+    made = [d for d in dict.fromkeys(mgr.paths.values()) if not os.path.isdir(d)] if before else mgr.created
+    prov.doc.update(cgroup_paths=mgr.paths, cgroup_created=made)
+    prov.save(PROVISIONAL)
+
+
+def _unescape(field):
+    """A mountinfo path field: space, tab, newline and backslash come octal-escaped (\\040)."""
+    if "\\" not in field:
+        return field
+    return field.encode().decode("unicode_escape").encode("latin-1").decode(errors="surrogateescape")
+
+
+def _top_mount(path):
+    """The id of the topmost mount at path (the one no other mount at path sits on), 0 if path is no mount point."""
+    at = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if _unescape(fields[4]) == path:
+                at[int(fields[0])] = int(fields[1])
+    tops = [m for m in at if m not in at.values()]
+    return tops[-1] if tops else 0
+
+
+def _detach_rootfs(rootfs, log, base=None):
+    """A container without its own mount namespace mounted on the host, under its rootfs (pyrunc's bind of the
+    rootfs onto itself, and everything under it): detach all of it.  base: the topmost mount at the rootfs before
+    pyrunc made its bind (0: none), so that only pyrunc's own is detached, never the caller's (containerd mounts
+    the image's overlay there, and a create may fail before pyrunc's bind exists).  None: unknown (a state
+    written by an older pyrunc): any mount at the rootfs is taken for ours."""
     if not rootfs:
         return
-    with open("/proc/self/mountinfo") as f:
-        if not any(line.split()[4] == rootfs for line in f):
-            return
+    top = _top_mount(rootfs)
+    if not top or top == base:
+        return
     from ..errors import SysError
     from ..linux import MNT_DETACH, real
 

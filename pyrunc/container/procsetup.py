@@ -22,6 +22,8 @@ def _security(proc, cfg, log):
     prog = compile_seccomp(seccomp)
     if prog is None:
         return masks, None, None
+    if prog.ignored:  # names this libseccomp does not know: skipped, as runc does, and said so under --debug
+        log.debug(f"seccomp: ignoring syscalls unknown to libseccomp: {', '.join(prog.ignored)}")
     fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
     os.write(fd, prog.bpf)
     os.lseek(fd, 0, os.SEEK_SET)

@@ -13,6 +13,9 @@ from .. import fastjson
 from ..errors import Exists, NotFound, PyruncError, UsageError
 
 STATE_FILE = "state.json"
+# What a create in progress has made so far (rootfs, cgroup), written before it makes them: if pyrunc dies before
+# state.json exists, `delete` still knows what to remove.  Never read by state/list: the container does not exist.
+PROVISIONAL = "creating.json"
 FIFO = "exec.fifo"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 MAX_ID = 1024
@@ -106,15 +109,15 @@ class Container:
         out["owner"] = ""
         return out
 
-    def save(self):
+    def save(self, name=STATE_FILE):
         """Atomic replace: write a temp file in the same directory, fsync-free rename (tmpfs under /run)."""
-        tmp = os.path.join(self.dir, f".{STATE_FILE}.{os.getpid()}")
+        tmp = os.path.join(self.dir, f".{name}.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, fastjson.dumps(self.doc).encode())
         finally:
             os.close(fd)
-        os.rename(tmp, os.path.join(self.dir, STATE_FILE))
+        os.rename(tmp, os.path.join(self.dir, name))
 
 
 class Store:
@@ -135,6 +138,22 @@ class Store:
             raise NotFound("container does not exist") from None
         except (OSError, ValueError) as e:
             raise PyruncError(f"load state {os.path.join(d, STATE_FILE)}: {e}") from None
+        return Container(self.root, cid, doc)
+
+    def load_provisional(self, cid):
+        """A container whose create never wrote state.json: what its creation record says it made (or only its
+        id, if it died before writing one).  Call with the container's lock held: a create in progress holds it
+        until state.json is written, so under the lock a directory without state.json is a dead creation."""
+        d = self.path(cid)
+        if not os.path.isdir(d):
+            raise NotFound("container does not exist")
+        try:
+            with open(os.path.join(d, PROVISIONAL), "rb") as f:
+                doc = fastjson.loads(f.read())
+        except (OSError, ValueError):
+            doc = {}
+        doc["id"] = cid
+        doc.pop("init_pid", None)  # never signal a pid from here: its cgroup is what holds the processes
         return Container(self.root, cid, doc)
 
     def reserve(self, cid):

@@ -132,6 +132,15 @@ class Linux:
     def keyctl_join_session_keyring(self, name):
         return self._check(self.lib.pyr_keyctl_join_session_keyring(_b(name)), "join session keyring", name)
 
+    def keyctl_describe(self, key):
+        lib = self.lib
+        buf = Linux._ffi.new("char[]", 4096)
+        n = self._check(lib.pyr_keyctl_describe(key, buf, 4096), "describe key", str(key))
+        return Linux._ffi.string(buf, min(n, 4096)).decode(errors="replace")
+
+    def keyctl_setperm(self, key, perm):
+        self._check(self.lib.pyr_keyctl_setperm(key, perm), "set key permissions", str(key))
+
     def personality(self, persona):
         return self._check(self.lib.pyr_personality(persona), "personality", hex(persona))
 

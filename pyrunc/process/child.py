@@ -7,28 +7,34 @@ container process can open /proc/<pid>/exe (the host's python3) or /proc/<pid>/f
 CAP_SYS_PTRACE in the host user namespace.
 """
 
+import errno
 import fcntl
 import json
 import os
 import socket
 import stat
 import struct
+import sys
 
-# Everything stage B uses is imported here, before fork: after pivot_root the importer would search the
-# container's filesystem (and run whatever it found there).
-import resource
+# Everything the stages use is imported here, before fork: after pivot_root (or setns into the container's mount
+# namespace) the importer would search the container's filesystem and run whatever it found there; from that
+# point forbid_imports() leaves the importer nothing but the modules compiled into the interpreter.
+import _frozen_importlib
 import signal
 import termios
 
 from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
-from ..security.rlimits import parse as parse_rlimits
+from ..security.keyring import join_session_keyring
 from . import init as proto
 from . import console, rootfs, sched
+from .idmap import source_binds
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
-from .stub import control
+from .stub import INIT_ENV, init_args
 
 F_SETPIPE_SZ = 1031
+_BUILTIN_IMPORTERS = (_frozen_importlib.BuiltinImporter, _frozen_importlib.FrozenImporter)
+MSG_CMSG_CLOEXEC = 0x40000000
 
 def run_stage(fn, plan, ctx, sock, lx):
     code = 1
@@ -45,6 +51,17 @@ def run_stage(fn, plan, ctx, sock, lx):
         os._exit(code)
 
 
+def forbid_imports():
+    """From here on this process sees the container's filesystem (after pivot_root, or after setns into its mount
+    namespace): an import would search sys.path there and run the image's code with our privileges.  Everything
+    the stages use is imported before fork; this makes a forgotten lazy import fail (ModuleNotFoundError) instead
+    of loading a file from the image: no path, and only the importers of modules compiled into the interpreter."""
+    sys.path[:] = []
+    sys.path_hooks[:] = []
+    sys.path_importer_cache.clear()
+    sys.meta_path[:] = [f for f in sys.meta_path if f in _BUILTIN_IMPORTERS]
+
+
 def expect(sock, what):
     msg = sock.recv(65536)
     if msg != what:
@@ -59,7 +76,7 @@ def kept_fds(plan, ctx, sock):
             keep.add(fd)
     if ctx.console is not None:
         keep.add(ctx.console.fileno())
-    keep.update((ctx.idmap_fds or {}).values())
+    keep.update((ctx.mount_fds or {}).values())
     keep.update(fd for _, fd in plan.ns_join if isinstance(fd, int))
     return keep
 
@@ -80,19 +97,10 @@ def stage_a(plan, ctx, sock, lx):
     lx.prctl(PR_SET_DUMPABLE, 0)
     close_stray_fds(kept_fds(plan, ctx, sock))
     notify = notify_connect(ctx)  # before any setns: listenerPath is a path on the host
-    for t, path in plan.ns_join:
-        if isinstance(path, int):  # opened by the parent (exec: checked against the init's start time after)
-            lx.setns(path, NAMESPACES[t][0], f"{t} namespace of the container")
-            os.close(path)
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as e:
-            raise SysError("open namespace", path, e.errno) from None
-        try:
-            lx.setns(fd, NAMESPACES[t][0], path)
-        finally:
-            os.close(fd)
+    joins = open_namespaces(plan.ns_join)
+    if any(t == "mount" for t, _ in joins):
+        forbid_imports()  # the container's mount namespace: its / is the container's
+    ctx.userns_fd = join_namespaces(joins, lx, keep_user=ctx.exec_mode)
     new = plan.ns_new
     if new & CLONE_NEWUSER:
         lx.unshare(CLONE_NEWUSER)
@@ -110,11 +118,18 @@ def stage_a(plan, ctx, sock, lx):
         # child that lands in the pid namespace runs a few syscalls and fexecve()s the sealed stub: no window in
         # which a container process with CAP_SYS_PTRACE could open our /proc/<pid>/exe (the host's python3).
         ctx.exec_args = prepare_exec(plan.process, ctx, sock, lx, -1, plan.preserve_fds, in_stage_a=True)
+    # B must not speak before A has sent its pid (sync 3): with a seccomp agent, A writes the agent's state first,
+    # and B's HOOKS could reach the parent before PID.  B waits for EOF on this pipe, which A closes after sync 3.
+    hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
+        os.close(hold_w)
+        os.read(hold_r, 1)
+        os.close(hold_r)
         if ctx.exec_mode:
             run_stage(exec_now, plan, ctx, sock, lx)
         run_stage(stage_b, plan, ctx, sock, lx)
+    os.close(hold_r)
     if notify:
         try:
             notify_payload(ctx, pid)
@@ -122,6 +137,66 @@ def stage_a(plan, ctx, sock, lx):
             os.kill(pid, signal.SIGKILL)  # the parent learns no pid from a failed stage A: B must not run on
             raise
     sock.send(proto.PID + str(pid).encode())  # sync 3.
+    os.close(hold_w)
+
+
+def open_namespaces(ns_join):
+    """[(type, fd)]: every namespace path opened before the first setns, as nsexec does; once in another user
+    namespace, a path on the host (/run/netns/X) may no longer be reachable."""
+    out = []
+    try:
+        for t, path in ns_join:
+            if isinstance(path, int):  # opened by the parent (exec: checked against the init's start time after)
+                out.append((t, path))
+                continue
+            try:
+                out.append((t, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+            except OSError as e:
+                raise SysError("open namespace", path, e.errno) from None
+    except BaseException:
+        for _, fd in out:
+            os.close(fd)
+        raise
+    return out
+
+
+def join_namespaces(joins, lx, keep_user=False):
+    """setns in runc's order (nsexec.c join_namespaces): first every non-user namespace that our (host) privileges
+    allow, then the user namespace, becoming its root at once (setresuid(0): the ids of the host's root are not
+    mapped there, and without them the process has no capability in it), then the namespaces that needed it.
+    Joining the user namespace first would lose the host privileges that a namespace owned by the host's user
+    namespace needs (a CNI netns: setns(net) wants CAP_SYS_ADMIN over its owner).
+
+    keep_user (exec): the user namespace is not joined here but its fd returned, for the stub to join in C: the
+    stub is then exec'd in the host's user namespace, so its mm stays owned by the host's (see pyrunc_init.c)."""
+    user, later = None, []
+    has_user = any(t == "user" for t, _ in joins)
+    for t, fd in joins:
+        if t == "user":
+            user = fd
+            continue
+        try:
+            lx.setns(fd, NAMESPACES[t][0], f"{t} namespace")
+        except SysError as e:
+            if e.errno != errno.EPERM or not has_user:
+                raise
+            later.append((t, fd))
+            continue
+        os.close(fd)
+    if user is not None and keep_user:
+        if later:
+            os.close(user)
+            raise SysError("setns", f"{later[0][0]} namespace", errno.EPERM)
+        return user
+    if user is not None:
+        lx.setns(user, CLONE_NEWUSER, "user namespace")
+        os.close(user)
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    for t, fd in later:
+        lx.setns(fd, NAMESPACES[t][0], f"{t} namespace")
+        os.close(fd)
+    return None
 
 
 def notify_connect(ctx):
@@ -167,26 +242,10 @@ def notify_payload(ctx, pid):
 
 def _loopback_up():
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
-    import fcntl
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         ifr = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0))
         flags = struct.unpack("16sH14x", ifr)[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
-
-
-def _write_proc(path, value):
-    """Write a procfs file of ours; still the host's trusted /proc (before pivot_root)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError as e:
-        raise SysError("open", path, e.errno) from None
-    try:
-        os.write(fd, str(value).encode())
-    except OSError as e:
-        raise SysError("write", f"{path} {value!r}", e.errno) from None
-    finally:
-        os.close(fd)
 
 
 def stage_b(plan, ctx, sock, lx):
@@ -194,17 +253,11 @@ def stage_b(plan, ctx, sock, lx):
     os.setsid()
     os.umask(0)
     if not plan.no_new_keyring:
-        try:
-            lx.keyctl_join_session_keyring(ctx.id)
-        except SysError as e:
-            if e.errno not in (38, 13):  # ENOSYS, EACCES (keyrings disabled or restricted): runc ignores too
-                raise
+        join_session_keyring(lx, ctx.id)
     if plan.new_netns:
         _loopback_up()
     for key, value in plan.sysctl.items():
-        _write_proc("/proc/sys/" + key.replace(".", "/"), value)
-    if plan.process.oom_score_adj is not None:
-        _write_proc("/proc/self/oom_score_adj", plan.process.oom_score_adj)
+        proto.write_proc("/proc/sys/" + key.replace(".", "/"), value)
 
     stub = ctx.stub_fd
     fifo = -1
@@ -213,6 +266,13 @@ def stage_b(plan, ctx, sock, lx):
     elif ctx.fifo:
         fifo = os.open(ctx.fifo, O_PATH | os.O_CLOEXEC)
 
+    binds = source_binds(plan)
+    if binds:  # sync 3b: the parent opened them on the host's side (see idmap.open_bind_sources)
+        msg, fds, _, _ = socket.recv_fds(sock, 64, len(binds), MSG_CMSG_CLOEXEC)
+        if msg != proto.MOUNTS or len(fds) != len(binds):
+            raise PyruncError(f"init protocol: expected {len(binds)} mount fds, got {msg[:20]!r} and {len(fds)}")
+        ctx.mount_fds = dict(ctx.mount_fds or {})
+        ctx.mount_fds.update((op.index, fd) for op, fd in zip(binds, fds))
     rootfd = prepare_rootfs(plan, ctx, lx)
     sock.send(proto.HOOKS)  # sync 4.
     expect(sock, proto.GO)  # sync 5.
@@ -228,6 +288,7 @@ def stage_b(plan, ctx, sock, lx):
     except SysError as e:
         raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
     os.close(cwdfd)
+    forbid_imports()
     enter_rootfs(plan, rootfd, lx)
     finish_rootfs(plan, lx)
     exec_stub(proc, ctx, sock, lx, stub, fifo, plan.preserve_fds)
@@ -241,6 +302,7 @@ def exec_now(plan, ctx, sock, lx):
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     sched.apply_process(plan.process, lx)
     stub, argv, env = ctx.exec_args
+    expect(sock, proto.GO)  # sync 6: the parent has set our rlimits
     os.execve(stub, argv, env)
 
 
@@ -249,16 +311,18 @@ def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
     stub, argv, env = prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds)
     sched.apply_process(proc, lx)  # runc's order: scheduler, ioPriority, then (prepared) personality, affinity
     sock.send(proto.EXEC)  # sync 6.
+    expect(sock, proto.GO)  # sync 6: the parent has set our rlimits
     os.execve(stub, argv, env)
 
 
 def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
-    """The Python steps before the stub: tty, cwd, env, PATH lookup, rlimits, umask, personality, cpu affinity,
+    """The Python steps before the stub: tty, cwd, env, PATH lookup, umask, personality, cpu affinity,
     signals; returns (stub fd, argv, env) for fexecve.  in_stage_a: prepared by exec's stage A for its child (the
     controlling terminal is then taken by the child, and stage A itself still writes the seccomp agent's state)."""
     stub = ctx.stub_fd
     if proc.terminal:
         console.setup(lx, ctx.console, proc.console_size, ctty=not in_stage_a)
+    console.fix_stdio_owner(proc.uid, proc.terminal)  # the final stdio becomes the user's (runc's setupUser)
     rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)
@@ -270,9 +334,6 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     os.close(cwd)
     env = environ(proc)
     path = getattr(proc, "exec_path", None) or lookup(proc.args[0], env)
-    if proc.rlimits:
-        for res, soft, hard in parse_rlimits(proc.rlimits):
-            resource.setrlimit(res, (soft, hard))
     os.umask(0o022 if proc.umask is None else int(proc.umask))
     # runc's order (standard_init_linux.go, setns_init_linux.go): scheduler and ioPriority (by the caller), then
     # personality, while the process still has every capability (SCHED_FIFO and a negative nice need CAP_SYS_NICE)
@@ -283,7 +344,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     elif proc.cpu_initial is None:  # runc's tryResetCPUAffinity: never the caller's affinity
         sched.reset_affinity()
     caps = ctx.caps
-    ctl = {"sync": sock.fileno(), "fifo": fifo if fifo >= 0 else None, "keep": 2 + preserve_fds,
+    ctl = {"sync": sock.fileno(), "userns": ctx.userns_fd, "fifo": fifo if fifo >= 0 else None, "keep": 2 + preserve_fds,
            "uid": proc.uid, "gid": proc.gid, "groups": proc.groups, "nnp": proc.nnp,
            "seccomp": ctx.seccomp_fd, "sflags": ctx.seccomp_flags}
     if caps is not None:
@@ -293,11 +354,12 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
         if not in_stage_a:  # the write end is stage A's: the stub reads the state until EOF
             os.close(notify[2])
         ctl.update(notify=notify[0], notifymsg=notify[1])
-    for fd in (sock.fileno(), fifo, ctx.seccomp_fd) + (notify[:2] if notify else ()):
+    for fd in (sock.fileno(), fifo, ctx.seccomp_fd, ctx.userns_fd) + (notify[:2] if notify else ()):
         if fd is not None and fd >= 0:
             os.set_inheritable(fd, True)
     default_signals()
-    return stub, ["pyrunc-init", control(**ctl), path] + list(proc.args), env
+    env[INIT_ENV] = str(init_args(ctl, path, proc.args))  # the stub reads its arguments from this fd, not argv
+    return stub, ["pyrunc", "init"], env
 
 
 def default_signals():

@@ -8,7 +8,8 @@ ids: a short-lived child unshares a user namespace, the parent writes its uid_ma
 import os
 
 from ..errors import SysError
-from ..linux import CLONE_NEWUSER, real
+from ..linux import CLONE_NEWUSER, O_PATH, real
+from .rootfs import idmapped_tree
 
 
 def write_id_maps(pid, uid_maps, gid_maps):
@@ -64,6 +65,48 @@ def userns_fds(ops):
                 fds[op.index] = userns_fd(*op.idmap)
     except BaseException:
         for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def idmapped_trees(ops, idmap_fds, lx=real):
+    """{mount index: fd of its id-mapped tree} (rootfs.idmapped_tree), made in the parent before the first fork, as
+    the host's root and outside any new user namespace; stage B moves each into place."""
+    fds = {}
+    try:
+        for op in ops:
+            if op.idmap is not None:
+                fds[op.index] = idmapped_tree(lx, op, idmap_fds[op.index])
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def source_binds(plan):
+    """The bind mounts whose source the parent opens for stage B: all (but id-mapped) with a new user namespace."""
+    if not plan.userns:
+        return []
+    return [op for op in plan.mounts if op.bind and op.source and op.idmap is None]
+
+
+def open_bind_sources(pid, ops):
+    """O_PATH fds of the bind sources, for stage B (pid) with a new user namespace: the container's root is an
+    unprivileged host uid that cannot search a 0700 directory above a source, so the parent (host root, host
+    credentials) opens them, as runc's mount fds.  Opened through /proc/<pid>/root, so that each fd's mount is the
+    copy in B's new mount namespace: the kernel binds only from a mount of the caller's namespace (do_loopback's
+    check_mnt, else EINVAL).  B's root is still the host's /, so a source names the same file there."""
+    fds = []
+    try:
+        for op in ops:
+            try:
+                fds.append(os.open(f"/proc/{pid}/root{op.source}", O_PATH | os.O_CLOEXEC))
+            except OSError as e:
+                raise SysError("open mount source", op.source, e.errno) from None
+    except BaseException:
+        for fd in fds:
             os.close(fd)
         raise
     return fds

@@ -2,53 +2,74 @@
 
   parent (pyrunc create/run)              stage A (fork)                      stage B (init; pid 1 in a new pid ns)
   --------------------------              --------------                      -------------------------------------
-  socketpair(SEQPACKET); subreaper
+  socketpair(SEQPACKET); subreaper;
+  [id-mapped trees: open_tree + mount_setattr]
   fork ---------------------------------> non-dumpable; [seccomp agent: connect
-                                          to listenerPath, on the host]; setns joined ns
-  cgroup: add A                           (user first, mount last)
+                                          to listenerPath, on the host]; open every
+  cgroup: add A                           joined ns path, then setns: host-owned
+                                          first, then user (+ setresuid 0), rest
                                           [new user ns] unshare(NEWUSER)
          <------------- 1. USERNS -------
   [write uid_map/gid_map of A]
+  oom_score_adj of A (B inherits it)
          -------------- 2. GO ---------->
                                           unshare(other new namespaces)
-                                          fork ---------------------------->  non-dumpable; setsid; keyring; lo up;
-         <------------- 3. PID <B> ------ [agent: state JSON with                sysctl; oom_score_adj;
+                                          fork ---------------------------->  (waits for A's exit) non-dumpable;
+         <------------- 3. PID <B> ------ [agent: state JSON with                setsid; keyring; lo up; sysctl;
                                           B's pid into B's pipe]; exit(0)
-  reap A (B re-parents to us: subreaper)                                       mounts in the rootfs, by fd;
+  reap A (B re-parents to us: subreaper)
+  [new user ns: open bind sources
+   in B's mount ns]
+         --------------------------------------------------- 3b. MOUNTS ---->  (SCM_RIGHTS: the sources' fds)
+                                                                               mounts in the rootfs, by fd;
                                                                                devices, /dev symlinks
          <-------------------------------------------------- 4. HOOKS -------
   prestart + createRuntime hooks
          --------------------------------------------------- 5. GO -------->
                                                                                createContainer hooks; hostname;
-                                                                               pivot_root; readonly, masked paths;
-                                                                               cwd, rlimits, umask; PATH lookup;
+                                                                               no more imports; pivot_root;
+                                                                               readonly, masked paths;
+                                                                               cwd, umask; PATH lookup;
                                                                                scheduler, ioprio, personality,
                                                                                cpu affinity (sched.py)
          <-------------------------------------------------- 6. EXEC -------
+  rlimits of B (prlimit)
+         --------------------------------------------------- 6. GO -------->
                                                                                fexecve(sealed pyrunc-init) which sets
                                                                                ids, caps, nnp, seccomp (listener fd
                                                                                to the agent), then closes
-         <-------------------------------------------------- 7. EOF --------   the sync fd (ready) or writes an error;
-  write state.json, pid file; exit                                             then waits on exec.fifo for `start`
+         <-------------------------------------------------- 7. READY ------   writes READY (an error instead);
+  write state.json, pid file
+         --------------------------------------------------- 8. GO -------->   (EOF instead: pyrunc died before the
+  exit                                                                         state was written: exit) closes the
+                                                                               sync fd, waits on exec.fifo for `start`
 
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
 
-`pyrunc exec` runs the same ladder without steps 1, 4, 5 and 6: stage A joins every namespace of the container's
-init (opened by the parent, user first, mount last), does all the process steps itself (it is not in the
-container's pid namespace, so no container process can see it), and forks stage B (child.exec_now), which only
-makes its session and fexecve()s the stub.
+oom_score_adj and rlimits are set by the parent, on the host's side, as runc does: in a new user namespace the
+init can neither open its own /proc/self/oom_score_adj (it is non-dumpable, so the file belongs to the host's root,
+unmapped in the container) nor raise a limit (both need CAP_SYS_RESOURCE in the host's user namespace).
+
+`pyrunc exec` runs the same ladder without steps 1, 3b, 4, 5, 6 and 8 (its 6. GO, after the rlimits, follows 3.; its
+stub closes the sync fd at 7): stage A joins every namespace of the container's init but the user namespace
+(opened by the parent), does all the process steps itself (it is not in the container's pid namespace, so no
+container process can see it), and forks stage B (child.exec_now), which only makes its session and fexecve()s the
+stub, still in the host's user namespace; the stub joins the container's user namespace itself (userns=FD), so its
+memory stays the host's (see join_userns in csrc/pyrunc_init.c).
 """
 
+import errno
 import os
 import signal
 import socket
 
-from ..errors import PyruncError
+from ..errors import PyruncError, SysError
 from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
 from .idmap import write_id_maps
 
-USERNS, GO, PID, HOOKS, EXEC, ERROR = b"userns", b"go", b"pid ", b"hooks", b"exec", b"error "
+USERNS, GO, PID, MOUNTS, HOOKS, EXEC, READY, ERROR = (b"userns", b"go", b"pid ", b"mounts", b"hooks", b"exec", b"ready",
+                                                b"error ")
 
 
 class Ctx:
@@ -68,9 +89,11 @@ class Ctx:
     console = None  # connected console socket, when the process has a terminal
     cgroup = None  # cgroups manager to put stage A in
     idmap_fds = None  # {mount index: user namespace fd} for id-mapped mounts
+    mount_fds = None  # {mount index: fd} opened by Spawn.run on the host's side: id-mapped trees, bind sources
     run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent
     run_container_hooks = None  # createContainer, in stage B before pivot_root
     exec_args = None  # exec: (stub fd, argv, env) prepared by stage A
+    userns_fd = None  # exec: the container's user namespace, joined by the stub (set in stage A)
 
 
 class InitError(PyruncError):
@@ -84,6 +107,43 @@ def recv(sock):
     if data.startswith(ERROR):
         raise InitError("unable to start container process: " + data[len(ERROR):].decode(errors="replace"))
     return data
+
+
+def set_oom_score_adj(pid, value):
+    write_proc(f"/proc/{pid}/oom_score_adj", value)
+
+
+def write_proc(path, value):
+    """Write one value to a procfs file (the host's /proc: the parent's, or stage B's before pivot_root)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as e:
+        raise SysError("open", path, e.errno) from None
+    try:
+        os.write(fd, str(value).encode())
+    except OSError as e:
+        raise SysError("write", f"{path} {value!r}", e.errno) from None
+    finally:
+        os.close(fd)
+
+
+def set_rlimits(pid, rlimits):
+    """process.rlimits on pid with prlimit(2), from the parent (runc's setupRlimits at procReady)."""
+    if not rlimits:
+        return
+    import resource
+
+    from ..security.rlimits import RLIMITS, parse
+
+    names = {v: k for k, v in RLIMITS.items()}
+    for res, soft, hard in parse(rlimits):
+        lim = tuple(resource.RLIM_INFINITY if v >= 1 << 63 else v for v in (soft, hard))
+        try:
+            resource.prlimit(pid, res, lim)
+        except ValueError:  # CPython's word for EPERM: raising a hard limit without CAP_SYS_RESOURCE
+            raise SysError("setrlimit", f"{names[res]} (soft {soft}, hard {hard})", errno.EPERM) from None
+        except OSError as e:
+            raise SysError("setrlimit", f"{names[res]} (soft {soft}, hard {hard})", e.errno) from None
 
 
 def _kill_reap(pid):
@@ -104,6 +164,7 @@ class Spawn:
     def __init__(self, plan, ctx, lx=real):
         self.plan, self.ctx, self.lx = plan, ctx, lx
         self.pid = 0
+        self.sock = None  # create: our end of the sync socket, kept from sync 7 until commit() (sync 8)
 
     def run(self):
         from . import child
@@ -116,6 +177,14 @@ class Spawn:
         # search the state directory's ancestors (runc passes it the same way).
         if self.ctx.fifo and self.ctx.fifo_fd is None:
             self.ctx.fifo_fd = os.open(self.ctx.fifo, O_PATH | os.O_CLOEXEC)
+        if not self.ctx.exec_mode:
+            from .idmap import idmapped_trees
+
+            try:
+                self.ctx.mount_fds = idmapped_trees(self.plan.mounts, self.ctx.idmap_fds or {}, lx)
+            except BaseException:
+                self._close_fifo()
+                raise
         parent, kid = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             pid_a = os.fork()
@@ -134,6 +203,8 @@ class Spawn:
                 if recv(parent) != USERNS:
                     raise InitError("init protocol: expected userns")
                 write_id_maps(pid_a, self.plan.uid_mappings, self.plan.gid_mappings)
+            if self.plan.process.oom_score_adj is not None:
+                set_oom_score_adj(pid_a, self.plan.process.oom_score_adj)
             try:
                 parent.send(GO)  # sync 2.
             except BrokenPipeError:
@@ -147,6 +218,8 @@ class Spawn:
             os.waitpid(pid_a, 0)
             pid_a = 0
             if not exec_mode:
+                self._send_bind_sources(parent)  # sync 3b.
+            if not exec_mode:
                 if recv(parent) != HOOKS:  # sync 4.
                     raise InitError("init protocol: expected hooks")
                 self.ctx.run_hooks("prestart", self.pid)
@@ -156,8 +229,18 @@ class Spawn:
                 msg = recv(parent)  # sync 6.
                 if msg != EXEC:
                     raise InitError(f"init protocol: unexpected {msg[:20]!r}")
-            err = parent.recv(65536)  # sync 7: EOF when the stub is ready
-            if err:
+            set_rlimits(self.pid, self.plan.process.rlimits)
+            try:
+                parent.send(GO)  # sync 6.
+            except BrokenPipeError:
+                pass  # it failed first: its ERROR is read next
+            err = parent.recv(65536)  # sync 7: EOF (exec) or READY (create) when the stub is ready
+            if self.ctx.fifo_fd is not None:
+                if err != READY:
+                    raise InitError("unable to start container process: " + (
+                        err.decode(errors="replace") if err else "container init process exited before it was set up"))
+                self.sock, parent = parent, None  # held until commit(): our death before it reads as EOF there
+            elif err:
                 raise InitError("unable to start container process: " + err.decode(errors="replace"))
             return self.pid
         except BaseException:
@@ -165,10 +248,37 @@ class Spawn:
             _kill_reap(self.pid)
             raise
         finally:
-            parent.close()
+            if parent is not None:
+                parent.close()
             self._close_fifo()
 
+    def _send_bind_sources(self, sock):
+        from .idmap import open_bind_sources, source_binds
+
+        ops = source_binds(self.plan)
+        if not ops:
+            return
+        fds = open_bind_sources(self.pid, ops)
+        try:
+            socket.send_fds(sock, [MOUNTS], fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def commit(self):
+        """sync 8: the container's state is on disk, so `start` and `delete` can find the init: let it go on to
+        wait on the exec fifo.  Until then it waits on the sync socket, and exits if we die first (EOF)."""
+        if self.sock is not None:
+            try:
+                self.sock.send(GO)
+            finally:
+                self.sock.close()
+                self.sock = None
+
     def _close_fifo(self):
+        for fd in (self.ctx.mount_fds or {}).values():
+            os.close(fd)
+        self.ctx.mount_fds = None
         if self.ctx.fifo_fd is not None:
             os.close(self.ctx.fifo_fd)
             self.ctx.fifo_fd = None

@@ -40,7 +40,7 @@ def prepare_rootfs(plan, ctx, lx):
     rootfd = os.open(plan.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for op in plan.mounts:
         rootfs.apply_mount(lx, rootfd, op, lambda lx_, fd, op_: mount_cgroup(lx_, fd, op_, plan),
-                           userns_fd=ctx.idmap_fds.get(op.index))
+                           source_fd=(ctx.mount_fds or {}).get(op.index))
     if plan.dev_setup:
         make_devices(plan, rootfd, lx)
     # Masked and read-only paths, before pivot_root: resolved inside the root by fd, mounted through the host's
@@ -102,6 +102,8 @@ def enter_rootfs(plan, rootfd, lx):
     if not plan.mountns:  # the caller's mount namespace: neither pivot_root nor MS_MOVE may touch it
         os.chroot(".")
     elif plan.no_pivot:
+        hide_full_proc_sys(plan.rootfs, lx)
+        os.fchdir(rootfd)
         lx.mount(plan.rootfs, "/", None, MS["MS_MOVE"], None)
         os.chroot(".")
     else:
@@ -136,6 +138,66 @@ def remount_readonly(plan, rootfd, lx):
             raise SysError("remount", f"{op.dest} ({flag_names(flags)})", e.errno) from None
         finally:
             os.close(fd)
+
+
+def _unescape(field):
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
+    out, i = bytearray(), 0
+    while i < len(field):
+        if field[i:i + 1] == b"\\" and len(field) >= i + 4 and field[i + 1:i + 4].isdigit():
+            out.append(int(field[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out += field[i:i + 1]
+            i += 1
+    return bytes(out)
+
+
+def full_proc_sys_mounts(rootfs_path, mountinfo):
+    """The mount points of every whole procfs or sysfs (root "/") outside the rootfs, from mountinfo bytes."""
+    out = []
+    prefix = os.fsencode(rootfs_path.rstrip("/") + "/")
+    for line in mountinfo.splitlines():
+        fields, _, rest = line.partition(b" - ")
+        fields, rest = fields.split(), rest.split()
+        if len(fields) < 5 or not rest or rest[0] not in (b"proc", b"sysfs") or fields[3] != b"/":
+            continue
+        mp = _unescape(fields[4])
+        if mp + b"/" != prefix and not mp.startswith(prefix):
+            out.append(os.fsdecode(mp))
+    return out
+
+
+def hide_full_proc_sys(rootfs_path, lx):
+    """--no-pivot (runc's msMoveRoot): the host's mounts stay in our mount namespace under the chroot, and the
+    kernel lets a user namespace mount a new procfs or sysfs (without our masks) as long as a fully visible one
+    is anywhere in the namespace (mount_too_revealing).  So every whole procfs and sysfs outside the rootfs is
+    detached, or, where it cannot be (locked in a user namespace: EINVAL/EPERM), covered with an empty tmpfs.
+    Still the host's /proc here (before the move); read as bytes (no codec or module lookup: see forbid_imports)."""
+    fd = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(fd)
+    mounts = full_proc_sys_mounts(rootfs_path, b"".join(chunks))
+    for mp in sorted(mounts, key=len, reverse=True):  # submounts first
+        try:
+            lx.mount(None, mp, None, MS["MS_SLAVE"] | MS["MS_REC"], None)  # no unmount event reaches the host
+        except SysError as e:
+            if e.errno == 2:  # ENOENT: a parent was already detached
+                continue
+            raise
+        try:
+            lx.umount2(mp, MNT_DETACH)
+        except SysError as e:
+            if e.errno not in (1, 22):  # EPERM, EINVAL
+                raise
+            lx.mount("tmpfs", mp, "tmpfs", MS["MS_NOSUID"] | MS["MS_NODEV"] | MS["MS_NOEXEC"], "size=0,mode=0")
 
 
 def finish_rootfs(plan, lx):

@@ -6,8 +6,8 @@ leaves nothing behind.
 
 import os
 
-from ..errors import ConfigError
-from ..linux import NAMESPACES
+from ..errors import ConfigError, SysError
+from ..linux import NAMESPACES, O_PATH, real
 from . import rootfs, sched
 
 DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
@@ -17,6 +17,28 @@ DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
 DEV_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
                 ("/proc/self/fd/2", "stderr"))
 JOIN_ORDER = ("user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount")  # user first, mount last
+
+# Fields the schema accepts that pyrunc does not apply (yet).  Each is refused, on every host, rather than dropped:
+# a profile or label that is silently ignored runs the container unconfined (docker sends apparmorProfile
+# "docker-default" on every AppArmor host), and a caller that asks for time offsets, an RDT class, a network
+# device or a memory policy must not get a container without them.  An empty value asks for nothing.
+UNAPPLIED_LINUX = {
+    "mountLabel": "selinux mount labels are not supported by pyrunc yet",
+    "timeOffsets": "time namespace offsets are not supported by pyrunc yet",
+    "intelRdt": "intel rdt is not supported by pyrunc",
+    "netDevices": "moving network devices into the container is not supported by pyrunc yet",
+    "memoryPolicy": "memory policies are not supported by pyrunc yet",
+}
+UNAPPLIED_PROCESS = {
+    "apparmorProfile": "apparmor profiles are not supported by pyrunc yet",
+    "selinuxLabel": "selinux process labels are not supported by pyrunc yet",
+}
+NGROUPS_MAX = 65536
+MAX_ID = 4294967294  # (uid_t)-1 = 4294967295 means "unchanged" to setresuid(2): never a valid id
+# Files runc lets a mount cover inside /proc (checkProcMount: lxcfs and CRIU); anything else there is refused.
+PROC_FILE_MOUNTS = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+                    "/proc/sys/kernel/ns_last_pid")
 
 
 class Plan:
@@ -44,16 +66,21 @@ def _namespaces(linux, i_am="linux.namespaces"):
     return new, join, seen
 
 
-def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0):
+def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=0, lx=real):
     p = Plan()
     p.bundle = bundle
-    root = config.get("root") or {}
-    path = root.get("path", "rootfs")
+    root = config.get("root")
+    if not root or not root.get("path"):
+        raise ConfigError("root must be specified")  # runc's wording (specconv): root is required on Linux
+    path = root["path"]
     p.rootfs = os.path.realpath(os.path.join(bundle, path))
     if not os.path.isdir(p.rootfs):
         raise ConfigError(f"root.path: rootfs {p.rootfs} is not a directory")
     p.readonly = bool(root.get("readonly"))
     linux = config.get("linux") or {}
+    for key, why in UNAPPLIED_LINUX.items():
+        if linux.get(key):
+            raise ConfigError(f"linux.{key}: {why}")
     p.ns_new, p.ns_join, types = _namespaces(linux)
     # Without a mount namespace the container shares the caller's: its rootfs mounts are made (and stay, until
     # delete detaches them) on the host, under the rootfs, and it is entered with chroot, as runc does.
@@ -68,7 +95,11 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     if prop and prop not in rootfs.PROPAGATION:
         raise ConfigError(f"linux.rootfsPropagation: unknown propagation {prop!r}")
     p.propagation = rootfs.PROPAGATION.get(prop) if prop else None
+    for i, m in enumerate(config.get("mounts") or ()):
+        if "tmpcopyup" in (m.get("options") or ()):
+            raise ConfigError(f"mounts.{i}.options: tmpcopyup is not supported by pyrunc yet")
     p.mounts = rootfs.plan_mounts(config.get("mounts"), bundle, linux.get("uidMappings"), linux.get("gidMappings"))
+    check_proc_mounts(p.mounts, p.rootfs, lx)
     p.dev_setup = rootfs.needs_dev_setup(p.mounts)
     p.devices = []
     for d in DEFAULT_DEVICES:
@@ -86,8 +117,6 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     p.masked = linux.get("maskedPaths") or []
     p.readonly_paths = linux.get("readonlyPaths") or []
     p.sysctl = check_sysctl(linux.get("sysctl") or {}, types, p.ns_join)
-    if linux.get("mountLabel") and not os.path.isdir("/sys/fs/selinux"):
-        raise ConfigError("linux.mountLabel: selinux is not enabled on this host")
     p.no_pivot = no_pivot
     p.no_new_keyring = no_new_keyring
     p.preserve_fds = preserve_fds
@@ -111,10 +140,16 @@ def process_plan(proc, where="process"):
     q.cwd = proc.get("cwd") or "/"
     if not q.cwd.startswith("/"):
         raise ConfigError(f"{where}.cwd: must be an absolute path, got {q.cwd!r}")
+    for key, why in UNAPPLIED_PROCESS.items():
+        if proc.get(key):
+            raise ConfigError(f"{where}.{key}: {why}")
     user = proc.get("user") or {}
-    q.uid = int(user.get("uid", 0))
-    q.gid = int(user.get("gid", 0))
-    q.groups = [int(g) for g in user.get("additionalGids") or ()]
+    q.uid = _id(user.get("uid", 0), f"{where}.user.uid")
+    q.gid = _id(user.get("gid", 0), f"{where}.user.gid")
+    q.groups = [_id(g, f"{where}.user.additionalGids.{i}") for i, g in enumerate(user.get("additionalGids") or ())]
+    if len(q.groups) > NGROUPS_MAX:  # the stub sets them all; setgroups(2) takes at most this many
+        raise ConfigError(f"{where}.user.additionalGids: {len(q.groups)} groups, more than NGROUPS_MAX "
+                          f"({NGROUPS_MAX})")
     q.umask = user.get("umask")
     q.terminal = bool(proc.get("terminal"))
     q.console_size = proc.get("consoleSize")
@@ -122,17 +157,81 @@ def process_plan(proc, where="process"):
     q.oom_score_adj = proc.get("oomScoreAdj")
     q.rlimits = proc.get("rlimits") or []
     q.capabilities = proc.get("capabilities")
-    q.apparmor = proc.get("apparmorProfile")
-    q.selinux = proc.get("selinuxLabel")
-    if q.apparmor and not os.path.isdir("/sys/kernel/security/apparmor"):
-        raise ConfigError(f"{where}.apparmorProfile: apparmor is not enabled on this host")
-    if q.selinux and not os.path.isdir("/sys/fs/selinux"):
-        raise ConfigError(f"{where}.selinuxLabel: selinux is not enabled on this host")
     q.scheduler = sched.scheduler(proc.get("scheduler"), f"{where}.scheduler")
     q.ioprio = sched.ioprio(proc.get("ioPriority"), f"{where}.ioPriority")
     q.personality = None  # linux.personality: set by build() (and by exec from the container's config)
     q.cpu_initial, q.cpu_final = sched.affinity(proc.get("execCPUAffinity"), f"{where}.execCPUAffinity")
     return q
+
+
+def _id(value, where):
+    """A uid or gid for setres[ug]id/setgroups: 0..4294967294.  -1 (or 4294967295, the same uid_t) would make
+    setresuid leave the process's ids unchanged, i.e. root; exec --user -1 and process.json reach here
+    unchecked by the config schema."""
+    if type(value) is not int or not 0 <= value <= MAX_ID:
+        raise ConfigError(f"{where}: {value!r} is not a valid id (expected 0 to {MAX_ID})")
+    return value
+
+
+def _proc_fs(path):
+    """True if path is on a procfs: its device, looked up in our mountinfo (only for the rare mount at /proc)."""
+    try:
+        dev = os.stat(path).st_dev
+    except OSError:
+        return False
+    want = f"{os.major(dev)}:{os.minor(dev)}"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[2] == want:
+                return fields[fields.index("-") + 1] == "proc"
+    return False
+
+
+def _resolved_in_root(rootdir, dest, lx):
+    """dest as the mount will reach it: resolved inside the rootfs (symlinks of the image included, as the mount
+    is applied), its longest existing prefix, as a path relative to the rootfs ("/proc", "/proc/sys", ...)."""
+    parts = [p for p in dest.split("/") if p]
+    rootfd = os.open(rootdir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        real = os.readlink(f"/proc/self/fd/{rootfd}")
+        for n in range(len(parts), 0, -1):
+            try:
+                fd = rootfs.open_in_root(lx, rootfd, "/".join(parts[:n]))
+            except SysError:
+                continue
+            try:
+                got = os.readlink(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+            rest = "/".join(parts[n:])
+            inside = got[len(real):] if got.startswith(real.rstrip("/") + "/") else "/"
+            return os.path.normpath(inside + ("/" + rest if rest else ""))
+        return os.path.normpath("/" + "/".join(parts))
+    finally:
+        os.close(rootfd)
+
+
+def check_proc_mounts(ops, rootdir=None, lx=None):
+    """runc's checkProcMount (CVE-2019-16884): /proc itself may only be a procfs (a proc mount, or a bind whose
+    source is one); inside /proc only the single files lxcfs and CRIU cover may be mounted.  A directory the
+    caller controls over /proc would give the container (and the runtime, which writes /proc/self/attr/...) a
+    fake procfs.  With rootfs, each destination is also resolved in the image as the mount will be (runc checks
+    the securejoined path): a symlink /evil -> /proc in the image does not get a bind over procfs past the check."""
+    for op in ops:
+        where = f"mounts.{op.index}.destination"
+        dest = op.dest
+        if rootdir is not None and (op.bind or op.fstype != "proc"):
+            dest = _resolved_in_root(rootdir, op.dest, lx)
+        if dest != op.dest and (dest == "/proc" or dest.startswith("/proc/")):
+            where += f" ({op.dest} is {dest} in the rootfs)"
+            op = op._replace(dest=dest)
+        if op.dest == "/proc":
+            if op.fstype == "proc" and not op.bind or op.bind and _proc_fs(op.source):
+                continue
+            raise ConfigError(f'{where}: "{op.dest}" cannot be mounted because it is not of type proc')
+        if op.dest.startswith("/proc/") and op.dest not in PROC_FILE_MOUNTS and (op.bind or op.fstype != "proc"):
+            raise ConfigError(f'{where}: "{op.dest}" cannot be mounted because it is inside /proc')
 
 
 _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",

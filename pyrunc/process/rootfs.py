@@ -228,14 +228,15 @@ def fdpath(fd):
     return f"/proc/self/fd/{fd}"
 
 
-def mount_point(sys, rootfd, op):
+def mount_point(sys, rootfd, op, source_fd=None):
     """Resolve (creating it if needed) op.dest inside the root: a file for a bind of a file, else a directory."""
     is_file = False
     if op.bind:
         try:
-            is_file = not stat.S_ISDIR(os.stat(op.source).st_mode)
+            st = os.fstat(source_fd) if source_fd is not None else os.stat(op.source)
         except OSError as e:
             raise SysError("stat mount source", op.source, e.errno) from None
+        is_file = not stat.S_ISDIR(st.st_mode)
     if is_file:
         return make_file_in_root(sys, rootfd, op.dest)
     return mkdir_all_in_root(sys, rootfd, op.dest)
@@ -246,36 +247,72 @@ MOUNT_ATTR_IDMAP = 0x100000
 MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH = 0x4, 0x40
 
 
-def idmapped_bind(sys, op, target_fd, userns_fd):
-    """Clone the source tree detached (open_tree), id-map it with the user namespace userns_fd, and attach it on
-    the mount point fd: the new mount-API path, no string path inside the rootfs involved."""
+def idmapped_tree(sys, op, userns_fd):
+    """In the parent, on the host's side: clone the source tree detached (open_tree) and id-map it with the user
+    namespace userns_fd; returns the tree's fd.  The kernel's can_idmap_mount() wants CAP_SYS_ADMIN over the
+    filesystem's user namespace (the host's, for a host filesystem): a process inside the container's user
+    namespace gets EPERM, so this cannot wait for stage B (runc: goCreateMountSources in the parent)."""
     rec = AT_RECURSIVE if op.flags & M["MS_REC"] else 0
-    tree = sys.open_tree(-100, op.source, OPEN_TREE_CLONE | os.O_CLOEXEC | rec)
+    try:
+        tree = sys.open_tree(-100, op.source, OPEN_TREE_CLONE | os.O_CLOEXEC | rec)
+    except SysError as e:
+        raise SysError("open id-mapped mount source", op.source, e.errno) from None
     try:
         sys.mount_setattr(tree, "", AT_EMPTY_PATH | rec, MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
-        sys.move_mount(tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
-    finally:
+    except SysError as e:
         os.close(tree)
+        raise SysError("id-map mount source", op.source, e.errno) from None
+    return tree
 
 
-def apply_mount(sys, rootfd, op, cgroup_mount=None, userns_fd=None):
-    """Apply one MountOp under rootfd.  cgroup mounts are delegated to cgroup_mount(sys, rootfd, op); an id-mapped
-    bind mount needs userns_fd, a user namespace holding its mappings."""
+# statfs f_flag (ST_*) -> mount flag, for the flags the kernel locks on a mount copied into a less privileged mount
+# namespace (MNT_LOCK_READONLY, _NOSUID, _NODEV, _NOEXEC, _ATIME): a remount must carry them again
+_LOCKED = ((0x1, M["MS_RDONLY"]), (0x2, M["MS_NOSUID"]), (0x4, M["MS_NODEV"]), (0x8, M["MS_NOEXEC"]),
+           (0x400, M["MS_NOATIME"]), (0x800, M["MS_NODIRATIME"]), (0x1000, M["MS_RELATIME"]))
+_ATIME = M["MS_NOATIME"] | M["MS_RELATIME"] | M["MS_STRICTATIME"]
+
+
+def locked_flags(path, flags):
+    """flags plus the source mount's lockable flags (runc rootfs_linux.go, after EPERM): its nosuid/nodev/noexec,
+    ro, and its atime mode unless flags choose one."""
+    f_flag = os.statvfs(path).f_flag
+    out = flags
+    for st, ms in _LOCKED:
+        if f_flag & st and (not ms & _ATIME or not flags & _ATIME):
+            out |= ms
+    if not flags & _ATIME and not f_flag & (0x400 | 0x1000):
+        out |= M["MS_STRICTATIME"]
+    return out
+
+
+def apply_mount(sys, rootfd, op, cgroup_mount=None, source_fd=None):
+    """Apply one MountOp under rootfd.  cgroup mounts are delegated to cgroup_mount(sys, rootfd, op).  source_fd,
+    opened by the parent on the host's side: the id-mapped tree of an id-mapped bind (moved into place), or an
+    O_PATH fd of a bind source that the container's root may not be able to reach (mounted through it)."""
     if op.fstype in ("cgroup", "cgroup2") and not op.bind:
         if cgroup_mount is not None:
             return cgroup_mount(sys, rootfd, op)
     if op.fstype in ("proc", "sysfs") and not op.bind:
         no_symlinks(sys, rootfd, op)
-    fd = mount_point(sys, rootfd, op)
+    fd = mount_point(sys, rootfd, op, source_fd)
     try:
         target = fdpath(fd)
         base = op.flags & ~(M["MS_REMOUNT"] | M["MS_RDONLY"]) if op.bind or delays_readonly(op) else op.flags
+        source = fdpath(source_fd) if source_fd is not None else op.source
         try:
             if op.idmap is not None:
-                idmapped_bind(sys, op, fd, userns_fd)
+                sys.move_mount(source_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
             else:
-                sys.mount(op.source or op.fstype, target, op.fstype or None, base, op.data or None)
+                sys.mount(source or op.fstype, target, op.fstype or None, base, op.data or None)
         except SysError as e:
+            if op.fstype == "sysfs" and not op.bind and e.errno == errno.EPERM:
+                # a user namespace that does not own the network namespace may not mount sysfs: bind the host's
+                # /sys instead (read-only, as the options say), as runc does
+                os.close(fd)
+                fd = None
+                rbind = M["MS_BIND"] | M["MS_REC"]
+                return apply_mount(sys, rootfd, op._replace(source="/sys", fstype="bind", flags=op.flags | rbind,
+                                                            bind=True), cgroup_mount)
             what = "id-mapped bind" if op.idmap is not None else "mount"
             raise SysError(what, f"{op.source or op.fstype} on {op.dest} ({flag_names(base)})", e.errno) from None
         # A bind mount takes its flags (ro, nosuid, ...) only on a remount of itself.
@@ -285,9 +322,15 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, userns_fd=None):
             os.close(fd)
             fd = open_in_root(sys, rootfd, op.dest)
             target = fdpath(fd)
-            flags = op.flags | M["MS_REMOUNT"] | M["MS_BIND"]
+            flags = (op.flags | M["MS_REMOUNT"] | M["MS_BIND"]) & ~M["MS_REC"]
             try:
-                sys.mount(None, target, None, flags & ~M["MS_REC"], None)
+                try:
+                    sys.mount(None, target, None, flags, None)
+                except SysError as e:
+                    if e.errno != errno.EPERM:
+                        raise
+                    flags = locked_flags(target, flags)
+                    sys.mount(None, target, None, flags, None)
             except SysError as e:
                 raise SysError("remount", f"{op.dest} ({flag_names(flags)})", e.errno) from None
         if op.propagation or op.attr_set or op.attr_clr:
@@ -298,7 +341,8 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, userns_fd=None):
             if op.attr_set or op.attr_clr:
                 sys.mount_setattr(fd, "", 0x1000 | 0x8000, op.attr_set, op.attr_clr)  # AT_EMPTY_PATH|AT_RECURSIVE
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def no_symlinks(sys, rootfd, op):

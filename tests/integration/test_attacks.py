@@ -249,7 +249,11 @@ def test_created_init_holds_no_caller_fd(pyrunc, bundle, tmp_path):
     pid = pyrunc.state(cid)["pid"]
     fds = {int(n): os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
     assert str(tmp_path) not in fds.values(), fds
-    extra = {n: t for n, t in fds.items() if n > 2 and not t.endswith("exec.fifo")}
+    # besides the fifo, only the directory through which the stub reopens it: /proc/self/fd in the container's
+    # own procfs (its /proc mount), never the host's
+    own_proc = os.stat(f"/proc/{pid}/root/proc").st_dev
+    extra = {n: t for n, t in fds.items() if n > 2 and not t.endswith("exec.fifo")
+             and not (t == "/proc/1/fd" and os.stat(f"/proc/{pid}/fd/{n}").st_dev == own_proc)}
     assert not extra, f"the created init holds more than stdio and its exec fifo: {extra}"
     pyrunc("delete", "--force", cid, check=True)
 
@@ -270,3 +274,47 @@ def test_start_container_hook_runs_confined(pyrunc, bundle):
     hook, count, main = lines[:2], lines[2], lines[3:]
     assert hook == main, f"the hook ran with other privileges than the container: {hook} vs {main}"
     assert int(count) > 0, "the hook did not run in the container's cgroup"
+
+
+# --- (f) the created init's command line --------------------------------------------------------------
+
+def test_created_init_cmdline_shows_no_protocol(pyrunc, bundle, tmp_path):
+    """`ps` shows every process's argv to every user of the host: the init waiting for `start` must not show
+    pyrunc's protocol (ids, capability masks, fd numbers) nor the user's argv.  runc shows `runc init`."""
+    def edit(c):
+        c["process"]["user"] = {"uid": 1234, "gid": 1234, "additionalGids": [5678]}
+
+    b = bundle(["echo", "user-argv-marker"], edit=edit)
+    cid = pyrunc.new_id("cmdline")
+    err = tmp_path / "create.err"
+    with open(err, "wb") as f:
+        p = subprocess.run(pyrunc.cmd("create", "--bundle", b, cid), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=f, timeout=60)
+    assert p.returncode == 0, err.read_text()
+    pid = pyrunc.state(cid)["pid"]
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        cmdline = f.read()
+    pyrunc("delete", "--force", cid, check=True)
+    assert cmdline == b"pyrunc\0init\0", cmdline
+    ps = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, timeout=10)
+    assert b"user-argv-marker" not in ps.stdout and b"uid=" not in ps.stdout
+
+
+# --- (g) hosts with vm.memfd_noexec ---------------------------------------------------------------------
+
+def test_runs_with_memfd_noexec(pyrunc, bundle):
+    """vm.memfd_noexec=1 makes every memfd created without MFD_EXEC non-executable (MFD_NOEXEC_SEAL): the sealed
+    stub must ask for MFD_EXEC.  The sysctl is per pid namespace and a child namespace can only raise it, so the
+    test sets it in a throwaway pid namespace (unshare) instead of the host's, which it never changes."""
+    if not os.path.exists("/proc/sys/vm/memfd_noexec"):
+        pytest.skip("kernel without vm.memfd_noexec (before 6.3)")
+    if not shutil.which("unshare"):
+        pytest.skip("unshare (util-linux) is needed for a private pid namespace")
+    b = bundle(["echo", "ran"])
+    script = 'echo 1 > /proc/sys/vm/memfd_noexec && cat /proc/sys/vm/memfd_noexec && exec "$@"'
+    p = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script, "sh"]
+                       + pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("noexec")),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    out, err = p.stdout.decode(), p.stderr.decode()
+    assert out.startswith("1\n"), (out, err)  # the sysctl was really set where pyrunc ran
+    assert p.returncode == 0 and out == "1\nran\n", err

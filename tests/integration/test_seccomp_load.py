@@ -49,10 +49,17 @@ def run_under(stub, control, argv, program=None, **kw):
         os.lseek(fd, 0, os.SEEK_SET)
         fds = (fd,)
         control = f"seccomp={fd},sflags={program.flags},{control}"
+    if "uid=" not in control:  # the stub requires both ids: these tests run as root unless they say otherwise
+        control += ",uid=0,gid=0"
+    # the stub's protocol: "pyrunc init" on the command line, its arguments in a memfd named by _PYRUNC_INIT
+    args = os.memfd_create("init-args", 0)
+    os.write(args, b"".join(a.encode() + b"\0" for a in [control, *argv]))
+    env = dict(kw.pop("env", None) or os.environ, _PYRUNC_INIT=str(args))
     try:
-        return subprocess.run([stub, control, *argv], capture_output=True, text=True, pass_fds=fds, timeout=30, **kw)
+        return subprocess.run([stub, "init"], capture_output=True, text=True, pass_fds=fds + (args,), env=env,
+                              timeout=30, **kw)
     finally:
-        for fd in fds:
+        for fd in fds + (args,):
             os.close(fd)
 
 

@@ -171,7 +171,8 @@ def test_process_plan_paths(tmp_path):
 
 def test_build_init_drops_exec_affinity_and_takes_personality(tmp_path):
     os.mkdir(tmp_path / "rootfs")
-    cfg = {"process": {"args": ["true"], "cwd": "/", "execCPUAffinity": {"initial": "0", "final": "0"}},
+    cfg = {"root": {"path": "rootfs"},
+           "process": {"args": ["true"], "cwd": "/", "execCPUAffinity": {"initial": "0", "final": "0"}},
            "linux": {"personality": {"domain": "LINUX32", "flags": ["f"]}}}
     p = planmod.build(cfg, str(tmp_path))
     assert (p.process.cpu_initial, p.process.cpu_final) == (None, None)

@@ -1,0 +1,71 @@
+"""L14: no Python import after pivot_root or after joining the container's mount namespace.
+
+Two halves: the guard (child.forbid_imports, called by stage B right before pivot_root and by stage A before it
+joins a mount namespace) leaves the importer nothing but the modules compiled into the interpreter, so a planted
+module on sys.path or an extension module not loaded yet cannot be imported; and the code that runs after the
+guard has no function-level import at all (which would otherwise fail at run time, in a container).  The
+integration tier runs every container with the guard on.
+"""
+
+import ast
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+
+from pyrunc.process import child, console, init_rootfs, sched, stub
+
+GUARDED = """
+import sys
+sys.path.insert(0, {d!r})
+from pyrunc.process import child
+child.forbid_imports()
+for name in ("planted", "mmap", "pyrunc.spec.fastcheck"):
+    try:
+        __import__(name)
+    except ImportError:
+        print("refused", name)
+    else:
+        print("imported", name)
+import _thread, itertools  # compiled in (or already loaded): still fine
+print("builtin ok")
+"""
+
+
+def test_forbid_imports_refuses_path_and_extension_modules(tmp_path):
+    (tmp_path / "planted.py").write_text("print('planted code ran')\n")
+    assert "mmap" not in sys.builtin_module_names
+    p = subprocess.run([sys.executable, "-c", GUARDED.format(d=str(tmp_path))], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert p.returncode == 0, p.stderr
+    assert "planted code ran" not in p.stdout
+    assert p.stdout.splitlines() == ["refused planted", "refused mmap", "refused pyrunc.spec.fastcheck",
+                                     "builtin ok"]
+
+
+# Everything that can run after forbid_imports(): stage B after the guard, exec's stage A after it, and the stub
+# hand-over.  A function-level import in any of them would search the container's filesystem.
+AFTER_GUARD = [
+    child.join_namespaces, child.exec_now, child.exec_stub, child.prepare_exec, child.default_signals,
+    child.environ, child._home, child.lookup, child.notify_payload, child.expect, child.run_stage,
+    init_rootfs.enter_rootfs, init_rootfs.finish_rootfs,
+    sched.apply_process, sched.set_affinity, sched.reset_affinity,
+    console.setup, stub.init_args, stub.control,
+]
+
+
+def test_nothing_after_the_guard_imports_at_function_level():
+    for fn in AFTER_GUARD:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        bad = [n.lineno for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        bad += [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                and n.func.id == "__import__"]
+        assert not bad, f"{fn.__module__}.{fn.__qualname__} imports at function level (lines {bad})"
+
+
+def test_stages_call_the_guard_before_pivot_and_mount_namespace_join():
+    b = inspect.getsource(child.stage_b)
+    assert b.index("forbid_imports()") < b.index("enter_rootfs(")
+    a = inspect.getsource(child.stage_a)
+    assert a.index("forbid_imports()") < a.index("join_namespaces(")
