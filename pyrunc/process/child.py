@@ -104,9 +104,13 @@ def stage_a(plan, ctx, sock, lx):
     new = plan.ns_new
     if new & CLONE_NEWUSER:
         lx.unshare(CLONE_NEWUSER)
+        # dumpable until the parent has written the id maps (runc's nsexec does the same): a non-dumpable
+        # process's /proc files belong to root, which a caller that is not root could not open
+        lx.prctl(PR_SET_DUMPABLE, 1)
         sock.send(proto.USERNS)  # sync 1.
         new &= ~CLONE_NEWUSER
     expect(sock, proto.GO)  # sync 2.
+    lx.prctl(PR_SET_DUMPABLE, 0)
     if plan.userns:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)

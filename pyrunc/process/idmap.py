@@ -11,12 +11,16 @@ from ..errors import SysError
 from ..linux import CLONE_NEWUSER, O_PATH, real
 from .rootfs import idmapped_tree
 
+CALLER_IS_ROOT = os.geteuid() == 0  # at import, in pyrunc's own process: stage B (uid 0 in its namespace) agrees
+
 
 def write_id_maps(pid, uid_maps, gid_maps):
     """Write /proc/<pid>/uid_map and gid_map (OCI LinuxIDMapping lists; an empty list is left unwritten)."""
     for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
         if not maps:
             continue
+        if name == "gid_map" and not CALLER_IS_ROOT:
+            _deny_setgroups(pid)
         path = f"/proc/{pid}/{name}"
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
@@ -25,6 +29,19 @@ def write_id_maps(pid, uid_maps, gid_maps):
             raise SysError("write", path, e.errno) from None
         finally:
             os.close(fd)
+
+
+def _deny_setgroups(pid):
+    """A caller that is not root may write a gid_map only after setgroups is denied in the namespace (user_namespaces(7))."""
+    path = f"/proc/{pid}/setgroups"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"deny")
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise SysError("write", path, e.errno) from None
 
 
 def userns_fd(uid_maps, gid_maps, lx=real):
@@ -86,8 +103,10 @@ def idmapped_trees(ops, idmap_fds, lx=real):
 
 
 def source_binds(plan):
-    """The bind mounts whose source the parent opens for stage B: all (but id-mapped) with a new user namespace."""
-    if not plan.userns:
+    """The bind mounts whose source the parent opens for stage B: all (but id-mapped) with a new user namespace
+    made by root.  A caller that is not root could not open them through B's /proc/<pid>/root (B is not
+    dumpable), and needs not: it maps itself to the container's root, so B reaches the sources as it would."""
+    if not plan.userns or not CALLER_IS_ROOT:
         return []
     return [op for op in plan.mounts if op.bind and op.source and op.idmap is None]
 
