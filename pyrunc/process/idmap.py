@@ -15,9 +15,16 @@ CALLER_IS_ROOT = os.geteuid() == 0  # at import, in pyrunc's own process: stage 
 
 
 def write_id_maps(pid, uid_maps, gid_maps):
-    """Write /proc/<pid>/uid_map and gid_map (OCI LinuxIDMapping lists; an empty list is left unwritten)."""
+    """Write /proc/<pid>/uid_map and gid_map (OCI LinuxIDMapping lists; an empty list is left unwritten).
+
+    A caller that is not root may write only its own id, once (and a gid_map only with setgroups denied); more
+    than that comes from its /etc/subuid and /etc/subgid ranges through the setuid newuidmap/newgidmap (uidmap),
+    which check them, as runc's nsexec does."""
     for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
         if not maps:
+            continue
+        if not CALLER_IS_ROOT and not _own_id_only(maps, os.geteuid() if name == "uid_map" else os.getegid()):
+            _mapping_tool("newuidmap" if name == "uid_map" else "newgidmap", pid, maps)
             continue
         if name == "gid_map" and not CALLER_IS_ROOT:
             _deny_setgroups(pid)
@@ -29,6 +36,34 @@ def write_id_maps(pid, uid_maps, gid_maps):
             raise SysError("write", path, e.errno) from None
         finally:
             os.close(fd)
+
+
+def _own_id_only(maps, own):
+    return len(maps) == 1 and maps[0]["hostID"] == own and maps[0]["size"] == 1
+
+
+def _mapping_tool(tool, pid, maps):
+    """newuidmap/newgidmap PID ID HOSTID SIZE...: the kernel lets only them (setuid root) map subordinate ids."""
+    from ..errors import PyruncError
+
+    path = next((os.path.join(d, tool) for d in ("/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin")
+                 if os.access(os.path.join(d, tool), os.X_OK)), None)
+    if path is None:
+        raise PyruncError(f"{tool} not found: a rootless container mapping more than the caller's own id needs it "
+                          f"(Debian: apt-get install uidmap)")
+    import subprocess
+
+    argv = [path, str(pid)] + [str(m[k]) for m in maps for k in ("containerID", "hostID", "size")]
+    try:
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           timeout=30)
+    except subprocess.TimeoutExpired:
+        raise PyruncError(f"{' '.join(argv)}: timed out") from None
+    if p.returncode != 0:
+        why = p.stderr.decode(errors="replace").strip().splitlines()
+        sub = "/etc/subuid" if tool == "newuidmap" else "/etc/subgid"
+        raise PyruncError(f"{' '.join(argv)} failed ({why[-1] if why else f'exit {p.returncode}'}): the mappings "
+                          f"must lie in the caller's {sub} ranges")
 
 
 def _deny_setgroups(pid):

@@ -310,3 +310,51 @@ def test_needs_root_refused(rl, tmp_path):
                                                    "options": ["rbind", "ro"]}), os.path.join(secret, "inner"))
     finally:
         shutil.rmtree(secret)
+
+
+def _subrange(path, name):
+    with open(path) as f:
+        for ln in f:
+            parts = ln.strip().split(":")
+            if parts[0] == name:
+                return int(parts[1]), int(parts[2])
+    raise AssertionError(f"no {path} entry for {name}")
+
+
+def test_subid_mappings_through_newuidmap(rl):
+    """More than the caller's own id: the ranges of /etc/subuid and /etc/subgid, written by newuidmap/newgidmap
+    (uidmap).  The container's root is the user; 1..N are its subordinate ids, and a file made by container uid
+    1000 belongs on the host to the subuid range."""
+    require(shutil.which("newuidmap") and shutil.which("newgidmap"), "needs newuidmap/newgidmap (apt-get install uidmap)")
+    sub_u, sub_g = _subrange("/etc/subuid", rl.name), _subrange("/etc/subgid", rl.name)
+
+    def edit(c):
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": rl.uid, "size": 1},
+                                     {"containerID": 1, "hostID": sub_u[0], "size": sub_u[1]}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": rl.gid, "size": 1},
+                                     {"containerID": 1, "hostID": sub_g[0], "size": sub_g[1]}]
+        c["process"]["user"] = {"uid": 1000, "gid": 1000}
+        c["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind"]})
+
+    out = os.path.join(rl.tmp, f"out{uuid.uuid4().hex[:6]}")
+    os.mkdir(out)
+    os.chmod(out, 0o777)  # writable by container uid 1000, a subordinate id on the host
+    try:
+        b = rl.bundle(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; touch /out/f; id -G"], edit=edit)
+        cid = rl.new_id()
+        p = rl.pyrunc("run", cid, cwd=b)
+        assert p.returncode == 0, p.stderr
+        lines = [ln.split() for ln in p.stdout.strip().split("\n")]
+        assert lines[0] == ["0", str(rl.uid), "1"] and lines[1] == ["1", str(sub_u[0]), str(sub_u[1])], p.stdout
+        assert lines[2] == ["0", str(rl.gid), "1"] and lines[3] == ["1", str(sub_g[0]), str(sub_g[1])], p.stdout
+        assert lines[4] == ["1000"], p.stdout  # setgroups allowed (newgidmap): the caller's groups are dropped
+        st = os.stat(os.path.join(out, "f"))
+        assert (st.st_uid, st.st_gid) == (sub_u[0] + 999, sub_g[0] + 999)
+    finally:
+        shutil.rmtree(out)
+
+
+def test_mapping_outside_subuid_ranges_refused(rl):
+    require(shutil.which("newuidmap"), "needs newuidmap (apt-get install uidmap)")
+    _refused(rl, lambda c: c["linux"]["uidMappings"].append({"containerID": 1, "hostID": 5000, "size": 10}),
+             "newuidmap", "/etc/subuid")
