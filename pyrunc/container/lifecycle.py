@@ -81,6 +81,8 @@ class Runtime:
         listen = listen_fds()
         plan = build(cfg, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                      preserve_fds=listen + preserve_fds)
+        if not plan.userns and os.geteuid() != 0:  # runc's rootlessEUIDCheck: namespaces need a user ns's caps
+            raise ConfigError("rootless container requires user namespaces (pyrunc spec --rootless writes one)")
         if listen:  # socket activation passes through, as with runc: fds 3.. and LISTEN_FDS for the container
             plan.process.env = [e for e in plan.process.env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
             plan.process.env += [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
@@ -201,7 +203,13 @@ class Runtime:
         try:
             if made is not None:
                 made(mgr, False)
-            if linux.get("resources"):
+            if self.rootless:
+                # runc's rootless managers leave device rules out: a delegated v2 subtree cannot attach a BPF
+                # program (CAP_SYS_ADMIN), and a user namespace cannot mknod a device in the first place
+                rest = {k: v for k, v in (linux.get("resources") or {}).items() if k != "devices"}
+                if rest:
+                    mgr.apply(rest, default_devices=False)
+            elif linux.get("resources"):
                 mgr.apply(linux["resources"])
         except BaseException:
             _destroy_cgroup(mgr, self.log)

@@ -358,3 +358,13 @@ def test_mapping_outside_subuid_ranges_refused(rl):
     require(shutil.which("newuidmap"), "needs newuidmap (apt-get install uidmap)")
     _refused(rl, lambda c: c["linux"]["uidMappings"].append({"containerID": 1, "hostID": 5000, "size": 10}),
              "newuidmap", "/etc/subuid")
+
+
+def test_config_without_user_namespace_refused(rl):
+    """The root default config (no user namespace) is refused up front, as runc's rootlessEUIDCheck, instead of
+    failing on the first unshare."""
+    def rootful(c):
+        c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "user"]
+        del c["linux"]["uidMappings"], c["linux"]["gidMappings"]
+
+    _refused(rl, rootful, "requires user namespaces")
