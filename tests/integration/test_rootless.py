@@ -368,3 +368,15 @@ def test_config_without_user_namespace_refused(rl):
         del c["linux"]["uidMappings"], c["linux"]["gidMappings"]
 
     _refused(rl, rootful, "requires user namespaces")
+
+
+def test_protections_stay_on(rl):
+    """Rootless keeps the fd closing: an fd the caller leaks is not in the container; and the container's pid 1
+    is its own binary, with nothing of the host's python left behind it."""
+    b = rl.bundle(["sh", "-c", "ls /proc/self/fd | tr '\\n' ' '; echo; readlink /proc/1/exe"])
+    cid = rl.new_id()
+    p = rl.sh("sh", "-c", f"exec 7</etc/hostname; exec {' '.join(rl.cmd)} run {cid}", cwd=b)
+    assert p.returncode == 0, p.stderr
+    fds, exe = p.stdout.split("\n")[:2]
+    assert fds.split() == ["0", "1", "2", "3"], p.stdout  # 3: ls's own directory
+    assert exe == "/bin/busybox", p.stdout
