@@ -232,7 +232,12 @@ class Runtime:
         renamed: from then on it is "running", as under runc once `start` has read the fifo); the startContainer
         hooks, the wait for the init and the poststart hooks all run after the lock is released, so that they
         may call pyrunc on this container (and a concurrent pause/resume/delete is never stuck behind them)."""
-        self.store.load(cid)  # "does not exist" without waiting on a create in progress
+        try:
+            self.store.load(cid)  # "does not exist" without taking the lock
+        except NotFound:
+            if not os.path.isdir(self.store.path(cid)):
+                raise
+            # a directory without state.json: a create in progress (wait for its lock) or one that died (below)
         with Lock(self.store.path(cid)):
             c = self.store.load(cid)
             status = c.status()
@@ -306,7 +311,12 @@ class Runtime:
         """Kill under the lock, wait for the processes without it, then remove the cgroup and the state under
         it again; poststop hooks run last, outside the lock.  If the cgroup cannot be removed the state stays,
         so that delete can be run again."""
-        self.store.load(cid)  # "does not exist" without waiting on a create in progress
+        try:
+            self.store.load(cid)  # "does not exist" without taking the lock
+        except NotFound:
+            if not os.path.isdir(self.store.path(cid)):
+                raise
+            # a directory without state.json: a create in progress (wait for its lock) or one that died (below)
         with Lock(self.store.path(cid)):
             try:
                 c = self.store.load(cid)  # under the lock: never a document another delete already acted on
