@@ -125,14 +125,23 @@ def _pyrunc_for(name, uid, gid, tmp):
     if os.path.exists(here) and _run(probe + [here, "--version"]).returncode == 0:
         return [here]
     python = shutil.which("python3", path="/usr/bin:/bin")
-    require(python and _run(probe + [python, "-c", "import _cffi_backend"]).returncode == 0,
-            "the unprivileged user can run neither this Python nor a system python3 with cffi")
+    require(python, "the unprivileged user cannot run this Python, and there is no system python3")
     src = os.path.dirname(os.path.dirname(os.path.abspath(pyrunc_pkg.__file__)))
-    check = probe + [f"PYTHONPATH={src}", python, "-P", "-c", "import pyrunc._helper, pyrunc.cli.main"]
-    if _run(check).returncode != 0:
+
+    def works():
+        check = probe + [f"PYTHONPATH={src}", python, "-P", "-c", "import pyrunc._helper, pyrunc.cli.main"]
+        return _run(check).returncode == 0
+
+    if not works():  # the package (or cffi's backend) is where the user cannot read it: copy them
         src = os.path.join(tmp, "lib")
         shutil.copytree(os.path.dirname(os.path.abspath(pyrunc_pkg.__file__)), os.path.join(src, "pyrunc"),
                         ignore=shutil.ignore_patterns("__pycache__"))
+        if _run(probe + [python, "-c", "import _cffi_backend"]).returncode != 0:
+            import _cffi_backend
+
+            shutil.copy2(_cffi_backend.__file__, src)
+        subprocess.run(["chmod", "-R", "a+rX", src], check=True, timeout=60)
+        require(works(), f"the unprivileged user cannot run pyrunc with {python}")
     launcher = os.path.join(tmp, "pyrunc")
     with open(launcher, "w") as f:
         f.write(f'#!/bin/sh\nPYTHONPATH={src} exec {python} -P -m pyrunc.cli.main "$@"\n')
