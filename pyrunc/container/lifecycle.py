@@ -233,11 +233,11 @@ class Runtime:
         hooks, the wait for the init and the poststart hooks all run after the lock is released, so that they
         may call pyrunc on this container (and a concurrent pause/resume/delete is never stuck behind them)."""
         try:
-            self.store.load(cid)  # "does not exist" without taking the lock
+            self.store.load(cid)  # "does not exist" without waiting on a create in progress (its hooks may call us)
         except NotFound:
-            if not os.path.isdir(self.store.path(cid)):
+            if not _dead_creation(self.store.path(cid)):
                 raise
-            # a directory without state.json: a create in progress (wait for its lock) or one that died (below)
+            # a directory without state.json whose lock no one holds: a create that died (cleaned up below)
         with Lock(self.store.path(cid)):
             c = self.store.load(cid)
             status = c.status()
@@ -312,11 +312,11 @@ class Runtime:
         it again; poststop hooks run last, outside the lock.  If the cgroup cannot be removed the state stays,
         so that delete can be run again."""
         try:
-            self.store.load(cid)  # "does not exist" without taking the lock
+            self.store.load(cid)  # "does not exist" without waiting on a create in progress (its hooks may call us)
         except NotFound:
-            if not os.path.isdir(self.store.path(cid)):
+            if not _dead_creation(self.store.path(cid)):
                 raise
-            # a directory without state.json: a create in progress (wait for its lock) or one that died (below)
+            # a directory without state.json whose lock no one holds: a create that died (cleaned up below)
         with Lock(self.store.path(cid)):
             try:
                 c = self.store.load(cid)  # under the lock: never a document another delete already acted on
@@ -420,6 +420,23 @@ def _manager(c):
     from ..cgroups import manager_from_paths
 
     return manager_from_paths(paths, created=c.doc.get("cgroup_created") or [])
+
+
+def _dead_creation(path):
+    """A container directory without state.json that no create holds locked (a create in progress holds it)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _record_cgroup(prov, mgr, before):
