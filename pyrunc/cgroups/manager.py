@@ -92,6 +92,18 @@ def open_manager(cgroups_path, container_id, *, root="/sys/fs/cgroup", systemd=F
     return Manager(layout, compute_paths(layout, inner, own))
 
 
+def rootless_without_cgroup(linux, err):
+    """Rootless, and the container's cgroup cannot be made (cgroup v1, or a v2 tree not delegated to the caller):
+    runc goes on without it unless the config needs it.  An explicit cgroupsPath or a limit is an error naming
+    it; device rules are not (runc's rootless manager skips them: a user namespace cannot mknod anyway)."""
+    if linux.get("cgroupsPath"):
+        raise PyruncError(f"rootless container: linux.cgroupsPath {linux['cgroupsPath']}: {err}")
+    limits = sorted(k for k, v in (linux.get("resources") or {}).items() if v and k != "devices")
+    if limits:
+        raise PyruncError(f"rootless container: linux.resources.{limits[0]} needs a cgroup the caller may write "
+                          f"(cgroup v2 delegated to the user): {err}")
+
+
 def sub_cgroup_paths(args):
     """exec --cgroup values -> {controller or "": relative path} (runc exec.go getSubCgroupPaths): `PATH` (alone)
     for every hierarchy, or `CONTROLLER[,CONTROLLER]:PATH`, repeatable.  A path must stay inside the container's

@@ -6,14 +6,49 @@ from ..errors import PyruncError, UsageError
 
 
 def runtime(g, log, create=False):
-    """The library's Runtime for the global flags.  create: the verb makes a container, which pyrunc cannot do in
-    rootless mode (runc's --rootless=true changes how cgroup errors are handled; pyrunc has no such mode), so
-    --rootless true is refused there instead of being ignored."""
-    if create and g.rootless == "true":
-        raise UsageError("--rootless true: rootless mode is not supported by pyrunc yet")
+    """The library's Runtime for the global flags.  create: the verb makes a container, so --rootless is
+    resolved (runc's shouldUseRootlessCgroupManager): in rootless mode a cgroup the caller may not create is
+    skipped when the config sets no limits."""
     from ..container.lifecycle import Runtime
 
-    return Runtime(g.root, log, systemd_cgroup=g.systemd_cgroup)
+    return Runtime(g.root, log, systemd_cgroup=g.systemd_cgroup, rootless=create and rootless_mode(g.rootless))
+
+
+def rootless_mode(flag):
+    """--rootless true|false|auto; auto: not root, or root of a user namespace that is not the initial one."""
+    if flag in ("true", "false"):
+        return flag == "true"
+    if flag != "auto":
+        raise UsageError(f"invalid --rootless value {flag!r}: want true, false or auto")
+    return os.geteuid() != 0 or in_user_namespace()
+
+
+def in_user_namespace():
+    """Not the initial user namespace: its uid_map is anything but the whole range mapped onto itself."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def default_root():
+    """--root's default, as runc's: $XDG_RUNTIME_DIR/pyrunc for a caller that is not root (or root of a user
+    namespace that is not USER=root's), else /run/pyrunc."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and (os.geteuid() != 0 or in_user_namespace() and os.environ.get("USER") != "root"):
+        return os.path.join(xdg, "pyrunc")
+    return "/run/pyrunc"
+
+
+def make_xdg_root(path):
+    """The default root under $XDG_RUNTIME_DIR: 0700 and sticky (the XDG spec prunes files without it), as runc."""
+    try:
+        os.makedirs(path, 0o700, exist_ok=True)
+        os.chmod(path, 0o1700)
+    except OSError as e:
+        raise PyruncError(f"mkdir {path}: {os.strerror(e.errno).lower()} (the path in $XDG_RUNTIME_DIR must be "
+                          f"writable by the user)") from None
 
 
 def one_id(o, verb, extra_ok=False):

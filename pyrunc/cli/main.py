@@ -29,9 +29,15 @@ def dispatch(g, name, o):
     except OSError as e:  # runc: `open FILE: no such file or directory` on stderr, exit 1
         Logger(None, g.log_format).error(f"open {g.log}: {e.strerror.lower()}")
         return 1
-    if g.debug:
-        log.debug(f"pyrunc {name}: args {o.args}, root {g.root}")
     try:
+        if g.root is None:  # not given: runc's default, under $XDG_RUNTIME_DIR when not root
+            from .common import default_root, make_xdg_root
+
+            g.root = default_root()
+            if g.root != "/run/pyrunc":
+                make_xdg_root(g.root)
+        if g.debug:
+            log.debug(f"pyrunc {name}: args {o.args}, root {g.root}")
         module = __import__("pyrunc.cli." + VERBS[name].module, fromlist=["run"])
         return module.run(g, o, log) or 0
     except errors.PyruncError as e:

@@ -41,7 +41,8 @@ def O(names, kind="str", default=None, help="", dest=None):
 
 
 GLOBAL = (
-    O("--root", default="/run/pyrunc", help="root directory for storage of container state"),
+    O("--root", default=None, help="root directory for storage of container state (default /run/pyrunc, or "
+      "$XDG_RUNTIME_DIR/pyrunc when not root)"),
     O("--log", default="", help="set the log file to write pyrunc logs to (default is stderr)"),
     O("--log-format", default="text", help="set the log format ('text' (default), or 'json')"),
     O("--debug", "bool", help="enable debug logging"),

@@ -9,7 +9,7 @@ import _signal as signal  # the C module: `signal` imports enum (~3.5 ms on ever
 import os
 import time
 
-from ..errors import ConfigError, NotFound, PyruncError, StateError
+from ..errors import ConfigError, NotFound, PyruncError, StateError, SysError
 from .state import FIFO, PROVISIONAL, Container, Lock, Store, check_id, proc_start_time, write_pid_file
 
 
@@ -58,10 +58,11 @@ def _now():
 
 
 class Runtime:
-    def __init__(self, root, log, systemd_cgroup=False):
+    def __init__(self, root, log, systemd_cgroup=False, rootless=False):
         self.store = Store(root)
         self.log = log
         self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless  # a cgroup the caller may not create is skipped when the config sets no limits
 
     # --- create ----------------------------------------------------------------------------------------
 
@@ -81,6 +82,8 @@ class Runtime:
         listen = listen_fds()
         plan = build(cfg, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                      preserve_fds=listen + preserve_fds)
+        if not plan.userns and os.geteuid() != 0:  # runc's rootlessEUIDCheck: namespaces need a user ns's caps
+            raise ConfigError("rootless container requires user namespaces (pyrunc spec --rootless writes one)")
         if listen:  # socket activation passes through, as with runc: fds 3.. and LISTEN_FDS for the container
             plan.process.env = [e for e in plan.process.env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
             plan.process.env += [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
@@ -198,11 +201,30 @@ class Runtime:
             self.log.warning(f"container's cgroup is not empty: {busy} process(es) found")
         if made is not None:
             made(mgr, True)
-        mgr.create()
+        try:
+            mgr.create()
+        except SysError as e:
+            import errno
+
+            if not self.rootless or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            from ..cgroups.manager import rootless_without_cgroup
+
+            rootless_without_cgroup(linux, e)  # raises when the config needs the cgroup
+            self.log.debug(f"create {cid}: rootless, no cgroup access ({e}): cgroup steps skipped")
+            if made is not None:
+                made(None, False)
+            return None
         try:
             if made is not None:
                 made(mgr, False)
-            if linux.get("resources"):
+            if self.rootless:
+                # runc's rootless managers leave device rules out: a delegated v2 subtree cannot attach a BPF
+                # program (CAP_SYS_ADMIN), and a user namespace cannot mknod a device in the first place
+                rest = {k: v for k, v in (linux.get("resources") or {}).items() if k != "devices"}
+                if rest:
+                    mgr.apply(rest, default_devices=False)
+            elif linux.get("resources"):
                 mgr.apply(linux["resources"])
         except BaseException:
             _destroy_cgroup(mgr, self.log)
@@ -426,8 +448,11 @@ def _manager(c):
 def _record_cgroup(prov, mgr, before):
     """Into the creation record: the cgroup dirs create makes.  Before mgr.create(), the leaf dirs that do not
     exist yet (a kill during create leaves some of them); after it, exactly those it made."""
-    made = [d for d in dict.fromkeys(mgr.paths.values()) if not os.path.isdir(d)] if before else mgr.created
-    prov.doc.update(cgroup_paths=mgr.paths, cgroup_created=made)
+    if mgr is None:  # rootless without cgroup access: none made
+        prov.doc.update(cgroup_paths={}, cgroup_created=[])
+    else:
+        made = [d for d in dict.fromkeys(mgr.paths.values()) if not os.path.isdir(d)] if before else mgr.created
+        prov.doc.update(cgroup_paths=mgr.paths, cgroup_created=made)
     prov.save(PROVISIONAL)
 
 

@@ -163,7 +163,8 @@ def _manager(c):
 
     mgr = m(c)
     if mgr is None:
-        raise PyruncError("container has no cgroup (cgroup_paths missing from state.json)")
+        raise PyruncError(f"container {c.id} has no cgroup (created rootless without cgroup access, or cgroup_paths "
+                          f"missing from state.json)")
     return mgr
 
 
@@ -215,11 +216,37 @@ def resume(root, cid):
 def processes(root, cid):
     """Host pids of every process in the container's cgroup (runc container.Processes)."""
     c = Store(root).load(cid)
-    mgr = _manager(c)
+    from .lifecycle import _manager as m
+
+    mgr = m(c)
+    if mgr is None:  # rootless without cgroup access: the processes of the init's own pid namespace
+        return _pidns_members(c)
     try:
         return mgr.pids()
     except OSError as e:
         raise PyruncError(f"unable to get all container pids: {e}") from None
+
+
+def _pidns_members(c):
+    import os
+
+    if not c.alive():
+        return []
+    try:
+        ns = os.readlink(f"/proc/{c.pid}/ns/pid")
+    except OSError as e:
+        raise PyruncError(f"unable to get all container pids: {e}") from None
+    if ns == os.readlink("/proc/self/ns/pid"):
+        return [c.pid]  # no pid namespace of its own: nothing but the init can be told apart
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") == ns:
+                    pids.append(int(name))
+            except OSError:
+                pass  # gone, or not ours to look at
+    return sorted(pids)
 
 
 def stats(root, cid):

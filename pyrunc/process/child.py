@@ -107,9 +107,13 @@ def stage_a(plan, ctx, sock, lx):
     new = plan.ns_new
     if new & CLONE_NEWUSER:
         lx.unshare(CLONE_NEWUSER)
+        # dumpable until the parent has written the id maps (runc's nsexec does the same): a non-dumpable
+        # process's /proc files belong to root, which a caller that is not root could not open
+        lx.prctl(PR_SET_DUMPABLE, 1)
         sock.send(proto.USERNS)  # sync 1.
         new &= ~CLONE_NEWUSER
     expect(sock, proto.GO)  # sync 2.
+    lx.prctl(PR_SET_DUMPABLE, 0)
     if plan.userns:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
@@ -188,7 +192,9 @@ def join_namespaces(joins, lx, keep_user=False):
             later.append((t, fd))
             continue
         os.close(fd)
-    if user is not None and keep_user:
+    if user is not None and keep_user and not (later and os.geteuid() != 0):
+        # (a caller that is not root owns nothing in the container's namespaces until it joins their user
+        # namespace: it joins here, as runc's nsexec; its own uid is the container's root, nothing to protect)
         if later:
             os.close(user)
             raise SysError("setns", f"{later[0][0]} namespace", errno.EPERM)

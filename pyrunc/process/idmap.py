@@ -12,12 +12,36 @@ from ..linux import CLONE_NEWUSER, O_PATH, real
 from . import waiter
 from .rootfs import idmapped_tree
 
+CALLER_IS_ROOT = os.geteuid() == 0  # at import, in pyrunc's own process: stage B (uid 0 in its namespace) agrees
+
+
+def _in_user_namespace():
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+# pyrunc itself runs in a user namespace that is not the initial one (rootless podman runs its runtime so): no
+# mknod there either, whether or not the config asks for a user namespace of its own (runc: RunningInUserNS)
+IN_USER_NAMESPACE = _in_user_namespace()
+
 
 def write_id_maps(pid, uid_maps, gid_maps):
-    """Write /proc/<pid>/uid_map and gid_map (OCI LinuxIDMapping lists; an empty list is left unwritten)."""
+    """Write /proc/<pid>/uid_map and gid_map (OCI LinuxIDMapping lists; an empty list is left unwritten).
+
+    A caller that is not root may write only its own id, once (and a gid_map only with setgroups denied); more
+    than that comes from its /etc/subuid and /etc/subgid ranges through the setuid newuidmap/newgidmap (uidmap),
+    which check them, as runc's nsexec does."""
     for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
         if not maps:
             continue
+        if not CALLER_IS_ROOT and not _own_id_only(maps, os.geteuid() if name == "uid_map" else os.getegid()):
+            _mapping_tool("newuidmap" if name == "uid_map" else "newgidmap", pid, maps)
+            continue
+        if name == "gid_map" and not CALLER_IS_ROOT:
+            _deny_setgroups(pid)
         path = f"/proc/{pid}/{name}"
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
@@ -26,6 +50,47 @@ def write_id_maps(pid, uid_maps, gid_maps):
             raise SysError("write", path, e.errno) from None
         finally:
             os.close(fd)
+
+
+def _own_id_only(maps, own):
+    return len(maps) == 1 and maps[0]["hostID"] == own and maps[0]["size"] == 1
+
+
+def _mapping_tool(tool, pid, maps):
+    """newuidmap/newgidmap PID ID HOSTID SIZE...: the kernel lets only them (setuid root) map subordinate ids."""
+    from ..errors import PyruncError
+
+    path = next((os.path.join(d, tool) for d in ("/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin")
+                 if os.access(os.path.join(d, tool), os.X_OK)), None)
+    if path is None:
+        raise PyruncError(f"{tool} not found: a rootless container mapping more than the caller's own id needs it "
+                          f"(Debian: apt-get install uidmap)")
+    import subprocess
+
+    argv = [path, str(pid)] + [str(m[k]) for m in maps for k in ("containerID", "hostID", "size")]
+    try:
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           timeout=30)
+    except subprocess.TimeoutExpired:
+        raise PyruncError(f"{' '.join(argv)}: timed out") from None
+    if p.returncode != 0:
+        why = p.stderr.decode(errors="replace").strip().splitlines()
+        sub = "/etc/subuid" if tool == "newuidmap" else "/etc/subgid"
+        raise PyruncError(f"{' '.join(argv)} failed ({why[-1] if why else f'exit {p.returncode}'}): the mappings "
+                          f"must lie in the caller's {sub} ranges")
+
+
+def _deny_setgroups(pid):
+    """A caller that is not root may write a gid_map only after setgroups is denied in the namespace (user_namespaces(7))."""
+    path = f"/proc/{pid}/setgroups"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"deny")
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise SysError("write", path, e.errno) from None
 
 
 def userns_fd(uid_maps, gid_maps, lx=real):
@@ -87,8 +152,10 @@ def idmapped_trees(ops, idmap_fds, lx=real):
 
 
 def source_binds(plan):
-    """The bind mounts whose source the parent opens for stage B: all (but id-mapped) with a new user namespace."""
-    if not plan.userns:
+    """The bind mounts whose source the parent opens for stage B: all (but id-mapped) with a new user namespace
+    made by root.  A caller that is not root could not open them through B's /proc/<pid>/root (B is not
+    dumpable), and needs not: it maps itself to the container's root, so B reaches the sources as it would."""
+    if not plan.userns or not CALLER_IS_ROOT:
         return []
     return [op for op in plan.mounts if op.bind and op.source and op.idmap is None]
 

@@ -10,6 +10,7 @@ from ..errors import PyruncError, SysError
 from ..linux import MNT_DETACH, MS, O_PATH, flag_names
 from . import rootfs
 from .cgroupfs import mount_cgroup
+from .idmap import IN_USER_NAMESPACE
 from .plan import DEV_SYMLINKS
 
 
@@ -57,7 +58,7 @@ def make_devices(plan, rootfd, lx):
         parent, name = os.path.split(d["path"])
         pfd = rootfs.mkdir_all_in_root(lx, rootfd, parent)
         try:
-            if plan.userns:  # mknod is not allowed in a user namespace: bind the host's node instead
+            if plan.userns or IN_USER_NAMESPACE:  # no mknod in a user namespace: bind the host's node instead
                 os.close(rootfs.make_file_in_root(lx, rootfd, d["path"]))
                 fd = rootfs.open_in_root(lx, rootfd, d["path"])
                 try:

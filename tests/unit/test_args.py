@@ -16,7 +16,7 @@ def parse(*argv):
 def test_defaults():
     g, name, o = parse("state", "c1")
     assert name == "state" and o.args == ["c1"]
-    assert g.root == "/run/pyrunc" and g.log == "" and g.log_format == "text" and g.debug is False
+    assert g.root is None and g.log == "" and g.log_format == "text" and g.debug is False
     assert g.systemd_cgroup is False and g.rootless == "auto"
 
 
