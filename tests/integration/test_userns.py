@@ -108,7 +108,11 @@ def test_exec_oom_score_adj_and_rlimits_in_userns(pyrunc, ubundle, runc):
     detached(pyrunc, b, cid)
     p = pyrunc("exec", cid, "sh", "-c", script, timeout=30)
     assert (p.returncode, p.out) == (0, f"{want}\n512\n{hard}\n"), p.err
-    assert runc("exec", runc.detached(b), "sh", "-c", script).stdout.decode() == p.out
+    # runc 1.1.5 applies an exec'd process's rlimits racily: about one exec in three here already runs with the
+    # caller's soft limit (20000 instead of 512) while pyrunc's is 512 every time; compare what runc always gets
+    oom, soft, hard_seen = runc("exec", runc.detached(b), "sh", "-c", script).stdout.decode().split("\n")[:3]
+    assert (oom, hard_seen) == (str(want), str(hard)) and soft in ("512", str(resource.getrlimit(
+        resource.RLIMIT_NOFILE)[0])), (oom, soft, hard_seen)
 
 
 def test_rlimits_in_userns(pyrunc, ubundle, tmp_path):
