@@ -320,8 +320,16 @@ class Manager:
         targets = self._created if self._created is not None else [d for _, d in self._dirs()]
         targets = sorted(set(targets), key=lambda p: p.count("/"), reverse=True)
         left = []
+        own = set(self.paths.values())
         deadline = time.monotonic() + REMOVE_BUDGET  # one budget for all the dirs, not one each
         for d in targets:
+            if d not in own:
+                # a parent create made on the way (containerd's /<namespace>): other containers may live below
+                # it now, so it goes only if empty, and its sub-cgroups are never touched
+                err = _rmdir_errno(d)
+                if err and err not in (_errno.EBUSY, _errno.ENOTEMPTY):
+                    left.append((d, err))
+                continue
             err = _remove(d, max(0.0, deadline - time.monotonic()))
             if err:
                 left.append((d, err))

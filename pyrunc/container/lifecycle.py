@@ -524,13 +524,19 @@ def _own_pidns(c):
     return any(ns.get("type") == "pid" and not ns.get("path") for ns in linux.get("namespaces") or ())
 
 
+def _own_created(mgr):
+    """The container's own cgroup dirs that create made: a pre-existing cgroup is not ours to wait on or to empty,
+    nor is a parent made on the way (containerd's /<namespace>), where other containers live too."""
+    own = set(mgr.paths.values())
+    return [d for d in mgr.created if d in own]
+
+
 def _wait_empty(mgr, timeout=3.0):
-    """Wait (bounded; never under the container's lock) for the killed processes to leave the cgroups we
-    created (a pre-existing cgroup is not ours to remove, nor to wait on)."""
+    """Wait (bounded; never under the container's lock) for the killed processes to leave our own cgroups."""
     deadline = time.monotonic() + timeout
     delay = 0.001
     while time.monotonic() < deadline:
-        if not any(_procs_under(d) for d in mgr.created):
+        if not any(_procs_under(d) for d in _own_created(mgr)):
             return True
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
@@ -549,7 +555,7 @@ def _procs_under(d):
 
 
 def _kill_created(mgr):
-    for d in mgr.created:
+    for d in _own_created(mgr):
         for pid in _procs_under(d):
             try:
                 os.kill(pid, signal.SIGKILL)

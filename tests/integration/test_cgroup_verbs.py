@@ -384,3 +384,37 @@ def test_v2_device_filter_attached_to_a_real_cgroup2_dir():
             bpf.detach_all(d)
         finally:
             os.rmdir(d)
+
+
+def test_delete_leaves_a_shared_parent_and_its_other_containers_alone(pyrunc, bundle):
+    """containerd's cgroupsPath is /<namespace>/<id>: the first container's create makes the /<namespace> parent,
+    where the next containers live too.  Deleting the first must neither kill the others' processes (they are
+    under the parent it made, not in its own cgroup) nor remove the parent or their cgroups; the parent stays
+    after the last one, as with runc (only a container's own cgroup is its to remove)."""
+    import uuid
+
+    parent = f"pyrunc-it-ns-{uuid.uuid4().hex[:8]}"
+    ids = []
+
+    def at(cfg):
+        cfg["linux"]["cgroupsPath"] = f"/{parent}/pyrunc-it-sh-{len(ids)}-{uuid.uuid4().hex[:8]}"
+
+    memory = "/sys/fs/cgroup/memory"
+    try:
+        for _ in range(2):
+            ids.append(up(pyrunc, bundle, ["sleep", "60"], edit=at, prefix="sh"))
+        pid_b = pyrunc.state(ids[1])["pid"]
+        pyrunc("delete", "--force", ids[0], check=True)
+        assert pyrunc.state(ids[1])["status"] == "running"
+        own_b = cg(pyrunc, ids[1], "memory")
+        assert os.path.exists(f"/proc/{pid_b}") and os.path.isdir(own_b) and own_b.startswith(f"{memory}/{parent}/")
+        pyrunc("delete", "--force", ids[1], check=True)
+        assert not os.path.exists(own_b)
+    finally:
+        for cid in ids:
+            pyrunc("delete", "--force", cid)
+        for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+            if os.path.basename(root) == parent:
+                os.rmdir(root)
+            if root.count("/") > 4:
+                dirs[:] = []
