@@ -15,6 +15,7 @@ import os
 from collections import namedtuple
 
 from pyrunc.errors import PyruncError
+from pyrunc.linux.mountinfo import unescape
 
 # Controllers the v1 manager knows, in the order runc applies them (libcontainer/cgroups/fs/fs.go `subsystems`).
 V1_ORDER = (
@@ -35,10 +36,6 @@ def _under(path, root):
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _unescape(s):
-    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
 def _from_mountinfo(root, text):
     v1, v1root, unified = {}, {}, None
     for line in text.splitlines():
@@ -48,7 +45,7 @@ def _from_mountinfo(root, text):
         f, r = left.split(), right.split()
         if len(f) < 5 or len(r) < 3:
             continue
-        mnt_root, mountpoint = _unescape(f[3]), _unescape(f[4])
+        mnt_root, mountpoint = unescape(f[3]), unescape(f[4])
         if not _under(mountpoint, root):
             continue
         fstype, opts = r[0], r[2].split(",")

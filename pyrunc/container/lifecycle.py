@@ -431,20 +431,15 @@ def _record_cgroup(prov, mgr, before):
     prov.save(PROVISIONAL)
 
 
-def _unescape(field):
-    """A mountinfo path field: space, tab, newline and backslash come octal-escaped (\\040)."""
-    if "\\" not in field:
-        return field
-    return field.encode().decode("unicode_escape").encode("latin-1").decode(errors="surrogateescape")
-
-
 def _top_mount(path):
     """The id of the topmost mount at path (the one no other mount at path sits on), 0 if path is no mount point."""
+    from ..linux.mountinfo import unescape
+
     at = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
-            if _unescape(fields[4]) == path:
+            if unescape(fields[4]) == path:
                 at[int(fields[0])] = int(fields[1])
     tops = [m for m in at if m not in at.values()]
     return tops[-1] if tops else 0
