@@ -220,21 +220,25 @@ class Runtime:
 
     # --- start, state, kill, delete --------------------------------------------------------------------
 
-    def start(self, cid):
-        """Let the init go on to exec the user program.  The container is claimed under the lock (its exec fifo
-        renamed: from then on it is "running", as under runc once `start` has read the fifo); the startContainer
-        hooks, the wait for the init and the poststart hooks all run after the lock is released, so that they
-        may call pyrunc on this container (and a concurrent pause/resume/delete is never stuck behind them)."""
+    def _lock(self, cid):
+        """The container's lock for start and delete.  A directory without state.json is a create in progress
+        (it holds the lock: "does not exist", never wait on it) or one that died, whose leftovers the caller
+        removes: that lock is only tried, never waited for."""
         try:
             self.store.load(cid)
             blocking = True
         except NotFound:
             if not os.path.isdir(self.store.path(cid)):
                 raise
-            # no state.json: a create in progress (it holds the lock: "does not exist", never wait on it) or one
-            # that died, whose leftovers are removed below
             blocking = False
-        with Lock(self.store.path(cid), blocking=blocking):
+        return Lock(self.store.path(cid), blocking=blocking)
+
+    def start(self, cid):
+        """Let the init go on to exec the user program.  The container is claimed under the lock (its exec fifo
+        renamed: from then on it is "running", as under runc once `start` has read the fifo); the startContainer
+        hooks, the wait for the init and the poststart hooks all run after the lock is released, so that they
+        may call pyrunc on this container (and a concurrent pause/resume/delete is never stuck behind them)."""
+        with self._lock(cid):
             c = self.store.load(cid)
             status = c.status()
             if status == "stopped":
@@ -307,16 +311,7 @@ class Runtime:
         """Kill under the lock, wait for the processes without it, then remove the cgroup and the state under
         it again; poststop hooks run last, outside the lock.  If the cgroup cannot be removed the state stays,
         so that delete can be run again."""
-        try:
-            self.store.load(cid)
-            blocking = True
-        except NotFound:
-            if not os.path.isdir(self.store.path(cid)):
-                raise
-            # no state.json: a create in progress (it holds the lock: "does not exist", never wait on it) or one
-            # that died, whose leftovers are removed below
-            blocking = False
-        with Lock(self.store.path(cid), blocking=blocking):
+        with self._lock(cid):
             try:
                 c = self.store.load(cid)  # under the lock: never a document another delete already acted on
             except NotFound:
