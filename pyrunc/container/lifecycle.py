@@ -420,9 +420,10 @@ def _manager(c):
 
 def _record_cgroup(prov, mgr, before):
     """Into the creation record: the cgroup dirs create makes.  Before mgr.create(), the leaf dirs that do not
-    exist yet (a kill during create leaves some of them); after it, exactly those it made."""
+    exist yet (a kill during create leaves some of them); after it, exactly those it made.  The systemd driver's
+    unit too: delete reopens that manager (it stops the unit and removes all of the unit's dirs)."""
     made = [d for d in dict.fromkeys(mgr.paths.values()) if not os.path.isdir(d)] if before else mgr.created
-    prov.doc.update(cgroup_paths=mgr.paths, cgroup_created=made)
+    prov.doc.update(cgroup_paths=mgr.paths, cgroup_created=made, cgroup_unit=mgr.unit)
     prov.save(PROVISIONAL)
 
 
