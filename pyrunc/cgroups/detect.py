@@ -15,7 +15,6 @@ import os
 from collections import namedtuple
 
 from pyrunc.errors import PyruncError
-from pyrunc.linux.mountinfo import unescape
 
 # Controllers the v1 manager knows, in the order runc applies them (libcontainer/cgroups/fs/fs.go `subsystems`).
 V1_ORDER = (
@@ -38,6 +37,10 @@ def _under(path, root):
 
 def _from_mountinfo(root, text):
     v1, v1root, unified = {}, {}, None
+    if "\\" in text:  # a path escaped somewhere (\\ooo): only then import the helper, so delete pays nothing
+        from pyrunc.mountinfo import unescape
+    else:
+        unescape = str
     for line in text.splitlines():
         left, sep, right = line.partition(" - ")
         if not sep:

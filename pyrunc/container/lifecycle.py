@@ -429,7 +429,7 @@ def _record_cgroup(prov, mgr, before):
 
 def _top_mount(path):
     """The id of the topmost mount at path (the one no other mount at path sits on), 0 if path is no mount point."""
-    from ..linux.mountinfo import unescape
+    from ..mountinfo import unescape
 
     at = {}
     with open("/proc/self/mountinfo") as f:

@@ -8,7 +8,7 @@ import stat
 
 from ..errors import PyruncError, SysError
 from ..linux import MNT_DETACH, MS, O_PATH, flag_names
-from ..linux.mountinfo import unescape
+from ..mountinfo import unescape
 from . import rootfs
 from .cgroupfs import mount_cgroup
 from .plan import DEV_SYMLINKS

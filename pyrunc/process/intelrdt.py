@@ -19,7 +19,7 @@ import errno
 import os
 
 from ..errors import ConfigError, SysError
-from ..linux.mountinfo import unescape
+from ..mountinfo import unescape
 
 RESCTRL = "/sys/fs/resctrl"
 W = "linux.intelRdt"

@@ -4,7 +4,7 @@ from pyrunc.container import lifecycle
 
 
 def test_unescape():
-    from pyrunc.linux.mountinfo import unescape
+    from pyrunc.mountinfo import unescape
 
     assert unescape("/plain/path") == "/plain/path"
     assert unescape("/a\\040b\\011c\\134d") == "/a b\tc\\d"
