@@ -9,7 +9,6 @@ stderr, never the log).
 """
 
 import os
-import sys
 import time
 
 

@@ -35,12 +35,12 @@ def _under(path, root):
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _unescape(s):
-    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
 def _from_mountinfo(root, text):
     v1, v1root, unified = {}, {}, None
+    if "\\" in text:  # a path escaped somewhere (\\ooo): only then import the helper, so delete pays nothing
+        from pyrunc.mountinfo import unescape
+    else:
+        unescape = str
     for line in text.splitlines():
         left, sep, right = line.partition(" - ")
         if not sep:
@@ -48,7 +48,7 @@ def _from_mountinfo(root, text):
         f, r = left.split(), right.split()
         if len(f) < 5 or len(r) < 3:
             continue
-        mnt_root, mountpoint = _unescape(f[3]), _unescape(f[4])
+        mnt_root, mountpoint = unescape(f[3]), unescape(f[4])
         if not _under(mountpoint, root):
             continue
         fstype, opts = r[0], r[2].split(",")

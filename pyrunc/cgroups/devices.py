@@ -1,6 +1,6 @@
 """Device access rules: the defaults every container gets, the v1 file writes, and the v2 eBPF device filter."""
 
-from pyrunc.errors import ConfigError, PyruncError
+from pyrunc.errors import ConfigError
 
 # runc libcontainer/specconv AllowedDevices, appended after the spec's own rules (so the spec cannot take them
 # away by ordering): mknod of any char/block device, then the standard /dev nodes and /dev/pts, ptmx, tun.

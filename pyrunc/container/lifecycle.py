@@ -242,21 +242,25 @@ class Runtime:
 
     # --- start, state, kill, delete --------------------------------------------------------------------
 
-    def start(self, cid):
-        """Let the init go on to exec the user program.  The container is claimed under the lock (its exec fifo
-        renamed: from then on it is "running", as under runc once `start` has read the fifo); the startContainer
-        hooks, the wait for the init and the poststart hooks all run after the lock is released, so that they
-        may call pyrunc on this container (and a concurrent pause/resume/delete is never stuck behind them)."""
+    def _lock(self, cid):
+        """The container's lock for start and delete.  A directory without state.json is a create in progress
+        (it holds the lock: "does not exist", never wait on it) or one that died, whose leftovers the caller
+        removes: that lock is only tried, never waited for."""
         try:
             self.store.load(cid)
             blocking = True
         except NotFound:
             if not os.path.isdir(self.store.path(cid)):
                 raise
-            # no state.json: a create in progress (it holds the lock: "does not exist", never wait on it) or one
-            # that died, whose leftovers are removed below
             blocking = False
-        with Lock(self.store.path(cid), blocking=blocking):
+        return Lock(self.store.path(cid), blocking=blocking)
+
+    def start(self, cid):
+        """Let the init go on to exec the user program.  The container is claimed under the lock (its exec fifo
+        renamed: from then on it is "running", as under runc once `start` has read the fifo); the startContainer
+        hooks, the wait for the init and the poststart hooks all run after the lock is released, so that they
+        may call pyrunc on this container (and a concurrent pause/resume/delete is never stuck behind them)."""
+        with self._lock(cid):
             c = self.store.load(cid)
             status = c.status()
             if status == "stopped":
@@ -329,16 +333,7 @@ class Runtime:
         """Kill under the lock, wait for the processes without it, then remove the cgroup and the state under
         it again; poststop hooks run last, outside the lock.  If the cgroup cannot be removed the state stays,
         so that delete can be run again."""
-        try:
-            self.store.load(cid)
-            blocking = True
-        except NotFound:
-            if not os.path.isdir(self.store.path(cid)):
-                raise
-            # no state.json: a create in progress (it holds the lock: "does not exist", never wait on it) or one
-            # that died, whose leftovers are removed below
-            blocking = False
-        with Lock(self.store.path(cid), blocking=blocking):
+        with self._lock(cid):
             try:
                 c = self.store.load(cid)  # under the lock: never a document another delete already acted on
             except NotFound:
@@ -447,29 +442,25 @@ def _manager(c):
 
 def _record_cgroup(prov, mgr, before):
     """Into the creation record: the cgroup dirs create makes.  Before mgr.create(), the leaf dirs that do not
-    exist yet (a kill during create leaves some of them); after it, exactly those it made."""
+    exist yet (a kill during create leaves some of them); after it, exactly those it made.  The systemd driver's
+    unit too: delete reopens that manager (it stops the unit and removes all of the unit's dirs)."""
     if mgr is None:  # rootless without cgroup access: none made
-        prov.doc.update(cgroup_paths={}, cgroup_created=[])
+        prov.doc.update(cgroup_paths={}, cgroup_created=[], cgroup_unit=None)
     else:
         made = [d for d in dict.fromkeys(mgr.paths.values()) if not os.path.isdir(d)] if before else mgr.created
-        prov.doc.update(cgroup_paths=mgr.paths, cgroup_created=made)
+        prov.doc.update(cgroup_paths=mgr.paths, cgroup_created=made, cgroup_unit=mgr.unit)
     prov.save(PROVISIONAL)
-
-
-def _unescape(field):
-    """A mountinfo path field: space, tab, newline and backslash come octal-escaped (\\040)."""
-    if "\\" not in field:
-        return field
-    return field.encode().decode("unicode_escape").encode("latin-1").decode(errors="surrogateescape")
 
 
 def _top_mount(path):
     """The id of the topmost mount at path (the one no other mount at path sits on), 0 if path is no mount point."""
+    from ..mountinfo import unescape
+
     at = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
-            if _unescape(fields[4]) == path:
+            if unescape(fields[4]) == path:
                 at[int(fields[0])] = int(fields[1])
     tops = [m for m in at if m not in at.values()]
     return tops[-1] if tops else 0

@@ -8,6 +8,7 @@ import stat
 
 from ..errors import PyruncError, SysError
 from ..linux import MNT_DETACH, MS, O_PATH, flag_names
+from ..mountinfo import unescape
 from . import rootfs
 from .cgroupfs import mount_cgroup
 from .idmap import IN_USER_NAMESPACE
@@ -141,19 +142,6 @@ def remount_readonly(plan, rootfd, lx):
             os.close(fd)
 
 
-def _unescape(field):
-    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
-    out, i = bytearray(), 0
-    while i < len(field):
-        if field[i:i + 1] == b"\\" and len(field) >= i + 4 and field[i + 1:i + 4].isdigit():
-            out.append(int(field[i + 1:i + 4], 8))
-            i += 4
-        else:
-            out += field[i:i + 1]
-            i += 1
-    return bytes(out)
-
-
 def full_proc_sys_mounts(rootfs_path, mountinfo):
     """The mount points of every whole procfs or sysfs (root "/") outside the rootfs, from mountinfo bytes."""
     out = []
@@ -163,7 +151,7 @@ def full_proc_sys_mounts(rootfs_path, mountinfo):
         fields, rest = fields.split(), rest.split()
         if len(fields) < 5 or not rest or rest[0] not in (b"proc", b"sysfs") or fields[3] != b"/":
             continue
-        mp = _unescape(fields[4])
+        mp = unescape(fields[4])
         if mp + b"/" != prefix and not mp.startswith(prefix):
             out.append(os.fsdecode(mp))
     return out

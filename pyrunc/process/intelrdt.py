@@ -19,6 +19,7 @@ import errno
 import os
 
 from ..errors import ConfigError, SysError
+from ..mountinfo import unescape
 
 RESCTRL = "/sys/fs/resctrl"
 W = "linux.intelRdt"
@@ -31,7 +32,7 @@ def find_root(mountinfo="/proc/self/mountinfo"):
             for line in f:
                 fields = line.split()
                 if fields[fields.index("-") + 1] == "resctrl":
-                    return fields[4].replace("\\040", " ")
+                    return unescape(fields[4])
     except OSError:
         return None
     return None

@@ -8,7 +8,7 @@ import os
 
 from ..errors import ConfigError, SysError
 from ..linux import NAMESPACES, O_PATH, real
-from . import intelrdt, mempolicy, netdev, rootfs, sched, timens
+from . import mempolicy, rootfs, sched, timens
 
 DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
     ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
@@ -125,9 +125,16 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     p.process.personality, p.personality_flags = sched.personality(linux.get("personality"))
     p.process.mempolicy = mempolicy.plan(linux.get("memoryPolicy"))
     p.new_netns = bool(p.ns_new & NAMESPACES["network"][0])
-    p.net_devices = netdev.plan(linux.get("netDevices"), "network" in types)
+    p.net_devices, p.intel_rdt = [], None  # netdev.py and intelrdt.py only for the configs that use them
+    if linux.get("netDevices"):
+        from . import netdev
+
+        p.net_devices = netdev.plan(linux["netDevices"], "network" in types)
     p.time_offsets = timens.plan(linux.get("timeOffsets"), types, {t for t, _ in p.ns_join})
-    p.intel_rdt = intelrdt.plan(linux.get("intelRdt"))  # applied by the caller to the init's pid (lifecycle.py)
+    if linux.get("intelRdt"):
+        from . import intelrdt
+
+        p.intel_rdt = intelrdt.plan(linux["intelRdt"])  # applied by the caller to the init's pid (lifecycle.py)
     return p
 
 

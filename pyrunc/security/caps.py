@@ -16,8 +16,6 @@ the real runc 1.1.5 on this machine):
   raise, so the amb mask returned here is already ``amb & prm & inh``: the same result as runc, silently.
 """
 
-import os
-
 # Linux capability numbers, <linux/capability.h>; runc 1.1.5's vendored gocapability knows exactly these.
 CAPABILITIES = {
     "CAP_CHOWN": 0,

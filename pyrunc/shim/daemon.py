@@ -91,10 +91,10 @@ def _warm_up():
     """Import what Create needs now, while containerd is still reading `start`'s answer and dialling us: the
     first Create would pay for it otherwise."""
     try:
-        from ..container import execute, lifecycle  # noqa: F401
+        from ..container import execute, lifecycle  # noqa: F401: warm-up, imported for the load only
         from ..linux import real
-        from ..process import child, plan  # noqa: F401
-        from ..spec import fastcheck  # noqa: F401
+        from ..process import child, plan  # noqa: F401: warm-up, imported for the load only
+        from ..spec import fastcheck  # noqa: F401: warm-up, imported for the load only
 
         real.lib  # noqa: B018: load the C helper
     except Exception:  # noqa: BLE001: Create reports it properly

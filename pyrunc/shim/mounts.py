@@ -1,7 +1,6 @@
 """The rootfs mounts containerd sends with Create (containerd.types.Mount: type, source, options), mounted in
 order onto <bundle>/rootfs, and unmounted on Delete and by the `delete` subcommand."""
 
-import os
 
 MNT_DETACH = 2
 

@@ -4,7 +4,6 @@ fd; check_now() lets the service report an OOM kill before the init's exit it ca
 
 import os
 import select
-import struct
 import threading
 
 IN_MODIFY = 0x2

@@ -4,9 +4,12 @@ from pyrunc.container import lifecycle
 
 
 def test_unescape():
-    assert lifecycle._unescape("/plain/path") == "/plain/path"
-    assert lifecycle._unescape("/a\\040b\\011c\\134d") == "/a b\tc\\d"
-    assert lifecycle._unescape("/caf\u00e9\\040x") == "/caf\u00e9 x"
+    from pyrunc.mountinfo import unescape
+
+    assert unescape("/plain/path") == "/plain/path"
+    assert unescape("/a\\040b\\011c\\134d") == "/a b\tc\\d"
+    assert unescape("/caf\u00e9\\040x") == "/caf\u00e9 x"
+    assert unescape(b"/a\\040b\\012c") == b"/a b\nc"
 
 
 def test_top_mount_of_stacked_mounts(monkeypatch, tmp_path):

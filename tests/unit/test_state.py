@@ -215,3 +215,24 @@ def test_lock_refuses_a_directory_replaced_while_waiting(tmp_path, monkeypatch):
     monkeypatch.setattr(st.fcntl, "flock", real_flock)
     with st.Lock(str(d)):  # an undisturbed lock is taken
         pass
+
+
+def test_creation_record_names_the_systemd_unit(tmp_path):
+    """A create killed after the systemd driver started the unit: delete reopens the manager from the creation
+    record, so the record must name the unit (else a cgroupfs manager with nothing `created` removes nothing and
+    the unit's dirs on the hierarchies systemd leaves alone stay behind)."""
+    import types
+
+    from pyrunc.container import lifecycle
+    from pyrunc.container.state import PROVISIONAL, Container, Store
+
+    store = Store(str(tmp_path))
+    store.reserve("c1")
+    prov = Container(store.root, "c1", {"id": "c1"})
+    mgr = types.SimpleNamespace(paths={"freezer": "/sys/fs/cgroup/freezer/system.slice/pyrunc-c1.scope"},
+                                created=[], unit="pyrunc-c1.scope")
+    for before in (True, False):
+        lifecycle._record_cgroup(prov, mgr, before)
+        doc = store.load_provisional("c1").doc
+        assert doc["cgroup_unit"] == "pyrunc-c1.scope", (before, doc)
+    assert os.path.exists(os.path.join(store.path("c1"), PROVISIONAL))
