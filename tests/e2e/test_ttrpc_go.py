@@ -162,7 +162,8 @@ def test_task_lifecycle_and_events_against_the_go_shim(go_shim, tmp_path):
             # containerd-shim-runc-v2 1.6.20 exits right after Shutdown, and under load it can be gone before its
             # reply is written (seen once in a full run): the reference's race, not the wire under test
             pass
-        with pytest.raises(ttrpc.Closed):  # the shim exits after answering
+        _wait_exit(go_shim["shim_pid"])  # it exits after answering; a call made before it is gone may still be served
+        with pytest.raises(ttrpc.Closed):
             c.call(api.TASK_SERVICE, "Connect", api.ConnectRequest(id=cid).encode(), timeout=T)
 
     envs = go_shim["events"].wait_topics(4)
@@ -177,3 +178,17 @@ def test_task_lifecycle_and_events_against_the_go_shim(go_shim, tmp_path):
     assert (start.container_id, start.pid) == (cid, created.pid)
     assert (exit_.container_id, exit_.id, exit_.pid, exit_.exit_status) == (cid, cid, created.pid, 7)
     assert (delete.container_id, delete.pid, delete.exit_status) == (cid, created.pid, 7)
+
+
+def _wait_exit(pid, timeout=T):
+    """Block (bounded) until pid has exited, through a pidfd: no polling, no sleep."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        assert select.select([fd], [], [], timeout)[0], f"pid {pid} still running after {timeout}s"
+    finally:
+        os.close(fd)
