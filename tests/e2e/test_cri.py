@@ -221,6 +221,9 @@ def cri_daemon():
         pytest.skip(reason)
     pytest.importorskip("grpc", reason="grpcio is in the test extra")
     daemon = CriDaemon()
+    # the shims' per-namespace state roots (runc-v2's and ours) are made under /run/containerd on first use
+    roots = [r for r in ("/run/containerd/pyrunc/k8s.io", "/run/containerd/pyrunc", "/run/containerd/runc/k8s.io")
+             if not os.path.exists(r)]
     try:
         try:
             daemon.start()
@@ -229,6 +232,11 @@ def cri_daemon():
         yield daemon
     finally:
         daemon.teardown()
+        for r in roots:  # deepest first; only what this test made, and only when empty
+            try:
+                os.rmdir(r)
+            except (FileNotFoundError, OSError):
+                pass
 
 
 # --- the scenario ---------------------------------------------------------------------------------------------------
