@@ -20,12 +20,13 @@ _BUF = 65536
 
 
 class _Copy:
-    __slots__ = ("src", "dst", "pending", "on_eof", "close_dst", "done", "name")
+    __slots__ = ("src", "dst", "pending", "on_eof", "close_dst", "done", "name", "finished")
 
     def __init__(self, src, dst, on_eof, close_dst, name):
         self.src, self.dst, self.on_eof, self.close_dst, self.name = src, dst, on_eof, close_dst, name
         self.pending = b""
         self.done = threading.Event()
+        self.finished = False  # set once, under the loop's lock: its fds are closed exactly once
 
 
 class Loop:
@@ -35,7 +36,10 @@ class Loop:
         self.log = log
         self.ep = select.epoll()
         self.copies = {}  # fd registered -> (copy, "in"|"out")
-        self.lock = threading.Lock()
+        # Held around every read/write of a copy's fds and around closing them: a copy cancelled from another
+        # thread (Delete, CloseIO) and finished by the loop at once must not close an fd twice, nor may the loop
+        # read an fd number that a cancel closed and something else reused meanwhile.
+        self.lock = threading.RLock()
         self.thread = None
 
     def add(self, src, dst, *, on_eof=None, close_dst=True, name=""):
@@ -51,18 +55,21 @@ class Loop:
         return c
 
     def _finish(self, c):
-        for fd in (c.src, c.dst):
-            with self.lock:
+        with self.lock:
+            if c.finished:
+                return
+            c.finished = True
+            for fd in (c.src, c.dst):
                 if fd in self.copies and self.copies[fd][0] is c:
                     del self.copies[fd]
                     try:
                         self.ep.unregister(fd)
                     except OSError:
                         pass
-        _close(c.src)
-        if c.close_dst:
-            _close(c.dst)
-        c.done.set()
+            _close(c.src)
+            if c.close_dst:
+                _close(c.dst)
+        c.done.set()  # outside the lock: on_eof may take the service's locks
         if c.on_eof:
             c.on_eof()
 
@@ -78,32 +85,33 @@ class Loop:
             except InterruptedError:
                 continue
             for fd, ev in events:
+                failed = None
                 with self.lock:
                     entry = self.copies.get(fd)
-                if entry is None:
-                    continue
-                c, role = entry
-                try:
-                    if role == "in":
-                        self._readable(c)
-                    else:
-                        self._writable(c)
-                except OSError as e:
-                    if self.log:
-                        self.log.warning(f"copy {c.name}: {e}")
+                    if entry is None or entry[0].finished:
+                        continue
+                    c, role = entry
+                    try:
+                        eof = self._readable(c) if role == "in" else self._writable(c)
+                    except OSError as e:
+                        eof, failed = True, e
+                if failed is not None and self.log:
+                    self.log.warning(f"copy {c.name}: {failed}")
+                if eof:
                     self._finish(c)
 
     def _readable(self, c):
+        """One read and its write (under the loop's lock); True at EOF."""
         try:
             data = os.read(c.src, _BUF)
         except BlockingIOError:
-            return
+            return False
         except OSError:  # EIO: the pty's last slave fd closed
             data = b""
         if not data:
-            self._finish(c)
-            return
+            return True
         self._write(c, data)
+        return False
 
     def _write(self, c, data):
         try:
@@ -122,7 +130,7 @@ class Loop:
         try:
             n = os.write(c.dst, c.pending)
         except BlockingIOError:
-            return
+            return False
         c.pending = c.pending[n:]
         if not c.pending:
             with self.lock:
@@ -130,6 +138,7 @@ class Loop:
                 self.ep.unregister(c.dst)
                 self.copies[c.src] = (c, "in")
                 self.ep.register(c.src, select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR)
+        return False
 
 
 def _close(fd):
