@@ -49,12 +49,7 @@ class Runtime:
         return json.loads(p.out)
 
     def wait_status(self, cid, want, timeout=10):
-        deadline = time.monotonic() + timeout
-        while True:
-            s = self.state(cid)
-            if s["status"] == want or time.monotonic() > deadline:
-                return s
-            time.sleep(0.02)
+        return wait_status(self, cid, want, timeout)
 
     def cleanup(self):
         if os.path.isdir(self.root):
@@ -80,3 +75,13 @@ def pyrunc_rt(pyrunc):
     r = Runtime("pyrunc", list(pyrunc.argv), pyrunc.root, pyrunc.new_id)
     yield r
     r.cleanup()
+
+
+def wait_status(rt, cid, want, timeout=10):
+    """rt.state(cid) until its status is `want` (bounded); returns the last state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = rt.state(cid)
+        if s["status"] == want or time.monotonic() > deadline:
+            return s
+        time.sleep(0.02)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ..conftest import require
+from .runtimes import wait_status
 
 RUNC = shutil.which("runc")
 
@@ -52,15 +53,6 @@ def runc(tmp_path):
     if os.path.isdir(r.root):
         for cid in os.listdir(r.root):
             r("delete", "--force", cid)
-
-
-def wait_status(pyrunc, cid, want, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        s = pyrunc.state(cid)
-        if s["status"] == want or time.monotonic() > deadline:
-            return s
-        time.sleep(0.05)
 
 
 def gone(pid, timeout=10):
