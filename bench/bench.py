@@ -1,14 +1,22 @@
 """Side-by-side timings of pyrunc and runc on the same busybox bundle, interleaved, one run.
 
-    python3 bench/bench.py [--pyrunc PATH] [--runc PATH] [-n 20] [--markdown]
+    python3 bench/bench.py [--pyrunc PATH] [--runc PATH] [-n 15] [--markdown] [--json FILE]
+                           [--parallel 200 --jobs 16] [--shim 11]
 
 Per iteration and runtime: `run` of busybox `true`; then a create/start/state/kill/delete cycle of a
-`sleep` container, each verb timed on its own.  The interpreter floor is `python -c pass` with the Python that
-runs pyrunc.  Reports medians and pyrunc/runc ratios.  Needs root.  Never a test: figures go in the README.
+`sleep` container, each verb timed on its own.  Two interpreter floors are timed in the same rounds, with the
+Python that runs pyrunc: `python -c pass` and `python -I -S -c pass` (the cheapest start; issue 12's target for
+start/state/kill/delete is 1.1x of it).  Reports medians, pyrunc/runc and pyrunc/floor ratios, and issue 12's
+targets.  --parallel adds bench/parallel.py (N `run`s, J at a time, both runtimes, leftovers checked); --shim adds
+bench/shim_bench.py (`ctr run --rm` under containerd's runc-v2 shim, a private containerd).  --json writes
+everything for bench/chart.py and the README.  Needs root.  Never a test: figures go in the README.
 """
 
 import argparse
+import json
 import os
+import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -18,6 +26,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+
+VERBS = ["run", "create", "start", "state", "kill", "delete"]
+FLOOR_VERBS = ["start", "state", "kill", "delete"]
+# issue 12's targets: verb -> (what it is compared with, the highest ratio allowed)
+TARGETS = {"run": ("runc", 1.5), "create": ("runc", 1.6), **{v: ("floor", 1.1) for v in FLOOR_VERBS}}
+PARALLEL_TARGET = 1.5
+SHIM_TARGET = 1.3
 
 
 def timed(argv):
@@ -33,6 +48,7 @@ def timed(argv):
 
 
 def interpreter_of(path):
+    """The interpreter of a #! script (flags dropped), else the Python running us."""
     with open(path, "rb") as f:
         first = f.readline()
     if first.startswith(b"#!"):
@@ -40,22 +56,54 @@ def interpreter_of(path):
     return sys.executable
 
 
-def main():
+SHIM_ROW = re.compile(r"^\| \((\w)\) (.+?) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+)x \|$")
+
+
+def parse_shim_output(text):
+    """The table bench/shim_bench.py prints -> {"a": {"path", "median_ms", "min_ms"}, ...}."""
+    rows = {}
+    for line in text.splitlines():
+        m = SHIM_ROW.match(line.strip())
+        if m:
+            rows[m.group(1)] = {"path": m.group(2), "median_ms": float(m.group(3)), "min_ms": float(m.group(4))}
+    return rows
+
+
+def shim_bench(n, pyrunc):
+    """bench/shim_bench.py as a child (it starts and tears down its own containerd); its parsed table."""
+    shim = os.path.join(os.path.dirname(pyrunc), "containerd-shim-pyrunc-v1")
+    argv = [sys.executable, os.path.join(HERE, "shim_bench.py"), "-n", str(n), "--pyrunc", pyrunc, "--shim", shim]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
+    rows = parse_shim_output(r.stdout)
+    if "a" not in rows or "b" not in rows:
+        raise SystemExit(f"bench: no table in the output of shim_bench.py:\n{r.stdout}")
+    return {"n": n, "rows": rows, "text": r.stdout.strip(),
+            "ratio_b_a": rows["b"]["median_ms"] / rows["a"]["median_ms"]}
+
+
+def cycle(binary, root, cid, b_true, b_sleep):
+    g = [binary, "--root", root]
+    t = {"run": timed(g + ["run", "--bundle", b_true, cid + "r"]),
+         "create": timed(g + ["create", "--bundle", b_sleep, cid])}
+    t["start"] = timed(g + ["start", cid])
+    t["state"] = timed(g + ["state", cid])
+    t["kill"] = timed(g + ["kill", cid, "KILL"])
+    time.sleep(0.02)
+    t["delete"] = timed(g + ["delete", "--force", cid])
+    return t
+
+
+def verbs(pyrunc, runc, n):
+    """Interleaved rounds: floors, pyrunc's cycle, runc's cycle.  Returns (samples, floors) in ms."""
     from pyrunc.demo import make_bundle
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pyrunc", default=shutil.which("pyrunc"))
-    ap.add_argument("--runc", default=shutil.which("runc"))
-    ap.add_argument("-n", type=int, default=20)
-    ap.add_argument("--markdown", action="store_true")
-    a = ap.parse_args()
-    if not a.pyrunc or not a.runc:
-        raise SystemExit("bench: need both --pyrunc and --runc (or both on PATH)")
     tmp = tempfile.mkdtemp(prefix="pyrunc-bench-")
-    verbs = ["run", "create", "start", "state", "kill", "delete"]
-    res = {rt: {v: [] for v in verbs} for rt in ("pyrunc", "runc")}
-    floor = []
-    py = interpreter_of(a.pyrunc)
+    res = {rt: {v: [] for v in VERBS} for rt in ("pyrunc", "runc")}
+    py = interpreter_of(pyrunc)
+    floors = {"python -c pass": [py, "-c", "pass"], "python -I -S -c pass": [py, "-I", "-S", "-c", "pass"]}
+    floor = {k: [] for k in floors}
     try:
         b_true = os.path.join(tmp, "true")
         b_sleep = os.path.join(tmp, "sleep")
@@ -63,45 +111,133 @@ def main():
         os.mkdir(b_sleep)
         make_bundle(b_true, ["true"])
         make_bundle(b_sleep, ["sleep", "1000"])
-        for i in range(a.n + 1):  # the first round warms caches and is dropped
-            floor_t = timed([py, "-c", "pass"])
-            for rt, binary in (("pyrunc", a.pyrunc), ("runc", a.runc)):
-                root = os.path.join(tmp, "root-" + rt)
-                g = [binary, "--root", root]
-                cid = f"bench-{i}"
-                t = {"run": timed(g + ["run", "--bundle", b_true, cid + "r"]),
-                     "create": timed(g + ["create", "--bundle", b_sleep, cid])}
-                t["start"] = timed(g + ["start", cid])
-                t["state"] = timed(g + ["state", cid])
-                t["kill"] = timed(g + ["kill", cid, "KILL"])
-                time.sleep(0.02)
-                t["delete"] = timed(g + ["delete", "--force", cid])
+        for i in range(n + 1):  # the first round warms caches and is dropped
+            f = {k: timed(argv) for k, argv in floors.items()}
+            for rt, binary in (("pyrunc", pyrunc), ("runc", runc)):
+                t = cycle(binary, os.path.join(tmp, "root-" + rt), f"bench-{i}", b_true, b_sleep)
                 if i:
-                    for v in verbs:
+                    for v in VERBS:
                         res[rt][v].append(t[v])
             if i:
-                floor.append(floor_t)
+                for k in floors:
+                    floor[k].append(f[k])
     finally:
-        for rt, binary in (("pyrunc", a.pyrunc), ("runc", a.runc)):
+        for rt, binary in (("pyrunc", pyrunc), ("runc", runc)):
             root = os.path.join(tmp, "root-" + rt)
             if os.path.isdir(root):
                 for cid in os.listdir(root):
                     subprocess.run([binary, "--root", root, "delete", "--force", cid], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    med = {rt: {v: statistics.median(res[rt][v]) for v in verbs} for rt in res}
-    fl = statistics.median(floor)
-    rows = [(v, med["pyrunc"][v], med["runc"][v], med["pyrunc"][v] / med["runc"][v]) for v in verbs]
-    if a.markdown:
-        print(f"| verb (median of {a.n}) | pyrunc ms | runc ms | pyrunc / runc |")
-        print("|---|---|---|---|")
-        for v, p, r, x in rows:
-            print(f"| {v} | {p:.1f} | {r:.1f} | {x:.2f}x |")
-        print(f"| `python -c pass` (floor) | {fl:.1f} | | state / floor = {med['pyrunc']['state'] / fl:.2f}x |")
-    else:
-        print(f"{'verb':8} {'pyrunc ms':>10} {'runc ms':>10} {'ratio':>7}")
-        for v, p, r, x in rows:
-            print(f"{v:8} {p:10.1f} {r:10.1f} {x:6.2f}x")
-        print(f"floor (python -c pass) {fl:.1f} ms; pyrunc state / floor = {med['pyrunc']['state'] / fl:.2f}x")
+    return res, floor
+
+
+def summarize(res, floor):
+    """Medians and ratios, and issue 12's verb targets."""
+    fl = {k: statistics.median(v) for k, v in floor.items()}
+    base = fl["python -I -S -c pass"]
+    out = {}
+    for v in VERBS:
+        p, r = statistics.median(res["pyrunc"][v]), statistics.median(res["runc"][v])
+        what, limit = TARGETS[v]
+        ratio = p / r if what == "runc" else p / base
+        out[v] = {"pyrunc_ms": p, "runc_ms": r, "vs_runc": p / r, "vs_floor": p / base,
+                  "target": f"<= {limit}x {'runc' if what == 'runc' else 'python -I -S'}", "met": ratio <= limit,
+                  "pyrunc_all": res["pyrunc"][v], "runc_all": res["runc"][v]}
+    return out, fl
+
+
+def markdown(r):
+    """The README table and the lines under it."""
+    n, fl = r["n"], r["floor_ms"]
+    lines = [f"| verb (median of {n}) | pyrunc ms | runc ms | pyrunc / runc | pyrunc / `python -I -S` | "
+             "target (issue 12) |", "|---|---|---|---|---|---|"]
+    for v in VERBS:
+        x = r["verbs"][v]
+        lines.append(f"| {v} | {x['pyrunc_ms']:.1f} | {x['runc_ms']:.1f} | {x['vs_runc']:.2f}x | "
+                     f"{x['vs_floor']:.2f}x | {x['target']}: {'met' if x['met'] else '**not met**'} |")
+    for k, ms in fl.items():
+        lines.append(f"| `{k}` (floor) | {ms:.1f} | | | {ms / fl['python -I -S -c pass']:.2f}x | |")
+    p = r.get("parallel")
+    if p:
+        pr, rr = p["pyrunc"], p["runc"]
+        lines.append("")
+        lines.append(f"{pr['runs']} `run`s of busybox `true`, {pr['jobs']} in parallel: pyrunc {pr['wall_s']:.2f} s, "
+                     f"runc {rr['wall_s']:.2f} s, **{p['ratio']:.2f}x** (target <= {PARALLEL_TARGET}x: "
+                     f"{'met' if p['met'] else 'not met'}); failures: pyrunc {len(pr['failures'])}, runc "
+                     f"{len(rr['failures'])}; left behind (state dirs, cgroups, mounts, processes): "
+                     f"{'nothing' if p['clean'] else 'SEE JSON'}.")
+    s = r.get("shim")
+    if s:
+        a, b = s["rows"]["a"], s["rows"]["b"]
+        lines.append("")
+        lines.append(f"`ctr run --rm IMG id true` under containerd's runc-v2 shim, median of {s['n']} interleaved: "
+                     f"runc {a['median_ms']:.0f} ms, pyrunc {b['median_ms']:.0f} ms, **{s['ratio_b_a']:.2f}x** "
+                     f"(target <= {SHIM_TARGET}x: {'met' if s['ratio_b_a'] <= SHIM_TARGET else 'not met'})"
+                     + (f"; our own shim {s['rows']['c']['median_ms']:.0f} ms "
+                        f"({s['rows']['c']['median_ms'] / a['median_ms']:.2f}x)" if "c" in s["rows"] else "") + ".")
+    return "\n".join(lines)
+
+
+def plain(r):
+    fl = r["floor_ms"]
+    lines = [f"{'verb':8} {'pyrunc ms':>10} {'runc ms':>10} {'/runc':>7} {'/floor':>7}  target"]
+    for v in VERBS:
+        x = r["verbs"][v]
+        lines.append(f"{v:8} {x['pyrunc_ms']:10.1f} {x['runc_ms']:10.1f} {x['vs_runc']:6.2f}x {x['vs_floor']:6.2f}x  "
+                     f"{x['target']}: {'met' if x['met'] else 'NOT MET'}")
+    for k, ms in fl.items():
+        lines.append(f"floor `{k}`: {ms:.1f} ms")
+    p = r.get("parallel")
+    if p:
+        from parallel import describe
+
+        lines.append(f"parallel {p['pyrunc']['runs']} x run, {p['pyrunc']['jobs']} at a time: "
+                     f"pyrunc {describe(p['pyrunc'])}; runc {describe(p['runc'])}; ratio {p['ratio']:.2f}x "
+                     f"(target <= {PARALLEL_TARGET}x: {'met' if p['met'] else 'NOT MET'})")
+    s = r.get("shim")
+    if s:
+        lines.append(s["text"])
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pyrunc", default=shutil.which("pyrunc"))
+    ap.add_argument("--runc", default=shutil.which("runc"))
+    ap.add_argument("-n", type=int, default=15)
+    ap.add_argument("--markdown", action="store_true", help="print the README's markdown")
+    ap.add_argument("--json", metavar="FILE", help="write all results (and every sample) here")
+    ap.add_argument("--parallel", type=int, default=0, metavar="N", help="also N runs of `true`, --jobs at a time")
+    ap.add_argument("--jobs", type=int, default=16)
+    ap.add_argument("--shim", type=int, default=0, metavar="N", help="also bench/shim_bench.py -n N")
+    a = ap.parse_args()
+    if not a.pyrunc or not a.runc:
+        raise SystemExit("bench: need both --pyrunc and --runc (or both on PATH)")
+    a.pyrunc, a.runc = os.path.abspath(a.pyrunc), os.path.abspath(a.runc)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    res, floor = verbs(a.pyrunc, a.runc, a.n)
+    v, fl = summarize(res, floor)
+    r = {"date": started, "n": a.n, "host": {"cpus": os.cpu_count(), "loadavg": os.getloadavg(),
+                                               "kernel": platform.release(), "python": interpreter_of(a.pyrunc),
+                                               "runc": a.runc, "pyrunc": a.pyrunc},
+         "verbs": v, "floor_ms": fl}
+    if a.parallel:
+        sys.path.insert(0, HERE)
+        from parallel import clean, measure
+
+        p = {name: measure(name, binary, a.parallel, a.jobs) for name, binary in (("runc", a.runc),
+                                                                                  ("pyrunc", a.pyrunc))}
+        p["ratio"] = p["pyrunc"]["wall_s"] / p["runc"]["wall_s"]
+        p["clean"] = clean(p["pyrunc"]) and clean(p["runc"])
+        p["met"] = p["ratio"] <= PARALLEL_TARGET and p["clean"]
+        r["parallel"] = p
+    if a.shim:
+        r["shim"] = shim_bench(a.shim, a.pyrunc)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(r, f, indent=1)
+            f.write("\n")
+    print(markdown(r) if a.markdown else plain(r))
 
 
 if __name__ == "__main__":
