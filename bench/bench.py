@@ -148,8 +148,10 @@ def summarize(res, floor):
 
 def markdown(r):
     """The README table and the lines under it."""
-    n, fl = r["n"], r["floor_ms"]
-    lines = [f"| verb (median of {n}) | pyrunc ms | runc ms | pyrunc / runc | pyrunc / `python -I -S` | "
+    n, fl, h = r["n"], r["floor_ms"], r["host"]
+    lines = [f"`make bench` on {r['date']}: {h['cpus']} CPUs, load average {h['loadavg'][0]:.1f} at the start, kernel "
+             f"{h['kernel']}, `{h['python']}`.", "",
+             f"| verb (median of {n}) | pyrunc ms | runc ms | pyrunc / runc | pyrunc / `python -I -S` | "
              "target (issue 12) |", "|---|---|---|---|---|---|"]
     for v in VERBS:
         x = r["verbs"][v]

@@ -80,7 +80,7 @@ def markers(bundle, root, cid):
 
     return [
         ("execve", "interpreter start-up (site, encodings)", lambda e, m: main(e, m) and e["call"] == "execve"),
-        ("import", "imports (click, pyrunc.cli, ...)",
+        ("import", "imports (pyrunc.cli and what it pulls in)",
          lambda e, m: main(e, m) and "/pyrunc/__init__" in e["rest"]),
         ("config", "config.json: read, check, plan (with lazy imports)",
          lambda e, m: main(e, m) and e["call"] == "openat" and cfg in e["rest"]),
@@ -221,8 +221,9 @@ def waterfall_text(ph, scale):
 
 def markdown(r):
     ph, scale = r["phases"], r["scale"]
-    lines = [f"`pyrunc create` of busybox `sleep` (untraced median of {r['n']}: pyrunc {r['untraced_ms']['pyrunc']:.1f} "
-             f"ms, runc {r['untraced_ms']['runc']:.1f} ms); one `strace -f -ttt -T` run took {r['traced_ms']:.1f} ms, "
+    u = r["untraced_ms"]
+    lines = [f"`pyrunc create` of busybox `sleep` (untraced median of {r['n']}: pyrunc {u['pyrunc']:.1f} "
+             f"ms, runc {u['runc']:.1f} ms); one `strace -f -ttt -T` run took {r['traced_ms']:.1f} ms, "
              f"so traced figures are scaled by {scale:.2f}:", "",
              "| phase (from the outside: first syscall of each) | starts at | traced ms | scaled ms | share | "
              "blocked in syscalls >= 0.5 ms (traced) |", "|---|---|---|---|---|---|"]
