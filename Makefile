@@ -27,7 +27,8 @@ demo: install
 # make bench: pyrunc from a regular (not editable) install in its own venv -- the editable finder adds ~11 ms to
 # every start -- with the `bench` extra (matplotlib for the chart).  pip reinstalls pyrunc from this tree on every
 # run.  Writes bench/results.json, bench/waterfall.json, bench/bench.svg and the marked blocks of README.md's
-# "Speed" section (bench/readme.py); the raw markdown is left in bench/out/.  About 3-5 minutes.
+# "Speed" section (bench/readme.py); the raw markdown is left in bench/out/.  About 1-3 minutes, plus ~30 s the
+# first time to build $(BENCH_VENV).
 BENCH_VENV ?= .venv-bench
 BENCH_N ?= 15
 BENCH_PYRUNC := $(abspath $(BENCH_VENV))/bin/pyrunc
@@ -37,9 +38,11 @@ bench:
 	$(BENCH_VENV)/bin/pip install -q '.[bench]'
 	mkdir -p bench/out
 	$(BENCH_VENV)/bin/python bench/bench.py --pyrunc $(BENCH_PYRUNC) --runc $$(command -v runc) -n $(BENCH_N) \
-		--parallel 200 --jobs 16 --shim 15 --json bench/results.json --markdown | tee bench/out/table.md
+		--parallel 200 --jobs 16 --shim 15 --json bench/results.json --markdown > bench/out/table.md
+	cat bench/out/table.md
 	$(BENCH_VENV)/bin/python bench/waterfall.py --pyrunc $(BENCH_PYRUNC) --runc $$(command -v runc) -n 11 \
-		--json bench/waterfall.json --markdown | tee bench/out/waterfall.md
+		--json bench/waterfall.json --markdown > bench/out/waterfall.md
+	cat bench/out/waterfall.md
 	$(BENCH_VENV)/bin/python bench/chart.py bench/results.json bench/bench.svg
 	$(BENCH_VENV)/bin/python bench/readme.py README.md table=bench/out/table.md waterfall=bench/out/waterfall.md
 

@@ -240,7 +240,14 @@ def main():
             json.dump(r, f, indent=1)
             f.write("\n")
     print(markdown(r) if a.markdown else plain(r))
+    p = r.get("parallel")
+    if p and not p["clean"]:  # a failed run or a leftover is a bug, not a figure
+        for name in ("pyrunc", "runc"):
+            print(f"bench: parallel {name}: {p[name]['failures'][:5]} left behind: {p[name]['leftovers']}",
+                  file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

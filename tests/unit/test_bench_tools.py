@@ -11,6 +11,8 @@ BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "bench")
 
 
 def load(name):
+    """bench/NAME.py as a module; the sys.path entries the bench scripts add for themselves are undone."""
+    saved = list(sys.path)
     sys.path.insert(0, BENCH)
     try:
         spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(BENCH, f"{name}.py"))
@@ -18,7 +20,7 @@ def load(name):
         spec.loader.exec_module(mod)
         return mod
     finally:
-        sys.path.remove(BENCH)
+        sys.path[:] = saved
 
 
 # A shortened `strace -f -ttt -T` of `pyrunc --root /r create --bundle /b c1` (real lines, fewer of them).
