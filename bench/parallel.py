@@ -49,13 +49,18 @@ def leftover_mounts(needle, mountinfo="/proc/self/mountinfo"):
 
 
 def leftover_processes(needles):
-    """Pids (not ours) whose command line or /proc/PID/cgroup contains one of needles."""
+    """Pids (not ours) whose command line or /proc/PID/cgroup contains one of needles.  Zombies do not count: a
+    container's init killed after its runtime exited is reparented to PID 1, which on this VM (firecracker's
+    process_api) reaps late; an exit record is not a process left running."""
     found = []
     me = os.getpid()
     for p in os.listdir("/proc"):
         if not p.isdigit() or int(p) == me:
             continue
         try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
             with open(f"/proc/{p}/cmdline", "rb") as f:
                 text = f.read().decode(errors="replace")
             with open(f"/proc/{p}/cgroup") as f:

@@ -145,3 +145,16 @@ def test_readme_block_replacement_keeps_the_rest_and_refuses_a_missing_marker():
     assert rd.replace_block(text, "table", "new\n") == "intro\n<!-- bench:table -->\nnew\n<!-- /bench:table -->\nrest\n"
     with pytest.raises(ValueError):
         rd.replace_block(text, "waterfall", "x")
+
+
+def test_leftover_processes_finds_a_live_process_by_its_command_line_and_skips_it_once_it_is_gone(tmp_path):
+    import subprocess
+
+    par = load("parallel")
+    needle = f"bench-needle-{os.getpid()}"
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", needle], stdin=subprocess.PIPE)
+    try:
+        assert par.leftover_processes([needle]) == [child.pid]
+    finally:
+        child.communicate(timeout=10)
+    assert par.leftover_processes([needle]) == []
