@@ -47,6 +47,15 @@ def timed(argv):
     return dt
 
 
+def runtime_options(ap, n):
+    """The options bench.py and waterfall.py share: the two runtimes, the rounds, the output forms."""
+    ap.add_argument("--pyrunc", default=shutil.which("pyrunc"))
+    ap.add_argument("--runc", default=shutil.which("runc"))
+    ap.add_argument("-n", type=int, default=n, help="rounds (medians of them; one more warms up)")
+    ap.add_argument("--markdown", action="store_true", help="print the README's markdown")
+    ap.add_argument("--json", metavar="FILE", help="write all results (and every sample) here")
+
+
 def interpreter_of(path):
     """The interpreter of a #! script (flags dropped), else the Python running us."""
     with open(path, "rb") as f:
@@ -181,34 +190,13 @@ def markdown(r):
 
 
 def plain(r):
-    fl = r["floor_ms"]
-    lines = [f"{'verb':8} {'pyrunc ms':>10} {'runc ms':>10} {'/runc':>7} {'/floor':>7}  target"]
-    for v in VERBS:
-        x = r["verbs"][v]
-        lines.append(f"{v:8} {x['pyrunc_ms']:10.1f} {x['runc_ms']:10.1f} {x['vs_runc']:6.2f}x {x['vs_floor']:6.2f}x  "
-                     f"{x['target']}: {'met' if x['met'] else 'NOT MET'}")
-    for k, ms in fl.items():
-        lines.append(f"floor `{k}`: {ms:.1f} ms")
-    p = r.get("parallel")
-    if p:
-        from parallel import describe
-
-        lines.append(f"parallel {p['pyrunc']['runs']} x run, {p['pyrunc']['jobs']} at a time: "
-                     f"pyrunc {describe(p['pyrunc'])}; runc {describe(p['runc'])}; ratio {p['ratio']:.2f}x "
-                     f"(target <= {PARALLEL_TARGET}x: {'met' if p['met'] else 'NOT MET'})")
-    s = r.get("shim")
-    if s:
-        lines.append(s["text"])
-    return "\n".join(lines)
+    """The markdown, then shim_bench.py's own output (with the idle shim RSS) when it ran."""
+    return markdown(r) + (f"\n\nbench/shim_bench.py:\n{r['shim']['text']}" if r.get("shim") else "")
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pyrunc", default=shutil.which("pyrunc"))
-    ap.add_argument("--runc", default=shutil.which("runc"))
-    ap.add_argument("-n", type=int, default=15)
-    ap.add_argument("--markdown", action="store_true", help="print the README's markdown")
-    ap.add_argument("--json", metavar="FILE", help="write all results (and every sample) here")
+    runtime_options(ap, 15)
     ap.add_argument("--parallel", type=int, default=0, metavar="N", help="also N runs of `true`, --jobs at a time")
     ap.add_argument("--jobs", type=int, default=16)
     ap.add_argument("--shim", type=int, default=0, metavar="N", help="also bench/shim_bench.py -n N")

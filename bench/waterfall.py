@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from bench import interpreter_of, timed  # noqa: E402  (bench/bench.py)
+from bench import interpreter_of, runtime_options, timed  # noqa: E402  (bench/bench.py)
 
 LINE = re.compile(r"^(\d+)\s+(\d+\.\d+)\s+(.*)$")
 CALL = re.compile(r"^(?:<\.\.\. )?(\w+)(?:\(| resumed>)")
@@ -243,11 +243,7 @@ def main():
     from pyrunc.demo import make_bundle
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pyrunc", default=shutil.which("pyrunc"))
-    ap.add_argument("--runc", default=shutil.which("runc"))
-    ap.add_argument("-n", type=int, default=7)
-    ap.add_argument("--markdown", action="store_true")
-    ap.add_argument("--json", metavar="FILE")
+    runtime_options(ap, 7)
     a = ap.parse_args()
     if not a.pyrunc or not a.runc or not shutil.which("strace"):
         raise SystemExit("bench: need --pyrunc, --runc and strace")
