@@ -88,7 +88,7 @@ def shim_bench(n, pyrunc):
     rows = parse_shim_output(r.stdout)
     if "a" not in rows or "b" not in rows:
         raise SystemExit(f"bench: no table in the output of shim_bench.py:\n{r.stdout}")
-    return {"n": n, "rows": rows, "text": r.stdout.strip(),
+    return {"n": n, "rows": rows, "text": r.stdout.strip(), "limit": SHIM_TARGET,
             "ratio_b_a": rows["b"]["median_ms"] / rows["a"]["median_ms"]}
 
 
@@ -150,6 +150,7 @@ def summarize(res, floor):
         what, limit = TARGETS[v]
         ratio = p / r if what == "runc" else p / base
         out[v] = {"pyrunc_ms": p, "runc_ms": r, "vs_runc": p / r, "vs_floor": p / base,
+                  "ratio": ratio, "limit": limit,
                   "target": f"<= {limit}x {'runc' if what == 'runc' else 'python -I -S'}", "met": ratio <= limit,
                   "pyrunc_all": res["pyrunc"][v], "runc_all": res["runc"][v]}
     return out, fl
@@ -220,6 +221,7 @@ def main():
         p["ratio"] = p["pyrunc"]["wall_s"] / p["runc"]["wall_s"]
         p["clean"] = clean(p["pyrunc"]) and clean(p["runc"])
         p["met"] = p["ratio"] <= PARALLEL_TARGET and p["clean"]
+        p["limit"] = PARALLEL_TARGET
         r["parallel"] = p
     if a.shim:
         r["shim"] = shim_bench(a.shim, a.pyrunc)
