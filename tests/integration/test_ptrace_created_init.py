@@ -153,6 +153,7 @@ def test_created_init_before_its_drop_cannot_be_read_by_a_pod_peer(pyrunc, ubund
                 create.kill()
                 create.wait()
         assert create.returncode == 0, _read(errf)
+        errf.close()
         assert caps & (1 << 19) and caps & (1 << 21), f"the probe must hit the window: CapEff {caps:x}"
         _assert_denied(probe)
     finally:
