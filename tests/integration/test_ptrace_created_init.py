@@ -91,8 +91,12 @@ def test_created_init_in_a_joined_userns_cannot_be_read_by_a_pod_peer(pyrunc, ub
     b = _joiner(ubundle, pid)
     cid = pyrunc.new_id("joiner")
     _create(pyrunc.cmd("create", "--bundle", b, cid), b)
-    nspid, _ = _nspid(pyrunc.state(cid)["pid"])
+    init = pyrunc.state(cid)["pid"]
+    nspid, _ = _nspid(init)
     _assert_denied(_probe(pyrunc, pod, nspid))
+    # a non-dumpable task's /proc files belong to the root of its mm's user namespace: 0 is the host's, 100000
+    # would be the container's (the mm the kernel gave the stub, not just this one check)
+    assert os.stat(f"/proc/{init}/environ").st_uid == 0
     if RUNC:
         root = os.path.join(top, "runc-state")
         rcid = _runc_created(_joiner(ubundle, pid, maps=True), root)
