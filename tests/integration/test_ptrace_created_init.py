@@ -186,3 +186,18 @@ def test_created_init_in_a_new_userns_cannot_be_read_by_an_exec(pyrunc, ubundle,
             _assert_denied((p.stdout + p.stderr).decode(errors="replace"))
         finally:
             subprocess.run([RUNC, "--root", root, "delete", "-f", rcid], capture_output=True, timeout=60)
+
+
+def test_created_init_cannot_be_read_when_the_maps_contain_host_root(pyrunc, ubundle):
+    """The user namespace maps the host's root (0 -> 0): its root could read a memfd of host root's through
+    CAP_DAC_OVERRIDE, so the stub's owner must be an id that no map holds."""
+    def edit(c):
+        for k in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][k].append("CAP_SYS_PTRACE")
+        c["process"]["env"].append(SECRET)
+        c["linux"]["uidMappings"] = c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+
+    b = ubundle(["sleep", "100"], edit=edit)
+    cid = pyrunc.new_id("hostroot")
+    _create(pyrunc.cmd("create", "--bundle", b, cid), b)
+    _assert_denied(_probe(pyrunc, cid, 1))
