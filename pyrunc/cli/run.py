@@ -59,15 +59,20 @@ def run(g, o, log):
     # container): a SIGTERM arriving while the container is created or just after it started is kept and
     # forwarded once the init's pid is known, instead of killing pyrunc and orphaning a running container.
     fwd = None if o.detach else Forwarder()
+    pipes = _own_pipes(o, bundle, ours)
     c = None
     try:
         c = rt.create(cid, bundle, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
                       no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
-                      pidfd_socket=o.pidfd_socket)
+                      pidfd_socket=o.pidfd_socket, stdio=pipes and pipes.theirs)
+        if pipes:
+            pipes.hand_over(c.pid, ((c.doc["config"].get("process") or {}).get("user") or {}).get("uid", 0))
         rt.start(cid)  # run is create + start, hooks and all
     except PyruncError as e:
         if fwd is not None:
             fwd.stop()
+        if pipes:
+            pipes.close()
         if c is not None:  # created but not started (a startContainer hook failed): leave nothing, like runc
             try:
                 rt.delete(cid, force=True)
@@ -92,7 +97,19 @@ def run(g, o, log):
         fwd.stop()  # the init is reaped: nothing may be sent to its pid any more, and delete runs undisturbed
     if not o.keep:
         rt.delete(cid, force=True)
+    if pipes:
+        pipes.wait()  # every writer is gone: the init and, with delete, the rest of the container
     return status
+
+
+def _own_pipes(o, bundle, tty):
+    """A foreground run without a terminal in a user namespace gets pipes of pyrunc's own (runc's, always in the
+    foreground): see process/stdio_pipes.py."""
+    if o.detach or tty is not None:
+        return None
+    from ..process.stdio_pipes import Pipes, has_userns
+
+    return Pipes() if has_userns(bundle) else None
 
 
 class Forwarder:

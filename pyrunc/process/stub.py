@@ -3,6 +3,20 @@
 Executing the installed file directly would make /proc/<pid>/exe of every container process a host file that a
 container could open and, once pyrunc is gone, write (CVE-2019-5736).  A sealed memfd is unlinked, cannot be
 written or grown, and is private to this process tree.  At ~700 KB the copy costs well under a millisecond.
+
+The memfd is execute-only (0111) for the same reason the init of runc is exec'd on the host: execve fixes the
+process's mm->user_ns, and ptrace (and /proc/<pid>/mem, environ, fd) of a non-dumpable process needs
+CAP_SYS_PTRACE in that namespace.  The container's init execs the stub after it joined or made the container's
+user namespace, so its mm would belong to that namespace, and a process holding CAP_SYS_PTRACE there (a pod peer
+sharing the pid namespace, an `exec`'d process) could trace the stub before it drops its capabilities and loads
+seccomp, and for as long as it waits on the exec fifo (M2).  But execve of a file the caller may not read makes
+the kernel take the nearest ancestor user namespace that has privilege over the file's owner instead
+(fs/exec.c would_dump, "ensure mm->user_ns contains the executable"): the memfd belongs to pyrunc's uid, and the
+container's root may read it only through CAP_DAC_OVERRIDE, which needs the file's uid and gid both mapped in its
+namespace.  So the stub's mm belongs to pyrunc's user namespace, as runc's init does, unless the id maps contain
+the memfd's owner: a root caller gives it to uid and gid 4294967294 (the highest valid id, which only a map of the
+whole range holds, as one that maps host root 0 -> 0 does not); a caller that is not root cannot, and its own
+uid is its containers' root (see README, Rootless).
 """
 
 import errno
@@ -12,6 +26,7 @@ import os
 F_ADD_SEALS = 1033
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
 MFD_EXEC = 0x10  # Linux 6.3; not in Python 3.11's os module
+UNMAPPED_ID = 4294967294  # the stub memfd's owner: an id no container's map holds (see above)
 INIT_ENV = "_PYRUNC_INIT"  # names the fd holding the stub's arguments; the stub removes it from the environment
 
 
@@ -34,6 +49,12 @@ def sealed_stub():
     finally:
         os.close(src)
     fcntl.fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+    os.fchmod(fd, 0o111)  # execute-only: see the module's docstring (the exec bits stay: F_SEAL_EXEC allows it)
+    try:
+        os.fchown(fd, UNMAPPED_ID, UNMAPPED_ID)
+    except OSError as e:  # EPERM: not root; EINVAL: pyrunc's own user namespace does not map it
+        if e.errno not in (errno.EPERM, errno.EINVAL):
+            raise
     return fd
 
 

@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from .test_userns import top, ubundle  # noqa: F401: a new user namespace, 0 -> host 100000
+
 RUNC = shutil.which("runc")
 WRITE = "echo out > /dev/stdout && echo err > /dev/stderr && echo done"
 TTY = "stat -L -c '%u %g %a' /proc/self/fd/0 /proc/self/fd/1; echo hi > /dev/stdout && echo ok"
@@ -85,32 +87,76 @@ def test_exec_pty_owned_by_the_user(pyrunc, bundle):
     assert lines == ["1000 5 620", "1000 5 620", "hi", "ok"], p.out
 
 
-@pytest.mark.xfail(strict=True, reason="not yet: in a user namespace the caller's pipes belong to an unmapped uid, so "
-                   "the in-container fchown gets EPERM and skips them (as runc's fixStdioPermissions does); runc's "
-                   "foreground run makes its own pipes owned by the container's root (setupProcessPipes), pyrunc "
-                   "passes the caller's through")
-def test_userns_root_pipes_usable(pyrunc, busybox):
-    """Root of a user namespace is an unprivileged host uid: the caller's pipes must become its own too.  (The
-    bundle lives in a 0755 directory: the container's root must be able to reach it.)"""
-    import json
-    import tempfile
-
-    from pyrunc.demo import make_bundle
-
-    top = tempfile.mkdtemp(prefix="pyrunc-it-stdious-", dir="/tmp")
+def _runc_run(b, tmp_path, **kw):
+    root = str(tmp_path / "runc-state")
     try:
-        os.chmod(top, 0o755)
-        cfg = make_bundle(top, ["sh", "-c", WRITE], busybox=busybox)
-        cfg["linux"]["namespaces"].append({"type": "user"})
-        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-        with open(os.path.join(top, "config.json"), "w") as f:
-            json.dump(cfg, f)
-        p = pyrunc("run", "--bundle", top, pyrunc.new_id("stdious"), stdin=subprocess.DEVNULL)
+        return subprocess.run([RUNC, "--root", root, "run", "--bundle", str(b), "pyrunc-it-stdio-runc"],
+                              capture_output=True, timeout=60, **kw)
     finally:
-        shutil.rmtree(top, ignore_errors=True)
+        subprocess.run([RUNC, "--root", root, "delete", "--force", "pyrunc-it-stdio-runc"], capture_output=True)
+
+
+# runc's foreground run gives the container pipes of its own (setupProcessPipes): what the process finds on 0-2
+FDS = "for i in 0 1 2; do readlink /proc/self/fd/$i; done | sed 's/:.*//'; stat -L -c '%u %g %a' /proc/self/fd/1"
+
+
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_userns_root_pipes_usable(pyrunc, ubundle, tmp_path, uid):
+    """Root of a user namespace is an unprivileged host uid that cannot take the caller's pipes: the foreground run
+    gives the container pipes of pyrunc's own, the process's user's (gid: the namespace root's), as runc does."""
+    b = ubundle(["sh", "-c", WRITE + "; " + FDS], edit=_user(uid))
+    want_out = f"out\ndone\npipe\npipe\npipe\n{uid} 0 600\n"
+    p = pyrunc("run", "--bundle", b, pyrunc.new_id("stdious"), stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.err
-    assert p.out == "out\ndone\n" and p.err == "err\n", (p.out, p.err)
+    assert (p.out, p.err) == (want_out, "err\n")
+    if RUNC:
+        r = _runc_run(b, tmp_path, stdin=subprocess.DEVNULL)
+        assert (r.returncode, r.stdout.decode(), r.stderr.decode()) == (0, want_out, "err\n")
+
+
+def test_userns_stdin_is_copied_to_eof(pyrunc, ubundle):
+    """The caller's stdin reaches the container and its EOF too (cat ends), however much of it there is."""
+    data = os.urandom(3 << 20)
+    b = ubundle(["sh", "-c", "cat; echo end >&2"])
+    p = subprocess.run(pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("stdin")), input=data, capture_output=True,
+                       timeout=60)
+    assert (p.returncode, p.stderr) == (0, b"end\n"), p.stderr
+    assert p.stdout == data
+
+
+def test_userns_run_ends_with_the_container(pyrunc, ubundle):
+    """Nothing hangs: the caller's stdin stays open and silent, and the init leaves a child holding stdout; run
+    returns with the init (its pid namespace dies with it), with its status and everything it wrote."""
+    b = ubundle(["sh", "-c", "sleep 1000 & echo hi; exit 3"])
+    r, w = os.pipe()
+    try:
+        p = subprocess.run(pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("ends")), stdin=r, capture_output=True,
+                           timeout=60)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert (p.returncode, p.stdout) == (3, b"hi\n"), p.stderr
+
+
+def test_userns_run_streams_and_forwards_signals(pyrunc, ubundle):
+    """The copy streams (the first line arrives while the container runs) and signals still reach the container
+    (the main thread forwards them; the copy thread blocks them all)."""
+    import signal
+    import select
+
+    b = ubundle(["sh", "-c", "trap 'echo got; exit 7' TERM; echo ready; while :; do sleep 0.1; done"])
+    p = subprocess.Popen(pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("sig")), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert select.select([p.stdout], [], [], 60)[0], "no output from the container within 60 s"
+        assert p.stdout.readline() == b"ready\n"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert (p.returncode, out) == (7, b"got\n"), err
 
 
 def test_callers_terminal_is_not_given_away(pyrunc, bundle):
