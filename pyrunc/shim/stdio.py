@@ -11,9 +11,9 @@ Stdin: the shim keeps a write end of the stdin fifo (so the copy does not see EO
 until CloseIO; then the client's close gives EOF and the container's stdin pipe is closed.
 """
 
+import _signal as signal  # not `signal`: its enum wrappers cost ~4 ms on the daemon's start-up path
 import os
 import select
-import signal
 import threading
 
 _BUF = 65536
