@@ -93,7 +93,7 @@ def _warm_up():
     """Import what Create needs (the first request), with the C helper loaded, while containerd is still reading
     `start`'s answer and dialling us."""
     try:
-        from ..container import execute, lifecycle  # noqa: F401: warm-up, imported for the load only
+        from ..container import lifecycle  # noqa: F401: warm-up, imported for the load only (execute: on Exec)
         from ..linux import real
         from ..process import child, plan  # noqa: F401: warm-up, imported for the load only
         from ..spec import fastcheck  # noqa: F401: warm-up, imported for the load only
