@@ -122,3 +122,24 @@ def test_listen_reuses_a_live_socket_and_replaces_a_stale_one(tmp_path, monkeypa
     c.connect(path)
     c.close()
     again.close()
+
+
+def test_daemon_modules_import_no_stdlib_wrappers():
+    """The shim daemon's own modules use the C modules (_socket, _signal, _queue): `socket`, `signal` and `queue`
+    pull in enum, selectors and heapq, ~5 ms before the first Create can be answered."""
+    code = ("import sys, pyrunc; before = set(sys.modules); "  # an editable install's finder loads enum itself
+            "from pyrunc.shim import daemon, events, reaper, service, stdio, ttrpc; "
+            "sys.stderr.write(' '.join(sorted(set(sys.modules) - before)))")
+    mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30,
+                              check=True).stderr.decode().split())
+    assert "pyrunc.shim.ttrpc" in mods
+    for heavy in ("socket", "signal", "queue", "enum", "selectors", "copy", "json"):
+        assert heavy not in mods, heavy
+
+
+def test_exit_code_when_run_as_the_program(tmp_path):
+    """Run as the program, main() leaves with os._exit(code): the code and the bytes written still arrive."""
+    r = _run(["-id", "x", "frobnicate"])
+    assert r.returncode == 2
+    r = _run(["-namespace", "default", "-id", "gone", "-bundle", str(tmp_path), "delete"], cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith(b"\x10\x89\x01")  # exit_status 137
