@@ -69,12 +69,20 @@ def socket_path(address, namespace, key):
 
 
 def _annotations(bundle):
+    """The config's annotations when one of GROUP_LABELS may be among them, else {} without parsing (or importing
+    a JSON decoder: ~1.3 ms of `start`).  A label that is not in the bytes can only be there \\u-escaped."""
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    if b"\\u" not in data and not any(label.encode() in data for label in GROUP_LABELS):
+        return {}
     from .. import fastjson
 
     try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            cfg = fastjson.loads(f.read().decode())
-    except (OSError, ValueError):
+        cfg = fastjson.loads(data.decode())
+    except ValueError:
         return {}
     return cfg.get("annotations") or {}
 

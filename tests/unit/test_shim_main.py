@@ -143,3 +143,25 @@ def test_exit_code_when_run_as_the_program(tmp_path):
     assert r.returncode == 2
     r = _run(["-namespace", "default", "-id", "gone", "-bundle", str(tmp_path), "delete"], cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith(b"\x10\x89\x01")  # exit_status 137
+
+
+@pytest.mark.parametrize("config, key", [
+    (b'{"ociVersion": "1.0.2", "annotations": {"x": "y"}}', "c1"),
+    (b'{"annotations": {"io.kubernetes.cri.sandbox-id": "pod"}}', "pod"),
+    (b'{"annotations": {"io.kubernetes.cri.sandbox\\u002did": "pod"}}', "pod"),  # escaped: still found
+    (b'{"annotations": {"io.containerd.runc.v2.group": "g", "io.kubernetes.cri.sandbox-id": "pod"}}', "g"),
+    (b'not json', "c1"),
+])
+def test_start_grouping_key_from_the_bundle(tmp_path, config, key):
+    (tmp_path / "config.json").write_bytes(config)
+    assert shim.group_key(shim._annotations(str(tmp_path)), "c1") == key
+
+
+def test_start_parses_no_json_without_a_grouping_label(tmp_path):
+    (tmp_path / "config.json").write_bytes(b'{"ociVersion": "1.0.2", "annotations": {"x": "y"}}')
+    code = ("import sys; from pyrunc.shim import main; before = set(sys.modules); "
+            "assert main._annotations(sys.argv[1]) == {}; "
+            "sys.stderr.write(' '.join(sorted(set(sys.modules) - before)))")
+    mods = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, timeout=30,
+                          check=True).stderr.decode().split()
+    assert "pyrunc.fastjson" not in mods and "_json" not in mods
