@@ -145,6 +145,9 @@ def start(flags):
         _exit = os._exit
         try:
             _become_daemon(bundle, sock)
+            import gc
+
+            gc.disable()  # until the daemon has imported Create's modules (daemon.run): ~2 ms of collections
             from .daemon import run
 
             code = run(flags, bundle, address)
