@@ -165,3 +165,50 @@ def test_start_parses_no_json_without_a_grouping_label(tmp_path):
     mods = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, timeout=30,
                           check=True).stderr.decode().split()
     assert "pyrunc.fastjson" not in mods and "_json" not in mods
+
+
+def test_shim_cgroup_from_runc_options_and_toml(tmp_path):
+    from pyrunc.shim import api, wire
+
+    runc = wire.pack(api.RuncOptions(shim_cgroup="/pods/a", binary_name="x", io_uid=5)).encode()
+    assert shim.shim_cgroup(runc) == "/pods/a"
+    assert shim.shim_cgroup(b"") == "" and shim.shim_cgroup(wire.pack(api.RuncOptions(root="/r")).encode()) == ""
+    toml = tmp_path / "shim.toml"
+    toml.write_text('root = "/r"\nshim_cgroup = "/pods/b"\n')
+    assert shim.shim_cgroup(wire.pack(api.RuntimeOptions(config_path=str(toml))).encode()) == "/pods/b"
+    toml.write_text('root = "/r"\n')
+    assert shim.shim_cgroup(wire.pack(api.RuntimeOptions(config_path=str(toml))).encode()) == ""
+    toml.write_text("shim_cgroup = 3\n")
+    with pytest.raises(shim.Usage, match="shim_cgroup must be a string"):
+        shim.shim_cgroup(wire.pack(api.RuntimeOptions(config_path=str(toml))).encode())
+    with pytest.raises(shim.Usage, match="runtime options"):
+        shim.shim_cgroup(b"\x0a\x10short")
+
+
+def _fake_cgroups(root, hierarchies, path):
+    for h in hierarchies:
+        d = root / h / path.strip("/")
+        d.mkdir(parents=True)
+        (d / "cgroup.procs").write_text("")
+
+
+def test_join_cgroup_v1_every_hierarchy_that_has_it(tmp_path):
+    _fake_cgroups(tmp_path, ["pids", "memory", "unified"], "/pods/a")
+    (tmp_path / "cpu,cpuacct").mkdir()  # a hierarchy without the cgroup: skipped
+    os.symlink("cpu,cpuacct", tmp_path / "cpu")
+    shim.join_cgroup("/pods/a", 4242, root=str(tmp_path))
+    for h in ("pids", "memory"):
+        assert (tmp_path / h / "pods/a/cgroup.procs").read_text() == "4242"
+    assert (tmp_path / "unified/pods/a/cgroup.procs").read_text() == ""  # hybrid: v1 hierarchies only
+
+
+def test_join_cgroup_v2_and_refusals(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("pids memory\n")
+    _fake_cgroups(tmp_path, [""], "/pods/a")
+    shim.join_cgroup("/pods/a", 7, root=str(tmp_path))
+    assert (tmp_path / "pods/a/cgroup.procs").read_text() == "7"
+    with pytest.raises(shim.Usage, match="shim_cgroup /pods/zz: no such cgroup"):
+        shim.join_cgroup("/pods/zz", 7, root=str(tmp_path))
+    for bad in ("pods/a", "/pods/../etc"):
+        with pytest.raises(shim.Usage, match="not an absolute cgroup path"):
+            shim.join_cgroup(bad, 7, root=str(tmp_path))
