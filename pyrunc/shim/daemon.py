@@ -66,9 +66,7 @@ def run(flags, bundle, address):
 
     gc.freeze()  # what start-up allocated lives as long as the daemon: later collections skip it
     gc.enable()
-    import threading
-
-    threading.Thread(target=server.serve, name="ttrpc", daemon=True).start()
+    ttrpc.go(server.serve)
     log.info(f"starting signal loop namespace={ns} pid={os.getpid()} runtime=io.containerd.pyrunc.v1")
     import select
 

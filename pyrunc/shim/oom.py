@@ -4,7 +4,8 @@ fd; check_now() lets the service report an OOM kill before the init's exit it ca
 
 import os
 import select
-import threading
+
+from .ttrpc import go, joined
 
 IN_MODIFY = 0x2
 
@@ -53,8 +54,7 @@ class Watch:
         else:
             self.count = _oom_kills(d)
             self.fd = _inotify(d)
-        self.thread = threading.Thread(target=self._run, name="oom", daemon=True)
-        self.thread.start()
+        self.thread = go(self._run)
 
     def check_now(self):
         """Publish an OOM that happened but was not reported yet (caller holds the container's lock)."""
@@ -87,7 +87,7 @@ class Watch:
     def stop(self):
         self.stopped = True
         os.write(self.stop_w, b"x")
-        self.thread.join(1.0)
+        joined(self.thread, 1.0)
         for fd in (self.fd, self.stop_r, self.stop_w):
             os.close(fd)
 

@@ -50,8 +50,9 @@ class Loop:
             self.copies[src] = (c, "in")
             self.ep.register(src, select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR)
             if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="stdio", daemon=True)
-                self.thread.start()
+                from .ttrpc import go
+
+                self.thread = go(self._run)
         return c
 
     def _finish(self, c):
