@@ -16,12 +16,18 @@ def delete(flags):
     bundle = flags["bundle"] or os.getcwd()
     pid = 0
     try:
+        with open(os.path.join(bundle, OPTIONS_FILE)) as f:
+            doc = f.read()
+    except OSError:  # after a clean teardown (the daemon's Delete removed it): no JSON decoder to import
+        doc = None
+    root = None
+    if doc is not None:
         from .. import fastjson
 
-        with open(os.path.join(bundle, OPTIONS_FILE)) as f:
-            root = fastjson.loads(f.read())["root"]
-    except (OSError, ValueError, KeyError):
-        root = None
+        try:
+            root = fastjson.loads(doc)["root"]
+        except (ValueError, KeyError, TypeError):
+            pass
     if root and os.path.isdir(os.path.join(root, cid)):
         from ..container.lifecycle import Runtime
         from ..errors import PyruncError

@@ -23,8 +23,9 @@ class Publisher:
         self.cond = threading.Condition()
         self.closed = False
         self.client = None
-        self.thread = threading.Thread(target=self._run, name="events", daemon=True)
-        self.thread.start()
+        from .ttrpc import go
+
+        self.thread = go(self._run)
 
     def publish(self, topic, event):
         from . import api, wire
@@ -74,4 +75,6 @@ class Publisher:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
-        self.thread.join(timeout)
+        from .ttrpc import joined
+
+        joined(self.thread, timeout)

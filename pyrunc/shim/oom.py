@@ -2,9 +2,11 @@
 v2 — inotify on memory.events, publishing when oom_kill grows.  One thread per watched container waits on its
 fd; check_now() lets the service report an OOM kill before the init's exit it caused."""
 
+import _thread
 import os
 import select
-import threading
+
+from .ttrpc import go
 
 IN_MODIFY = 0x2
 
@@ -41,6 +43,8 @@ class Watch:
     def __init__(self, mode, d, publish, lock, log):
         self.mode, self.dir, self.publish, self.lock, self.log = mode, d, publish, lock, log
         self.stopped = False
+        self.closed = False
+        self.fds_lock = _thread.allocate_lock()
         self.stop_r, self.stop_w = os.pipe2(os.O_CLOEXEC)
         if mode == "v1":
             self.fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
@@ -53,17 +57,20 @@ class Watch:
         else:
             self.count = _oom_kills(d)
             self.fd = _inotify(d)
-        self.thread = threading.Thread(target=self._run, name="oom", daemon=True)
-        self.thread.start()
+        self.thread = go(self._run)
 
     def check_now(self):
         """Publish an OOM that happened but was not reported yet (caller holds the container's lock)."""
         if self.mode == "v1":
-            try:
-                if os.eventfd_read(self.fd):
-                    self.publish()
-            except BlockingIOError:
-                pass
+            with self.fds_lock:
+                if self.closed:
+                    return
+                try:
+                    n = os.eventfd_read(self.fd)
+                except BlockingIOError:
+                    n = 0
+            if n:
+                self.publish()
         else:
             n = _oom_kills(self.dir)
             if n > self.count:
@@ -71,6 +78,15 @@ class Watch:
                 self.publish()
 
     def _run(self):
+        try:
+            self._watch()
+        finally:  # the thread closes its fds: stop() does not wait for it (it runs on the init's exit path)
+            with self.fds_lock:
+                self.closed = True
+                for fd in (self.fd, self.stop_r, self.stop_w):
+                    os.close(fd)
+
+    def _watch(self):
         while not self.stopped:
             r, _, _ = select.select([self.fd, self.stop_r], [], [])
             if self.stop_r in r:
@@ -85,11 +101,11 @@ class Watch:
                     self.check_now()
 
     def stop(self):
+        """Once, with the container's lock held (check_now() is not running): the thread ends and closes the fds."""
         self.stopped = True
-        os.write(self.stop_w, b"x")
-        self.thread.join(1.0)
-        for fd in (self.fd, self.stop_r, self.stop_w):
-            os.close(fd)
+        with self.fds_lock:
+            if not self.closed:  # else the thread ended early (an error): its fd numbers may be reused by now
+                os.write(self.stop_w, b"x")
 
 
 def _inotify(d):

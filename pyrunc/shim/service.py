@@ -83,7 +83,7 @@ def _read_toml(path):
     except (OSError, ValueError) as e:
         raise ttrpc.Error(ttrpc.INVALID_ARGUMENT, f"read runtime options {path}: {e}") from None
     keys = {"root": str, "systemd_cgroup": bool, "no_pivot": bool, "no_new_keyring": bool, "io_uid": int,
-            "io_gid": int}
+            "io_gid": int, "shim_cgroup": str}  # shim_cgroup: read by `start` (main.py)
     out = {}
     for k, v in doc.items():
         if k not in keys or not isinstance(v, keys[k]):

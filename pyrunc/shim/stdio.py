@@ -11,9 +11,9 @@ Stdin: the shim keeps a write end of the stdin fifo (so the copy does not see EO
 until CloseIO; then the client's close gives EOF and the container's stdin pipe is closed.
 """
 
+import _signal as signal  # not `signal`: its enum wrappers cost ~4 ms on the daemon's start-up path
 import os
 import select
-import signal
 import threading
 
 _BUF = 65536
@@ -50,8 +50,9 @@ class Loop:
             self.copies[src] = (c, "in")
             self.ep.register(src, select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR)
             if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="stdio", daemon=True)
-                self.thread.start()
+                from .ttrpc import go
+
+                self.thread = go(self._run)
         return c
 
     def _finish(self, c):

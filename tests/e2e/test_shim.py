@@ -346,6 +346,58 @@ def test_shutdown_leaves_nothing(ctr):
     assert not os.path.exists(os.path.join(STATE_ROOT, ctr.d.ns, cid))
 
 
+def _cgroup_of(pid, controller):
+    """The path of pid's cgroup in the hierarchy that has controller (the unified one: "")."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f.read().splitlines():
+            _, ctrls, path = line.split(":", 2)
+            if controller in ctrls.split(",") or (not controller and not ctrls):
+                return path
+    return None
+
+
+def test_shim_cgroup_option(ctr, tmp_path):
+    """shim_cgroup in the runtime options (here the TOML of --runtime-config-path, the runtimeoptions.v1.Options
+    CRI sends too): `start` moves the daemon into that existing cgroup, as the Go shim does, and Create accepts
+    the key.  A shim_cgroup that does not exist fails `start` with its name, and leaves no daemon or socket."""
+    name = f"/pyrunc-shimcg-{os.getpid()}"
+    unified = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    cg = "/sys/fs/cgroup" + name if unified else "/sys/fs/cgroup/pids" + name
+    os.mkdir(cg)
+    try:
+        conf = tmp_path / "shim.toml"
+        conf.write_text(f'shim_cgroup = "{name}"\n')
+        cid = ctr.new_id()
+        ctr.run_detached(cid, "sleep", "60", opts=["--runtime-config-path", str(conf)])
+        daemons = [p for p in _shim_pids(ctr.d) if cid in _task_ids_of(p)]
+        assert len(daemons) == 1
+        assert _cgroup_of(daemons[0], "" if unified else "pids") == name
+        ctr.d.ctr("task", "kill", "-s", "9", cid, check=True)
+        ctr.wait_status(cid, "STOPPED")
+        ctr.d.ctr("task", "delete", cid, check=True)
+        _wait_gone(daemons[0])
+
+        conf.write_text(f'shim_cgroup = "{name}-missing"\n')
+        bad = ctr.new_id()
+        before = set(_shim_pids(ctr.d))
+        r = ctr.run(bad, "true", opts=["--runtime-config-path", str(conf)])
+        assert r.returncode != 0 and f"{name}-missing" in r.stderr_s, r.stderr_s
+        deadline = time.monotonic() + 5
+        while set(_shim_pids(ctr.d)) - before:
+            assert time.monotonic() < deadline, set(_shim_pids(ctr.d)) - before
+            time.sleep(0.05)
+    finally:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                os.rmdir(cg)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
 def test_oom_reported_before_exit(ctr):
     """A container killed by the OOM killer: /tasks/oom, then its /tasks/exit (kubelet's OOMKilled needs that
     order), then /tasks/delete."""

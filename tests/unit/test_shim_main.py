@@ -103,7 +103,8 @@ def test_delete_with_nothing_left_is_light_and_prints_a_response(tmp_path):
             "sys.stderr.write(' '.join(sorted(sys.modules)))")
     mods = set(subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, timeout=30,
                               check=True).stderr.decode().split())
-    for heavy in ("pyrunc.shim.wire", "pyrunc.shim.api", "pyrunc.container.lifecycle", "threading", "socket"):
+    for heavy in ("pyrunc.shim.wire", "pyrunc.shim.api", "pyrunc.container.lifecycle", "threading", "socket",
+                  "pyrunc.fastjson", "_json"):
         assert heavy not in mods, heavy
 
 
@@ -122,3 +123,93 @@ def test_listen_reuses_a_live_socket_and_replaces_a_stale_one(tmp_path, monkeypa
     c.connect(path)
     c.close()
     again.close()
+
+
+def test_daemon_modules_import_no_stdlib_wrappers():
+    """The shim daemon's own modules use the C modules (_socket, _signal, _queue): `socket`, `signal` and `queue`
+    pull in enum, selectors and heapq, ~5 ms before the first Create can be answered."""
+    code = ("import sys, pyrunc; before = set(sys.modules); "  # an editable install's finder loads enum itself
+            "from pyrunc.shim import daemon, events, reaper, service, stdio, ttrpc; "
+            "sys.stderr.write(' '.join(sorted(set(sys.modules) - before)))")
+    mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30,
+                              check=True).stderr.decode().split())
+    assert "pyrunc.shim.ttrpc" in mods
+    for heavy in ("socket", "signal", "queue", "enum", "selectors", "copy", "json"):
+        assert heavy not in mods, heavy
+
+
+def test_exit_code_when_run_as_the_program(tmp_path):
+    """Run as the program, main() leaves with os._exit(code): the code and the bytes written still arrive."""
+    r = _run(["-id", "x", "frobnicate"])
+    assert r.returncode == 2
+    r = _run(["-namespace", "default", "-id", "gone", "-bundle", str(tmp_path), "delete"], cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith(b"\x10\x89\x01")  # exit_status 137
+
+
+@pytest.mark.parametrize("config, key", [
+    (b'{"ociVersion": "1.0.2", "annotations": {"x": "y"}}', "c1"),
+    (b'{"annotations": {"io.kubernetes.cri.sandbox-id": "pod"}}', "pod"),
+    (b'{"annotations": {"io.kubernetes.cri.sandbox\\u002did": "pod"}}', "pod"),  # escaped: still found
+    (b'{"annotations": {"io.containerd.runc.v2.group": "g", "io.kubernetes.cri.sandbox-id": "pod"}}', "g"),
+    (b'not json', "c1"),
+])
+def test_start_grouping_key_from_the_bundle(tmp_path, config, key):
+    (tmp_path / "config.json").write_bytes(config)
+    assert shim.group_key(shim._annotations(str(tmp_path)), "c1") == key
+
+
+def test_start_parses_no_json_without_a_grouping_label(tmp_path):
+    (tmp_path / "config.json").write_bytes(b'{"ociVersion": "1.0.2", "annotations": {"x": "y"}}')
+    code = ("import sys; from pyrunc.shim import main; before = set(sys.modules); "
+            "assert main._annotations(sys.argv[1]) == {}; "
+            "sys.stderr.write(' '.join(sorted(set(sys.modules) - before)))")
+    mods = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, timeout=30,
+                          check=True).stderr.decode().split()
+    assert "pyrunc.fastjson" not in mods and "_json" not in mods
+
+
+def test_shim_cgroup_from_runc_options_and_toml(tmp_path):
+    from pyrunc.shim import api, wire
+
+    runc = wire.pack(api.RuncOptions(shim_cgroup="/pods/a", binary_name="x", io_uid=5)).encode()
+    assert shim.shim_cgroup(runc) == "/pods/a"
+    assert shim.shim_cgroup(b"") == "" and shim.shim_cgroup(wire.pack(api.RuncOptions(root="/r")).encode()) == ""
+    toml = tmp_path / "shim.toml"
+    toml.write_text('root = "/r"\nshim_cgroup = "/pods/b"\n')
+    assert shim.shim_cgroup(wire.pack(api.RuntimeOptions(config_path=str(toml))).encode()) == "/pods/b"
+    toml.write_text('root = "/r"\n')
+    assert shim.shim_cgroup(wire.pack(api.RuntimeOptions(config_path=str(toml))).encode()) == ""
+    toml.write_text("shim_cgroup = 3\n")
+    with pytest.raises(shim.Usage, match="shim_cgroup must be a string"):
+        shim.shim_cgroup(wire.pack(api.RuntimeOptions(config_path=str(toml))).encode())
+    with pytest.raises(shim.Usage, match="runtime options"):
+        shim.shim_cgroup(b"\x0a\x10short")
+
+
+def _fake_cgroups(root, hierarchies, path):
+    for h in hierarchies:
+        d = root / h / path.strip("/")
+        d.mkdir(parents=True)
+        (d / "cgroup.procs").write_text("")
+
+
+def test_join_cgroup_v1_every_hierarchy_that_has_it(tmp_path):
+    _fake_cgroups(tmp_path, ["pids", "memory", "unified"], "/pods/a")
+    (tmp_path / "cpu,cpuacct").mkdir()  # a hierarchy without the cgroup: skipped
+    os.symlink("cpu,cpuacct", tmp_path / "cpu")
+    shim.join_cgroup("/pods/a", 4242, root=str(tmp_path))
+    for h in ("pids", "memory"):
+        assert (tmp_path / h / "pods/a/cgroup.procs").read_text() == "4242"
+    assert (tmp_path / "unified/pods/a/cgroup.procs").read_text() == ""  # hybrid: v1 hierarchies only
+
+
+def test_join_cgroup_v2_and_refusals(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("pids memory\n")
+    _fake_cgroups(tmp_path, [""], "/pods/a")
+    shim.join_cgroup("/pods/a", 7, root=str(tmp_path))
+    assert (tmp_path / "pods/a/cgroup.procs").read_text() == "7"
+    with pytest.raises(shim.Usage, match="shim_cgroup /pods/zz: no such cgroup"):
+        shim.join_cgroup("/pods/zz", 7, root=str(tmp_path))
+    for bad in ("pods/a", "/pods/../etc"):
+        with pytest.raises(shim.Usage, match="not an absolute cgroup path"):
+            shim.join_cgroup(bad, 7, root=str(tmp_path))
