@@ -8,12 +8,14 @@ add_flag, which adds it once, for the next runs: see bin/pyrunc for what -S save
 import os
 import sys
 
+BINPRM_BUF = 255  # the kernel reads this much of a #! line (BINPRM_BUF_SIZE, 256 with the NUL): no longer
+
 
 def add_flag(script):
     """Turn the `#!<python>` line pip wrote into `#!<python> -S`, by an atomic rename that keeps the file's mode
     and owner.  Only a file that its owner runs and whose first line is exactly what pip wrote for this Python;
-    anything else (a read-only install, another owner, a distribution's own #! line, a rename racing us) is left
-    as it is: the script still works, with site."""
+    anything else (a read-only install, another owner, a distribution's own #! line, a line the flag would make
+    too long for the kernel, a rename racing us) is left as it is: the script still works, with site."""
     tmp = None
     try:
         path = os.path.realpath(script)  # a symlink to the script stays a symlink
@@ -22,12 +24,13 @@ def add_flag(script):
             return False
         with open(path, "rb") as f:
             first, rest = f.readline(), f.read()
-        if first.rstrip(b"\n") != b"#!" + os.fsencode(sys.executable):
+        line = first.rstrip(b"\n") + b" -S\n"
+        if first.rstrip(b"\n") != b"#!" + os.fsencode(sys.executable) or len(line) > BINPRM_BUF:
             return False
         tmp = f"{path}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, first.rstrip(b"\n") + b" -S\n" + rest)
+            os.write(fd, line + rest)
             os.fchmod(fd, st.st_mode & 0o7777)
         finally:
             os.close(fd)
