@@ -1,5 +1,5 @@
 """The installed `pyrunc` and `containerd-shim-pyrunc-v1` scripts: real pip installs (a venv, `--user`, `--prefix`)
-of a wheel built once from this tree, each run twice: the first run (with site, the #! line pip wrote) adds `-S` to
+of a wheel built once from this tree, each run twice: the first run (with site, the #! line pip wrote) adds `-SP` to
 the script's #! line; from then on the script starts without site's code (bin/pyrunc) and still finds pyrunc.
 
 The marker of the slow path is a sitecustomize module on PYTHONPATH, which site.main() imports and the fast path
@@ -68,19 +68,21 @@ def _first_line(path):
 
 
 def _check_both_runs(bindir, tmp_path, env, marks=(CUSTOMIZE_MARK,)):
-    """Run 1: with site (the marks show), adds -S.  Runs 2+: `--version`, `state` and the shim, without site's
-    code (no mark), each correct."""
+    """Run 1: with site (the marks show), adds -SP.  Runs 2+: `--version`, `state` and the shim, without site's
+    code (no mark) and without bin/ on sys.path, each correct."""
     pyrunc, shim = os.path.join(bindir, "pyrunc"), os.path.join(bindir, "containerd-shim-pyrunc-v1")
     assert not os.path.islink(shim), "setuptools installs the symlinked shim as a file of its own"
     for script in (pyrunc, shim):
         before, st = _first_line(script), os.stat(script)
-        assert not before.endswith(" -S"), before
+        assert not before.endswith(" -SP"), before
         rc, out, err = _run(script, "--version" if script == pyrunc else "-v", env=env)
         assert rc == 0, err
         assert all(m in err for m in marks), f"the first run goes through site: {err!r}"
-        assert _first_line(script) == before + " -S"
+        assert _first_line(script) == before + " -SP"
         after = os.stat(script)
         assert (after.st_mode, after.st_uid, after.st_gid) == (st.st_mode, st.st_uid, st.st_gid)
+    with open(os.path.join(bindir, "pyrunc.py"), "w") as f:  # -P: bin/ is not on sys.path, nothing there shadows
+        f.write("raise SystemExit('bin/ is on sys.path')\n")
     rc, out, err = _run(pyrunc, "--version", env=env)
     assert rc == 0 and out.startswith("pyrunc version "), err
     assert not any(m in err for m in marks), f"the second run must skip site's code: {err!r}"
@@ -120,7 +122,7 @@ def test_user_install(wheel, tmp_path):
 
 
 def test_prefix_install(wheel, tmp_path):
-    """pip install --prefix P: P/bin and P/lib/pythonX.Y/site-packages, found through PYTHONPATH, which -S keeps."""
+    """pip install --prefix P: P/bin and P/lib/pythonX.Y/site-packages, found through PYTHONPATH, which -SP keeps."""
     base = getattr(sys, "_base_executable", sys.executable)
     prefix = tmp_path / "prefix"
     _pip(base, "--prefix", str(prefix), wheel)
@@ -143,7 +145,7 @@ def test_pyrunc_found_only_by_pth_code_falls_back_to_site(wheel, tmp_path):
         rc, out, err = _run(pyrunc, "--version", env=env)
         assert rc == 0 and out.startswith("pyrunc version "), err
         assert CUSTOMIZE_MARK in err, "site.main() must have run in full"
-    assert _first_line(pyrunc).endswith(" -S"), "the flag is added all the same; the fallback keeps it correct"
+    assert _first_line(pyrunc).endswith(" -SP"), "the flag is added all the same; the fallback keeps it correct"
     rc, out, err = _run(pyrunc, "--root", str(tmp_path / "root"), "state", "nope", env=env)
     assert rc == 1 and "container does not exist" in err, err
 

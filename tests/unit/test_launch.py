@@ -1,4 +1,4 @@
-"""pyrunc.launch.add_flag: the one-time `-S` on the installed script's #! line (the installs themselves are in
+"""pyrunc.launch.add_flag: the one-time `-SP` on the installed script's #! line (the installs themselves are in
 tests/integration/test_install.py)."""
 
 import os
@@ -19,7 +19,7 @@ def test_pip_line_gets_the_flag_once(tmp_path):
     link = tmp_path / "link"
     link.symlink_to(p)
     assert launch.add_flag(str(link))
-    assert p.read_bytes() == b"#!" + os.fsencode(sys.executable) + b" -S\nimport sys\n"
+    assert p.read_bytes() == b"#!" + os.fsencode(sys.executable) + b" -SP\nimport sys\n"
     assert link.is_symlink() and p.stat().st_mode & 0o7777 == 0o750
     assert not launch.add_flag(str(p)), "a line with the flag is not pip's any more"
     assert sorted(os.listdir(tmp_path)) == ["link", "pyrunc"], "no temp file left behind"
@@ -33,7 +33,7 @@ def test_other_lines_are_left_alone(tmp_path):
 
 
 def test_a_line_the_kernel_would_cut_is_left_alone(tmp_path, monkeypatch):
-    long_python = "/" + "p" * (launch.BINPRM_BUF - 4)  # "#!" + it + "\n" fits; with " -S" it would not
+    long_python = "/" + "p" * (launch.BINPRM_BUF - 4)  # "#!" + it + "\n" fits; with " -SP" it would not
     monkeypatch.setattr(sys, "executable", long_python)
     p = _script(tmp_path, b"#!" + long_python.encode())
     assert not launch.add_flag(str(p))
