@@ -56,6 +56,9 @@ def dispatch(g, name, o):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 1 and argv[0] in ("--version", "-version", "-v"):  # click's text, without loading click
+        sys.stdout.write(version_text())
+        return 0
     from . import args
 
     try:

@@ -10,7 +10,7 @@ import os
 import time
 
 from ..errors import ConfigError, NotFound, PyruncError, StateError, SysError
-from .state import FIFO, PROVISIONAL, Container, Lock, Store, check_id, proc_start_time, write_pid_file
+from .state import FIFO, PROVISIONAL, STATE_FILE, Container, Lock, Store, check_id, proc_start_time, write_pid_file
 
 
 def load_bundle(bundle):
@@ -246,14 +246,11 @@ class Runtime:
         """The container's lock for start and delete.  A directory without state.json is a create in progress
         (it holds the lock: "does not exist", never wait on it) or one that died, whose leftovers the caller
         removes: that lock is only tried, never waited for."""
-        try:
-            self.store.load(cid)
-            blocking = True
-        except NotFound:
-            if not os.path.isdir(self.store.path(cid)):
-                raise
-            blocking = False
-        return Lock(self.store.path(cid), blocking=blocking)
+        path = self.store.path(cid)
+        blocking = os.path.exists(os.path.join(path, STATE_FILE))  # the caller loads it under the lock
+        if not blocking and not os.path.isdir(path):
+            raise NotFound("container does not exist")
+        return Lock(path, blocking=blocking)
 
     def start(self, cid):
         """Let the init go on to exec the user program.  The container is claimed under the lock (its exec fifo
@@ -362,12 +359,14 @@ class Runtime:
             _kill_created(mgr)
             _wait_empty(mgr)
         with Lock(self.store.path(cid)):
-            c = self.store.load(cid)
-            self._destroy(c)
+            before, c = c, self.store.load(cid)
+            # the manager opened above, unless the document changed meanwhile (opening one parses mountinfo)
+            self._destroy(c, mgr if _cgroup_record(c) == _cgroup_record(before) else _manager(c))
         self._hooks(c.doc, "poststop", 0, "stopped")
 
-    def _destroy(self, c):
-        mgr = _manager(c)
+    def _destroy(self, c, mgr=None):
+        if mgr is None:
+            mgr = _manager(c)
         if mgr is not None:
             if not _own_pidns(c):
                 # the processes of a container without its own pid namespace outlive its init (runc destroy());
@@ -429,6 +428,10 @@ def init_namespaces(c):
     if not c.alive():
         raise StateError("container not running")
     return out
+
+
+def _cgroup_record(c):
+    return [c.doc.get(k) for k in ("cgroup_paths", "cgroup_created", "cgroup_unit")]
 
 
 def _manager(c):
@@ -571,6 +574,8 @@ def signal_init(c, sig):
 
 
 def wait_dead(c, timeout=10.0):
+    if not c.alive():  # the usual case (delete after kill): no import, no clock
+        return
     from ..process import waiter
 
     deadline = time.monotonic() + timeout

@@ -2,6 +2,7 @@
 modules, and `import pyrunc` must import nothing at all of the package."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -24,16 +25,18 @@ WRAPPER = textwrap.dedent("""
 """)
 
 
-def _modules_after(code, err_file=None):
+def _modules_after(code, err_file=None, no_site=False):
     """Run code in a fresh interpreter (cwd = the repo) and return (sys.modules names, exit code, stderr).
     err_file: stderr goes to that file, stdout nowhere (a created container's init keeps its stdio open until
-    `start`: pipes would never reach EOF)."""
+    `start`: pipes would never reach EOF).  no_site: `python -S`, as the installed bin/pyrunc runs (whatever
+    site and .pth files import would otherwise hide what the verb itself imports)."""
     import os
 
     r, w = os.pipe()
     out = {"capture_output": True} if err_file is None else {"stdout": subprocess.DEVNULL, "stderr": err_file}
     try:
-        p = subprocess.run([sys.executable, "-c", WRAPPER, code], cwd=REPO, pass_fds=(w,), timeout=60,
+        p = subprocess.run([sys.executable, *(["-S"] if no_site else []), "-c", WRAPPER, code], cwd=REPO,
+                           pass_fds=(w,), timeout=60,
                            stdin=subprocess.DEVNULL, env=_env(w), **out)
     finally:
         os.close(w)
@@ -59,9 +62,9 @@ def _env(w):
     return env
 
 
-def _run_cli(argv, err_file=None):
+def _run_cli(argv, err_file=None, no_site=False):
     code = f"sys.argv = ['pyrunc'] + {argv!r}\nfrom pyrunc.cli.main import main\nmain()"
-    return _modules_after(code, err_file)
+    return _modules_after(code, err_file, no_site)
 
 
 def test_state_of_missing_container_stays_light(tmp_path):
@@ -117,6 +120,57 @@ def test_hot_verbs_add_no_costly_stdlib_modules(tmp_path):
         assert f"pyrunc.cli.{verb[0]}" in mods, f"the {verb[0]} verb must really have run"
         added = (mods - baseline) & HOT_FORBIDDEN
         assert not added, f"`pyrunc {verb[0]}` imported {sorted(added)}"
+
+
+# The hot verbs on a real container, as the installed script runs them (python -S: see bin/pyrunc): every module
+# a verb adds to a bare interpreter, with a ceiling per verb.  Each module costs ~0.1-0.3 ms of a ~10 ms floor.
+# state: 12 pyrunc modules, _json and errno; kill: + lifecycle; start: + fcntl (the lock) and select; delete:
+# + fcntl, the cgroup manager's 4 modules and, today, collections and what it imports (below).
+HOT_BUDGET = {"start": 17, "state": 14, "kill": 15, "delete": 27}
+# cgroups/detect.py and cgroups/fs.py build collections.namedtuple classes, so delete (and kill --all, create) pays
+# for collections and what it imports (~1.5 ms).  When they stop, drop this exception and lower delete's ceiling.
+CGROUPS_NAMEDTUPLE = {"collections", "_collections", "itertools", "keyword", "operator", "_operator", "reprlib"}
+
+
+def test_hot_verbs_on_a_real_container_stay_in_budget(tmp_path, needs_root, busybox):
+    from pyrunc.demo import make_bundle
+
+    make_bundle(str(tmp_path), ["sleep", "1000"], busybox=busybox)
+    root = str(tmp_path / "state")
+    base, _, _ = _modules_after("pass", no_site=True)
+    try:
+        with open(tmp_path / "err", "w+b") as f:
+            _, rc, err = _run_cli(["--root", root, "create", "--bundle", str(tmp_path), "imp-hot"], f)
+        assert rc in (0, None), err
+        for argv in (["start", "imp-hot"], ["state", "imp-hot"], ["kill", "imp-hot", "KILL"],
+                     ["delete", "--force", "imp-hot"]):
+            if argv[0] == "delete":
+                _wait_stopped(root, "imp-hot")  # delete --force of a stopped container, as bench/ times it
+            with open(tmp_path / "err", "w+b") as f:
+                mods, rc, err = _run_cli(["--root", root] + argv, f, no_site=True)
+            assert rc in (0, None), (argv, err)
+            added = mods - base
+            assert f"pyrunc.cli.{argv[0]}" in added, argv
+            forbidden = HOT_FORBIDDEN - (CGROUPS_NAMEDTUPLE if argv[0] == "delete" else set())
+            bad = sorted(m for m in added for h in set(HEAVY) | forbidden if m == h or m.startswith(h + "."))
+            assert not bad, f"`pyrunc {argv[0]}` imported {bad}"
+            assert len(added) <= HOT_BUDGET[argv[0]], f"`pyrunc {argv[0]}` imported {len(added)}: {sorted(added)}"
+        assert not os.path.exists(os.path.join(root, "imp-hot")), "the container must really be gone"
+    finally:
+        _run_cli(["--root", root, "delete", "--force", "imp-hot"])
+
+
+def _wait_stopped(root, cid, timeout=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = subprocess.run([sys.executable, "-m", "pyrunc.cli.main", "--root", root, "state", cid], cwd=REPO,
+                           capture_output=True, timeout=60)
+        if json.loads(p.stdout)["status"] == "stopped":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{cid} still not stopped after SIGKILL")
 
 
 def test_systemd_driver_loads_only_when_used(tmp_path):

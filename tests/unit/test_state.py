@@ -208,11 +208,11 @@ def test_lock_refuses_a_directory_replaced_while_waiting(tmp_path, monkeypatch):
         d.mkdir()  # ... and a create reuses the id
         return real_flock(fd, op)
 
-    monkeypatch.setattr(st.fcntl, "flock", racing_flock)
+    monkeypatch.setattr(fcntl, "flock", racing_flock)
     with pytest.raises(NotFound):
         with st.Lock(str(d)):
             pass
-    monkeypatch.setattr(st.fcntl, "flock", real_flock)
+    monkeypatch.setattr(fcntl, "flock", real_flock)
     with st.Lock(str(d)):  # an undisturbed lock is taken
         pass
 

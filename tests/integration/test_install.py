@@ -1,0 +1,163 @@
+"""The installed `pyrunc` and `containerd-shim-pyrunc-v1` scripts: real pip installs (a venv, `--user`, `--prefix`)
+of a wheel built once from this tree, each run twice: the first run (with site, the #! line pip wrote) adds `-SP` to
+the script's #! line; from then on the script starts without site's code (bin/pyrunc) and still finds pyrunc.
+
+The marker of the slow path is a sitecustomize module on PYTHONPATH, which site.main() imports and the fast path
+never does; a .pth import line in the site dir is the same kind of marker.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import REPO, require
+
+PTH_MARK = "pth-import-line-ran"
+CUSTOMIZE_MARK = "sitecustomize-ran"
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    """One wheel of this tree (a copy of the tracked files: the build writes into its source tree)."""
+    require(shutil.which("cc") is not None, "needs a C compiler to build the wheel")
+    tmp = tmp_path_factory.mktemp("wheel")
+    src, out = tmp / "src", tmp / "out"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for rel in filter(None, files.decode().split("\0")):
+        dst = src / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.islink(os.path.join(REPO, rel)):
+            os.symlink(os.readlink(os.path.join(REPO, rel)), dst)
+        elif os.path.isfile(os.path.join(REPO, rel)):  # a tracked file deleted in the work tree is skipped
+            shutil.copy2(os.path.join(REPO, rel), dst)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
+                    str(src)], check=True, capture_output=True, timeout=300)
+    (whl,) = out.glob("pyrunc-*.whl")
+    return str(whl)
+
+
+def _pip(python, *args, env=None):
+    """pip of this test run acting on another interpreter (--python), without the index: --no-deps, as
+    `--version` and `state` import nothing outside pyrunc and the standard library."""
+    subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index",
+                    *args], check=True, capture_output=True, timeout=300, env=env)
+
+
+def _marked_env(tmp_path, **extra):
+    """An environment whose PYTHONPATH holds a sitecustomize that announces itself on stderr."""
+    mark = tmp_path / "mark"
+    mark.mkdir(exist_ok=True)
+    (mark / "sitecustomize.py").write_text(f"import sys\nsys.stderr.write({CUSTOMIZE_MARK!r} + '\\n')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(mark), extra.get("PYTHONPATH")]))
+    return env
+
+
+def _run(script, *args, env):
+    p = subprocess.run([script, *args], capture_output=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def _first_line(path):
+    with open(path, "rb") as f:
+        return f.readline().decode().rstrip("\n")
+
+
+def _check_both_runs(bindir, tmp_path, env, marks=(CUSTOMIZE_MARK,)):
+    """Run 1: with site (the marks show), adds -SP.  Runs 2+: `--version`, `state` and the shim, without site's
+    code (no mark) and without bin/ on sys.path, each correct."""
+    pyrunc, shim = os.path.join(bindir, "pyrunc"), os.path.join(bindir, "containerd-shim-pyrunc-v1")
+    assert not os.path.islink(shim), "setuptools installs the symlinked shim as a file of its own"
+    for script in (pyrunc, shim):
+        before, st = _first_line(script), os.stat(script)
+        assert not before.endswith(" -SP"), before
+        rc, out, err = _run(script, "--version" if script == pyrunc else "-v", env=env)
+        assert rc == 0, err
+        assert all(m in err for m in marks), f"the first run goes through site: {err!r}"
+        assert _first_line(script) == before + " -SP"
+        after = os.stat(script)
+        assert (after.st_mode, after.st_uid, after.st_gid) == (st.st_mode, st.st_uid, st.st_gid)
+    with open(os.path.join(bindir, "pyrunc.py"), "w") as f:  # -P: bin/ is not on sys.path, nothing there shadows
+        f.write("raise SystemExit('bin/ is on sys.path')\n")
+    rc, out, err = _run(pyrunc, "--version", env=env)
+    assert rc == 0 and out.startswith("pyrunc version "), err
+    assert not any(m in err for m in marks), f"the second run must skip site's code: {err!r}"
+    rc, out, err = _run(pyrunc, "--root", str(tmp_path / "root"), "state", "nope", env=env)
+    assert rc == 1 and "container does not exist" in err, err
+    assert not any(m in err for m in marks), err
+    rc, out, err = _run(shim, "-v", env=env)
+    assert rc == 0 and out.startswith("containerd-shim-pyrunc-v1:\n  Version:"), err
+    assert not any(m in err for m in marks), err
+
+
+def _venv(path):
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
+    (site,) = path.glob("lib/python3*/site-packages")
+    return str(path / "bin" / "python"), site
+
+
+def test_venv_install(wheel, tmp_path):
+    python, site = _venv(tmp_path / "venv")
+    _pip(python, wheel)
+    (site / "probe.pth").write_text(f"import sys; sys.stderr.write({PTH_MARK!r} + '\\n')\n")
+    _check_both_runs(str(tmp_path / "venv" / "bin"), tmp_path, _marked_env(tmp_path),
+                     marks=(CUSTOMIZE_MARK, PTH_MARK))
+
+
+def test_user_install(wheel, tmp_path):
+    """pip install --user with HOME elsewhere: pyrunc in ~/.local/lib/pythonX.Y/site-packages, the scripts in
+    ~/.local/bin, run by the base interpreter (not a venv), which finds the user site itself."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _marked_env(tmp_path, HOME=str(home))
+    _pip(base, "--user", wheel, env={**env, "PYTHONPATH": ""})
+    (site,) = home.glob(".local/lib/python3*/site-packages")
+    (site / "probe.pth").write_text(f"import sys; sys.stderr.write({PTH_MARK!r} + '\\n')\n")
+    _check_both_runs(str(home / ".local" / "bin"), tmp_path, env, marks=(CUSTOMIZE_MARK, PTH_MARK))
+
+
+def test_prefix_install(wheel, tmp_path):
+    """pip install --prefix P: P/bin and P/lib/pythonX.Y/site-packages, found through PYTHONPATH, which -SP keeps."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    prefix = tmp_path / "prefix"
+    _pip(base, "--prefix", str(prefix), wheel)
+    (site,) = prefix.glob("lib/python3*/site-packages")
+    _check_both_runs(str(prefix / "bin"), tmp_path, _marked_env(tmp_path, PYTHONPATH=str(site)))
+
+
+def test_pyrunc_found_only_by_pth_code_falls_back_to_site(wheel, tmp_path):
+    """Like an editable install, whose finder a .pth import line installs: without site's code pyrunc cannot be
+    imported, so the script runs site.main() in full and works, only slower."""
+    python, site = _venv(tmp_path / "venv")
+    _pip(python, wheel)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(str(site / "pyrunc"), str(elsewhere / "pyrunc"))
+    (site / "finder.pth").write_text(f"import sys; sys.path.append({str(elsewhere)!r})\n")
+    env = _marked_env(tmp_path)
+    pyrunc = str(tmp_path / "venv" / "bin" / "pyrunc")
+    for _ in range(2):
+        rc, out, err = _run(pyrunc, "--version", env=env)
+        assert rc == 0 and out.startswith("pyrunc version "), err
+        assert CUSTOMIZE_MARK in err, "site.main() must have run in full"
+    assert _first_line(pyrunc).endswith(" -SP"), "the flag is added all the same; the fallback keeps it correct"
+    rc, out, err = _run(pyrunc, "--root", str(tmp_path / "root"), "state", "nope", env=env)
+    assert rc == 1 and "container does not exist" in err, err
+
+
+def test_script_owned_by_another_user_is_left_alone(wheel, tmp_path):
+    """add_flag rewrites only a script its owner runs: root running a venv that belongs to someone else never
+    changes that user's file (nor its owner)."""
+    python, site = _venv(tmp_path / "venv")
+    _pip(python, wheel)
+    pyrunc = str(tmp_path / "venv" / "bin" / "pyrunc")
+    os.chown(pyrunc, 65534, 65534)
+    before = open(pyrunc, "rb").read()
+    rc, out, err = _run(pyrunc, "--version", env=_marked_env(tmp_path))
+    assert rc == 0 and out.startswith("pyrunc version "), err
+    assert open(pyrunc, "rb").read() == before and os.stat(pyrunc).st_uid == 65534
