@@ -12,9 +12,9 @@ read instead.  Detection runs once per open_manager() call, never at import time
 """
 
 import os
-from collections import namedtuple
 
 from pyrunc.errors import PyruncError
+from pyrunc.record import record
 
 # Controllers the v1 manager knows, in the order runc applies them (libcontainer/cgroups/fs/fs.go `subsystems`).
 V1_ORDER = (
@@ -26,9 +26,9 @@ UNIFIED = ""  # key of the cgroup2 dir in Manager.paths, as in runc's state.json
 
 # root; mode "v1", "v2" or "hybrid"; v1: controller -> mountpoint; v1_mount_root: controller -> the hierarchy path
 # mounted there ("/" unless containerised); unified: the cgroup2 mountpoint (root in v2 mode, root/unified in
-# hybrid mode) or None; unified_controllers: the cgroup2 root's cgroup.controllers.  (Not typing.NamedTuple:
-# importing typing costs ~5 ms of every verb that opens a cgroup.)
-Layout = namedtuple("Layout", "root mode v1 v1_mount_root unified unified_controllers")
+# hybrid mode) or None; unified_controllers: the cgroup2 root's cgroup.controllers.  (Not typing.NamedTuple
+# nor collections.namedtuple: importing typing costs ~5 ms of every verb that opens a cgroup, collections ~2 ms.)
+Layout = record("Layout", "root mode v1 v1_mount_root unified unified_controllers")
 
 
 def _under(path, root):

@@ -9,9 +9,7 @@ CAP_SYS_PTRACE in the host user namespace.
 
 import errno
 import fcntl
-import json
 import os
-import socket
 import stat
 import struct
 import sys
@@ -20,14 +18,16 @@ import sys
 # namespace) the importer would search the container's filesystem and run whatever it found there; from that
 # point forbid_imports() leaves the importer nothing but the modules compiled into the interpreter.
 import _frozen_importlib
-import signal
+import _signal as signal  # the C module: `signal` imports enum
 import termios
 
+from .. import fastjson
 from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
 from ..security.keyring import join_session_keyring
 from . import init as proto
 from . import console, mempolicy, rootfs, sched, timens
+from . import sock as socket  # `socket` imports selectors and enum (~3 ms)
 from .idmap import source_binds
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
 from .stub import INIT_ENV, init_args
@@ -242,7 +242,7 @@ def notify_payload(ctx, pid):
     if ctx.notify.get("metadata"):
         msg["metadata"] = ctx.notify["metadata"]
     msg["state"] = state
-    data = json.dumps(msg, separators=(",", ":")).encode()
+    data = fastjson.dumps(msg).encode()
     try:
         if len(data) > 65536:  # B reads it only in its stub (an init: after sync 5): it must fit, never block A
             fcntl.fcntl(w, F_SETPIPE_SZ, len(data))

@@ -9,13 +9,13 @@ master in one SCM_RIGHTS message whose payload is the pty's name, as runc does.
 import errno
 import fcntl
 import os
-import socket
 import stat
 import struct
 import termios
 
 from ..errors import PyruncError, SysError
 from ..linux import O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
+from . import sock as socket
 
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431

@@ -62,13 +62,13 @@ stub, still in the host's user namespace; the stub joins the container's user na
 memory stays the host's (see join_userns in csrc/pyrunc_init.c).
 """
 
+import _signal as signal  # the C module: `signal` imports enum
 import errno
 import os
-import signal
-import socket
 
 from ..errors import PyruncError, SysError
 from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
+from . import sock as socket  # `socket` imports selectors and enum (~3 ms)
 from . import waiter
 from .idmap import write_id_maps
 

@@ -11,11 +11,11 @@ resolved in the root, and files with O_CREAT|O_EXCL|O_NOFOLLOW.
 import errno
 import os
 import stat
-from collections import namedtuple
 
 from ..errors import ConfigError, PyruncError, SysError
 from ..linux import (MNT_DETACH, MS, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                      flag_names)
+from ..record import record
 from .copyup import copy_tree
 
 M = MS
@@ -50,7 +50,7 @@ _MOUNT_ATTR = {"rro": (0x1, 0), "rrw": (0, 0x1), "rnosuid": (0x2, 0), "rsuid": (
                "rdiratime": (0, 0x80)}
 
 IDMAP_OPTIONS = ("idmap", "ridmap")  # id-mapped bind mount; the mappings come from the mount or the container
-MountOp = namedtuple("MountOp", "source dest fstype flags data propagation attr_set attr_clr bind index idmap copyup",
+MountOp = record("MountOp", "source dest fstype flags data propagation attr_set attr_clr bind index idmap copyup",
                      defaults=(None, False))
 MountOp.__doc__ = """One config mount, ready to apply: flags by number, data the unknown options joined by commas;
 idmap is None or (uidMappings, gidMappings) for an id-mapped bind mount (mount_setattr MOUNT_ATTR_IDMAP);

@@ -236,3 +236,17 @@ def test_sub_schema_wrappers_resolve_against_the_whole_document():
     assert fastcheck.is_valid(proc, {"args": ["sh"]}) is False
     with pytest.raises(KeyError):
         load_schema(CONFIG_SCHEMA, "NoSuchDef")
+
+
+def test_simple_patterns_agree_with_re():
+    """The patterns fastcheck checks without `re` (every create meets them) give re.search's verdict."""
+    import re
+
+    from pyrunc.spec.fastcheck import _SIMPLE, _search
+
+    samples = ["", "/", "/x", "x/", " /", "RLIMIT_NOFILE", "RLIMIT_", "RLIMIT_nofile", "RLIMIT_NOFILE\n",
+               "RLIMIT_NOFILE\n\n", "RLIMIT_NO FILE", "xRLIMIT_CPU", "RLIMIT_CPU1", "c", "b", "u", "p", "c\n", "cc",
+               "x", "c\n\n", "\nc", "C", "RLIMIT_É"]
+    for pattern in _SIMPLE:
+        for s in samples:
+            assert _search(pattern, s) == (re.search(pattern, s) is not None), (pattern, s)

@@ -226,3 +226,67 @@ def test_netdevice_move_is_where_pyroute2_comes_in():
     mods, rc, err = _modules_after("from pyrunc.process.netdev import move\ntry:\n    move([], -1)\n"
                                    "except OSError:\n    pass")
     assert "pyroute2" in mods, "move() is expected to import pyroute2 itself"
+
+
+# create and run (issue 12): the whole init protocol on the caller's side, a real container each.  What they may
+# not import: the modules above, plus `socket` (selectors, and enum through IntEnum) and `selectors`; pyrunc's
+# own sock.py, fastjson.py and _signal do that work.  The count keeps new imports visible: it is what a plain
+# create adds to the bare interpreter, with a little room.  The interpreter runs without `site` (-S), pyrunc
+# from the repo and the venv's site-packages on PYTHONPATH: the editable install's finder, run by `site`,
+# imports re, enum and more itself, and would hide them in the baseline.
+CREATE_FORBIDDEN = HOT_FORBIDDEN | {"socket", "selectors", "jsonschema", "pyroute2", "click"}
+CREATE_MAX_MODULES = 66  # 61 for create, 62 for run (Dec 2026)
+
+
+def _modules_bare(code, err_file):
+    import os
+    import sysconfig
+
+    r, w = os.pipe()
+    env = _env(w)
+    env["PYTHONPATH"] = sysconfig.get_paths()["purelib"]  # cffi's backend; pyrunc itself comes from cwd
+    try:
+        subprocess.run([sys.executable, "-S", "-c", WRAPPER, code], cwd=REPO, pass_fds=(w,), timeout=60,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_file, env=env)
+    finally:
+        os.close(w)
+    with os.fdopen(r) as f:
+        data = f.read()
+    assert data, _read(err_file)
+    mods, rc = json.loads(data)
+    return set(mods), rc
+
+
+def _create_run_added(tmp_path, busybox, verb):
+    from pyrunc.demo import make_bundle
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    make_bundle(str(bundle), ["true"], busybox=busybox)
+    root = str(tmp_path / "state")
+    cid = "imp-" + verb
+    with open(tmp_path / "err0", "w+b") as f:
+        baseline, _ = _modules_bare("pass", f)
+    try:
+        with open(tmp_path / "err", "w+b") as f:
+            argv = ["--root", root, verb, "--bundle", str(bundle), cid]
+            mods, rc = _modules_bare(f"sys.argv = ['pyrunc'] + {argv!r}\nfrom pyrunc.cli.main import main\nmain()", f)
+            err = _read(f)
+    finally:
+        _run_cli(["--root", root, "delete", "--force", cid])
+    assert rc in (0, None), err
+    assert "pyrunc.process.child" in mods, f"`pyrunc {verb}` must really have made a container"
+    assert "re" not in baseline and "enum" not in baseline, "the bare interpreter is expected to import neither"
+    return mods - baseline
+
+
+def test_create_import_budget(tmp_path, needs_root, busybox):
+    added = _create_run_added(tmp_path, busybox, "create")
+    assert not added & CREATE_FORBIDDEN, f"`pyrunc create` imported {sorted(added & CREATE_FORBIDDEN)}"
+    assert len(added) <= CREATE_MAX_MODULES, f"`pyrunc create` imported {len(added)} modules: {sorted(added)}"
+
+
+def test_run_import_budget(tmp_path, needs_root, busybox):
+    added = _create_run_added(tmp_path, busybox, "run")
+    assert not added & CREATE_FORBIDDEN, f"`pyrunc run` imported {sorted(added & CREATE_FORBIDDEN)}"
+    assert len(added) <= CREATE_MAX_MODULES, f"`pyrunc run` imported {len(added)} modules: {sorted(added)}"

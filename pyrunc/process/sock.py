@@ -1,0 +1,48 @@
+"""The few socket calls of the init protocol over the C module `_socket`, without the `socket` package.
+
+`import socket` costs ~3 ms on every create and run (it imports `selectors` and `enum`, and wraps every constant
+in an IntEnum); the init protocol needs a socketpair, fd passing and two constructors.  The names match the
+`socket` package's, so a stage can use this module in its place.  Imported before fork like everything the
+stages use (child.py): nothing here imports anything later.
+"""
+
+import _socket
+import _struct  # not array: it imports collections.abc
+
+from _socket import (AF_INET, AF_UNIX, CMSG_LEN, SCM_RIGHTS, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET,  # noqa: F401
+                     SOCK_STREAM, SOL_SOCKET, sethostname)
+
+
+class socket(_socket.socket):
+    """_socket.socket plus the context manager of socket.socket."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def socketpair(family=AF_UNIX, type=SOCK_STREAM, proto=0):
+    """Two connected sockets, close-on-exec (as socket.socketpair makes them)."""
+    a, b = _socket.socketpair(family, type | SOCK_CLOEXEC, proto)
+    return socket(fileno=a.detach()), socket(fileno=b.detach())
+
+
+def send_fds(sock, buffers, fds, flags=0, address=None):
+    """socket.send_fds: the buffers and, in one SCM_RIGHTS message, the fds."""
+    data = _struct.pack(f"{len(fds)}i", *fds)
+    return sock.sendmsg(buffers, [(SOL_SOCKET, SCM_RIGHTS, data)], flags, *((address,) if address else ()))
+
+
+def recv_fds(sock, bufsize, maxfds, flags=0):
+    """socket.recv_fds: (data, [fds], msg_flags, address)."""
+    fds = []
+    msg, ancdata, msg_flags, addr = sock.recvmsg(bufsize, CMSG_LEN(maxfds * 4), flags)
+    for level, kind, data in ancdata:
+        if level == SOL_SOCKET and kind == SCM_RIGHTS:
+            n = len(data) // 4
+            fds += _struct.unpack(f"{n}i", data[:n * 4])
+    return msg, fds, msg_flags, addr
