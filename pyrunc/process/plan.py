@@ -197,28 +197,25 @@ def _proc_fs(path):
     return False
 
 
-def _resolved_in_root(rootdir, dest, lx):
+def _resolved_in_root(root, dest, lx):
     """dest as the mount will reach it: resolved inside the rootfs (symlinks of the image included, as the mount
-    is applied), its longest existing prefix, as a path relative to the rootfs ("/proc", "/proc/sys", ...)."""
+    is applied), its longest existing prefix, as a path relative to the rootfs ("/proc", "/proc/sys", ...).
+    root: (O_PATH fd of the rootfs, the path the kernel gives for it)."""
+    rootfd, real = root
     parts = [p for p in dest.split("/") if p]
-    rootfd = os.open(rootdir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        real = os.readlink(f"/proc/self/fd/{rootfd}")
-        for n in range(len(parts), 0, -1):
-            try:
-                fd = rootfs.open_in_root(lx, rootfd, "/".join(parts[:n]))
-            except SysError:
-                continue
-            try:
-                got = os.readlink(f"/proc/self/fd/{fd}")
-            finally:
-                os.close(fd)
-            rest = "/".join(parts[n:])
-            inside = got[len(real):] if got.startswith(real.rstrip("/") + "/") else "/"
-            return os.path.normpath(inside + ("/" + rest if rest else ""))
-        return os.path.normpath("/" + "/".join(parts))
-    finally:
-        os.close(rootfd)
+    for n in range(len(parts), 0, -1):
+        try:
+            fd = rootfs.open_in_root(lx, rootfd, "/".join(parts[:n]))
+        except SysError:
+            continue
+        try:
+            got = os.readlink(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        rest = "/".join(parts[n:])
+        inside = got[len(real):] if got.startswith(real.rstrip("/") + "/") else "/"
+        return os.path.normpath(inside + ("/" + rest if rest else ""))
+    return os.path.normpath("/" + "/".join(parts))
 
 
 def check_proc_mounts(ops, rootdir=None, lx=None):
@@ -227,20 +224,36 @@ def check_proc_mounts(ops, rootdir=None, lx=None):
     caller controls over /proc would give the container (and the runtime, which writes /proc/self/attr/...) a
     fake procfs.  With rootfs, each destination is also resolved in the image as the mount will be (runc checks
     the securejoined path): a symlink /evil -> /proc in the image does not get a bind over procfs past the check."""
-    for op in ops:
-        where = f"mounts.{op.index}.destination"
-        dest = op.dest
-        if rootdir is not None and (op.bind or op.fstype != "proc"):
-            dest = _resolved_in_root(rootdir, op.dest, lx)
-        if dest != op.dest and (dest == "/proc" or dest.startswith("/proc/")):
-            where += f" ({op.dest} is {dest} in the rootfs)"
-            op = op._replace(dest=dest)
-        if op.dest == "/proc":
-            if op.fstype == "proc" and not op.bind or op.bind and _proc_fs(op.source):
-                continue
-            raise ConfigError(f'{where}: "{op.dest}" cannot be mounted because it is not of type proc')
-        if op.dest.startswith("/proc/") and op.dest not in PROC_FILE_MOUNTS and (op.bind or op.fstype != "proc"):
-            raise ConfigError(f'{where}: "{op.dest}" cannot be mounted because it is inside /proc')
+    root = []  # [(fd, path)]: the rootfs, opened once for all the mounts (on the first that needs it)
+    try:
+        for op in ops:
+            _check_proc_mount(op, rootdir, root, lx)
+    finally:
+        for fd, _ in root:
+            os.close(fd)
+
+
+def _check_proc_mount(op, rootdir, root, lx):
+    where = f"mounts.{op.index}.destination"
+    dest = op.dest
+    if rootdir is not None and (op.bind or op.fstype != "proc"):
+        if not root:
+            fd = os.open(rootdir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                root.append((fd, os.readlink(f"/proc/self/fd/{fd}")))
+            except BaseException:
+                os.close(fd)
+                raise
+        dest = _resolved_in_root(root[0], op.dest, lx)
+    if dest != op.dest and (dest == "/proc" or dest.startswith("/proc/")):
+        where += f" ({op.dest} is {dest} in the rootfs)"
+        op = op._replace(dest=dest)
+    if op.dest == "/proc":
+        if op.fstype == "proc" and not op.bind or op.bind and _proc_fs(op.source):
+            return
+        raise ConfigError(f'{where}: "{op.dest}" cannot be mounted because it is not of type proc')
+    if op.dest.startswith("/proc/") and op.dest not in PROC_FILE_MOUNTS and (op.bind or op.fstype != "proc"):
+        raise ConfigError(f'{where}: "{op.dest}" cannot be mounted because it is inside /proc')
 
 
 _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
