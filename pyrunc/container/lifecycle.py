@@ -72,10 +72,20 @@ class Runtime:
 
     # --- create ----------------------------------------------------------------------------------------
 
-    def create(self, cid, bundle, *, pid_file=None, console_socket=None, console=None, no_pivot=False,
-               no_new_keyring=False, preserve_fds=0, pidfd_socket=None, stdio=None):
-        """Bring up the init process, blocked on the exec fifo until start().  stdio: the process's
-        (stdin, stdout, stderr) fds instead of ours."""
+    def create(self, cid, bundle, **kw):
+        """Bring up the init process, blocked on the exec fifo until start().  Keywords: pid_file,
+        console_socket, console, no_pivot, no_new_keyring, preserve_fds, pidfd_socket, stdio (the process's
+        (stdin, stdout, stderr) fds instead of ours)."""
+        from ..cgroups import warm
+
+        warming = warm.start()  # the cgroup lock's grace period, paid while we import and plan (see warm.py)
+        try:
+            return self._create(warming, cid, bundle, **kw)
+        finally:
+            warming.stop()
+
+    def _create(self, warming, cid, bundle, *, pid_file=None, console_socket=None, console=None, no_pivot=False,
+                no_new_keyring=False, preserve_fds=0, pidfd_socket=None, stdio=None):
         from ..process.init import Ctx, Spawn
         from .procsetup import _security, _spec_version, listen_fds, seccomp_notify, send_pidfd
 
@@ -161,6 +171,7 @@ class Runtime:
 
                     ctx.join_rdt = join_rdt
                 spawn = Spawn(plan, ctx)
+                warming.wait()  # no thread of ours may run when the init protocol forks
                 pid = spawn.run()
                 self.log.debug(f"create {cid}: init pid {pid}, waiting on the exec fifo for start")
                 st = proc_start_time(pid)

@@ -1,0 +1,67 @@
+"""pyrunc.cgroups.warm: the early write that readies the cgroup migration lock moves nothing and fails quietly."""
+
+import errno
+import os
+
+import pytest
+
+from pyrunc.cgroups import warm
+
+
+def test_writes_our_pid_to_our_own_cgroup2_procs(tmp_path):
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "cgroup").write_text("12:pids:/x\n0::/user.slice/me.scope\n")
+    unified = tmp_path / "unified"
+    (unified / "user.slice" / "me.scope").mkdir(parents=True)
+    procs = unified / "user.slice" / "me.scope" / "cgroup.procs"
+    procs.write_text("")
+    path = warm.own_procs_file(str(proc), (str(tmp_path / "nothing-here"), str(unified)))
+    assert path == str(procs)
+    w = warm.start(path)
+    w.wait()
+    assert w.result == 0 and procs.read_text() == str(os.getpid())
+
+
+def test_no_cgroup2_line_or_mount_means_no_write(tmp_path):
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "cgroup").write_text("12:pids:/x\n")
+    assert warm.own_procs_file(str(proc), (str(tmp_path),)) is None
+    (proc / "self" / "cgroup").write_text("0::/a\n")
+    assert warm.own_procs_file(str(proc), (str(tmp_path),)) is None  # no such cgroup dir under the mount
+    w = warm.start(str(tmp_path / "missing" / "cgroup.procs"))
+    w.wait()
+    assert w.result == errno.ENOENT  # an error is kept, never raised
+
+
+def test_real_warmup_leaves_us_where_we_are(needs_root):
+    path = warm.own_procs_file()
+    if path is None:
+        pytest.skip("no cgroup2 mount holding our cgroup")
+    with open("/proc/self/cgroup") as f:
+        before = f.read()
+    w = warm.start(path)
+    w.wait()
+    assert w.result == 0, os.strerror(w.result)  # the kernel took the write: a migration to where we are
+    with open("/proc/self/cgroup") as f:
+        assert f.read() == before
+
+
+def test_switch_interval_comes_back_and_no_thread_is_left(tmp_path):
+    import _thread
+    import sys
+
+    before, threads = sys.getswitchinterval(), _thread._count()
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    a = warm.start(str(procs))
+    b = warm.start(str(procs))  # two at once (a shim's threads): the first interval comes back after the last
+    assert abs(sys.getswitchinterval() - warm.SWITCH_INTERVAL) < 1e-6
+    a.wait()
+    assert abs(sys.getswitchinterval() - warm.SWITCH_INTERVAL) < 1e-6
+    b.stop()  # a create that failed early: no wait
+    b.stop()
+    assert sys.getswitchinterval() == before
+    b.wait()
+    assert _thread._count() == threads and (a.result, b.result) == (0, 0)
