@@ -23,11 +23,11 @@ BUF = 65536
 
 def has_userns(bundle):
     """True if the bundle's config asks for a user namespace (new or joined); errors are create's to report."""
-    import json
+    from .. import fastjson  # not `json`: it imports `re` (~5 ms of every foreground run)
 
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            cfg = json.loads(f.read())
+            cfg = fastjson.loads(f.read())
         return any(ns.get("type") == "user" for ns in (cfg.get("linux") or {}).get("namespaces") or ())
     except (OSError, ValueError, AttributeError):
         return False
