@@ -41,7 +41,8 @@ def shim_daemon(d, cid, needle):
     for pid in _pids_with_cmdline(d.sock):
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             args = f.read().split(b"\0")
-        if needle.encode() in args[0] + (args[1] if len(args) > 1 else b"") and cid.encode() in args:
+        # the program is argv[0] (Go's shim) or the script after the interpreter and its flags (`python3 -SP ...`)
+        if any(needle.encode() in a for a in args[:3]) and cid.encode() in args:
             return pid
     raise SystemExit(f"bench: no shim daemon found for {cid}")
 
