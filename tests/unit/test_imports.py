@@ -125,11 +125,9 @@ def test_hot_verbs_add_no_costly_stdlib_modules(tmp_path):
 # The hot verbs on a real container, as the installed script runs them (python -S: see bin/pyrunc): every module
 # a verb adds to a bare interpreter, with a ceiling per verb.  Each module costs ~0.1-0.3 ms of a ~10 ms floor.
 # state: 12 pyrunc modules, _json and errno; kill: + lifecycle; start: + fcntl (the lock) and select; delete:
-# + fcntl, the cgroup manager's 4 modules and, today, collections and what it imports (below).
-HOT_BUDGET = {"start": 17, "state": 14, "kill": 15, "delete": 27}
-# cgroups/detect.py and cgroups/fs.py build collections.namedtuple classes, so delete (and kill --all, create) pays
-# for collections and what it imports (~1.5 ms).  When they stop, drop this exception and lower delete's ceiling.
-CGROUPS_NAMEDTUPLE = {"collections", "_collections", "itertools", "keyword", "operator", "_operator", "reprlib"}
+# + fcntl and the cgroup manager's modules (its records are pyrunc/record.py classes, not namedtuples: no
+# collections).
+HOT_BUDGET = {"start": 17, "state": 14, "kill": 15, "delete": 21}
 
 
 def test_hot_verbs_on_a_real_container_stay_in_budget(tmp_path, needs_root, busybox):
@@ -151,8 +149,7 @@ def test_hot_verbs_on_a_real_container_stay_in_budget(tmp_path, needs_root, busy
             assert rc in (0, None), (argv, err)
             added = mods - base
             assert f"pyrunc.cli.{argv[0]}" in added, argv
-            forbidden = HOT_FORBIDDEN - (CGROUPS_NAMEDTUPLE if argv[0] == "delete" else set())
-            bad = sorted(m for m in added for h in set(HEAVY) | forbidden if m == h or m.startswith(h + "."))
+            bad = sorted(m for m in added for h in set(HEAVY) | HOT_FORBIDDEN if m == h or m.startswith(h + "."))
             assert not bad, f"`pyrunc {argv[0]}` imported {bad}"
             assert len(added) <= HOT_BUDGET[argv[0]], f"`pyrunc {argv[0]}` imported {len(added)}: {sorted(added)}"
         assert not os.path.exists(os.path.join(root, "imp-hot")), "the container must really be gone"
