@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from .test_userns import MAPS, RUNC, SENDMSG, HoldingAgent, _wait, detached, top, ubundle  # noqa: F401
+from .test_userns import MAPS, RUNC, SENDMSG, HoldingAgent, _wait, detached, release, top, ubundle  # noqa: F401
 
 SECRET = "SECRET=b-init-env"
 
@@ -150,12 +150,7 @@ def test_created_init_before_its_drop_cannot_be_read_by_a_pod_peer(pyrunc, ubund
             nspid, caps = _nspid(init)
             probe = _probe(pyrunc, pod, nspid)
         finally:
-            agent.released.set()
-            try:
-                create.wait(30)
-            except subprocess.TimeoutExpired:
-                create.kill()
-                create.wait()
+            release(agent, create)
         assert create.returncode == 0, _read(errf)
         errf.close()
         assert caps & (1 << 19) and caps & (1 << 21), f"the probe must hit the window: CapEff {caps:x}"

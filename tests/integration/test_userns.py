@@ -339,6 +339,16 @@ def _children(ppid):
     return out
 
 
+def release(agent, proc, timeout=30):
+    """Let the process that the agent holds in the seccomp notification go, and reap it (killed if it hangs)."""
+    agent.released.set()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _wait(cond, what, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -402,12 +412,7 @@ def test_exec_stub_cannot_be_ptraced_before_it_drops(pyrunc, ubundle, top):
             with open(res) as f:
                 probe = f.read()
         finally:
-            agent.released.set()
-            try:
-                ex.wait(30)
-            except subprocess.TimeoutExpired:
-                ex.kill()
-                ex.wait()
+            release(agent, ex)
         assert ex.returncode == 0, ex.stderr.read()
         assert int(status["CapEff"], 16) & (1 << 19), "the probe must hit the window: CAP_SYS_PTRACE not dropped yet"
         assert "SECRET=stub-env" not in probe, "a container process read the exec stub's environment"
