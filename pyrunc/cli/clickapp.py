@@ -56,6 +56,15 @@ UNKNOWN_VERB_EXIT = 3
 
 class _Group(click.Group):
     def resolve_command(self, ctx, args):
+        if args and args[0] in ("help", "h"):  # runc's `help [verb]`: the help, exit 0
+            if len(args) == 1:
+                click.echo(ctx.get_help())
+                ctx.exit(0)
+            if args[1] in self.commands:
+                cmd = self.commands[args[1]]
+                click.echo(cmd.get_help(click.Context(cmd, info_name=args[1], parent=ctx)))
+                ctx.exit(0)
+            args = args[1:]  # an unknown topic: runc's "No help topic" error below
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             click.echo(ctx.get_usage() + f"\nTry 'pyrunc --help' for help.\n\nError: No help topic for '{args[0]}': "
                        "no such command", err=True)
@@ -66,11 +75,14 @@ class _Group(click.Group):
 def build():
     from .main import version_text
 
-    @click.group(cls=_Group, context_settings=_CTX,
+    @click.group(cls=_Group, context_settings=_CTX, invoke_without_command=True, no_args_is_help=False,
                  help="pyrunc: a runc-compatible OCI container runtime written in Python")
     @click.version_option("", "--version", "-v", message=version_text().rstrip("\n"), prog_name="pyrunc")
     def cli(**kw):
-        pass
+        ctx = click.get_current_context()
+        if ctx.invoked_subcommand is None:  # no verb (with or without global flags): runc prints its help, exit 0
+            click.echo(ctx.get_help())
+            ctx.exit(0)
 
     for opt in GLOBAL:  # cli is a Group already: options append in this order
         cli = _option(opt)(cli)

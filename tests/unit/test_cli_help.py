@@ -40,3 +40,24 @@ def test_unknown_verb_is_a_usage_error_naming_it_with_runcs_exit_code():
         assert p.returncode == r.returncode, (argv, p.returncode, p.err)
         assert "'frobnicate'" in p.err and "Usage: pyrunc" in p.err, p.err
         assert p.out == ""
+
+
+@pytest.mark.parametrize("argv, usage", [
+    ((), "Usage: pyrunc [OPTIONS] [COMMAND]"),
+    (("--root", "/nonexistent-pyrunc-help"), "Usage: pyrunc [OPTIONS] [COMMAND]"),
+    (("help",), "Usage: pyrunc [OPTIONS] [COMMAND]"),
+    (("h",), "Usage: pyrunc [OPTIONS] [COMMAND]"),
+    (("help", "state"), "Usage: pyrunc state "),
+    (("help", "exec"), "Usage: pyrunc exec "),
+    (("help", "frobnicate"), None),
+])
+def test_no_verb_and_help_topics_exit_like_runc(argv, usage):
+    runc = shutil.which("runc")
+    require(runc, "runc is not installed: nothing to compare the exit code with")
+    r = subprocess.run([runc] + list(argv), capture_output=True, timeout=60)
+    p = cli(*argv)
+    assert p.returncode == r.returncode, (argv, p.returncode, r.returncode, p.err)
+    if usage is None:
+        assert r.returncode != 0 and "No help topic for 'frobnicate'" in p.err and p.out == ""
+    else:
+        assert r.returncode == 0 and p.out.startswith(usage), (argv, p.out[:200])
