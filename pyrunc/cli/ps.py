@@ -20,7 +20,10 @@ def run(g, o, log):
         raise PyruncError("invalid format option")
     import subprocess
 
-    p = subprocess.run(["ps"] + (ps_args or ["-ef"]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        p = subprocess.run(["ps"] + (ps_args or ["-ef"]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except FileNotFoundError:  # runc's words (Go's exec.ErrNotFound)
+        raise PyruncError('exec: "ps": executable file not found in $PATH') from None
     text = p.stdout.decode(errors="replace")
     if p.returncode != 0:
         raise PyruncError(f"exit status {p.returncode}: {text}")

@@ -301,6 +301,16 @@ def test_ps_json_and_table(pyrunc, bundle):
     assert p.returncode == 1 and "container does not exist" in p.err
 
 
+def test_ps_without_a_ps_binary_says_so_like_runc(pyrunc, bundle, tmp_path):
+    cid = up(pyrunc, bundle, FAMILY)
+    env = dict(os.environ, PATH=str(tmp_path))  # an empty directory: no `ps` to run
+    p = pyrunc("ps", cid, env=env)
+    assert p.returncode == 1 and r'msg="exec: \"ps\": executable file not found in $PATH"' in p.err, p.err  # logrus
+    assert "internal error" not in p.err
+    p = pyrunc("ps", "--format", "json", cid, env=env)  # json needs no ps binary
+    assert p.returncode == 0 and pyrunc.state(cid)["pid"] in json.loads(p.out)
+
+
 def test_kill_all(pyrunc, bundle):
     cid = up(pyrunc, bundle, FAMILY)
     ps = lambda: json.loads(pyrunc("ps", "--format", "json", cid, check=True).out) or []  # noqa: E731
