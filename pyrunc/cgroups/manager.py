@@ -136,16 +136,29 @@ def manager_from_paths(paths, *, root="/sys/fs/cgroup", created=None, proc="/pro
         from pyrunc.cgroups import systemd as _systemd
 
         return _systemd.reopen(_layout(root, proc), paths, unit, run=run)
-    return Manager(_layout(root, proc), dict(paths), created)
+    # the layout (a mountinfo parse) only if something asks for it: delete of a stopped container, pids() and
+    # destroy() need only the recorded paths
+    return Manager(lambda: _layout(root, proc), dict(paths), created)
 
 
 class Manager:
     unit = None  # the systemd driver's unit name (recorded in state.json); None with cgroupfs
 
     def __init__(self, layout, paths, created=None):
-        self.layout = layout
+        """layout: a detect.Layout, or a function returning one (called once, when first needed)."""
+        self._layout = layout
         self.paths = paths
         self._created = list(created) if created is not None else None
+
+    @property
+    def layout(self):
+        if callable(self._layout):
+            self._layout = self._layout()
+        return self._layout
+
+    @layout.setter
+    def layout(self, value):
+        self._layout = value
 
     # -- bookkeeping ---------------------------------------------------------------------------------------
     @property
