@@ -359,11 +359,7 @@ class Manager:
         return next(iter(self.paths.values()))
 
     def pids(self):
-        out = []
-        for dirpath, _, _ in os.walk(self._primary()):
-            text = _read_text(os.path.join(dirpath, "cgroup.procs")) or ""
-            out.extend(int(x) for x in text.split() if x.isdigit() and int(x) not in out)
-        return out
+        return procs_under(self._primary())
 
     def kill_all(self, sig=_signal.SIGKILL):
         d = self.paths.get(UNIFIED)
@@ -419,6 +415,34 @@ class Manager:
         from pyrunc.cgroups import events
 
         return events.OOMWatcher(self)
+
+
+def procs_under(d):
+    """The pids in cgroup d and its sub-cgroups at any depth, each once; a dir or file that is gone reads as empty.
+    Raw reads, no os.walk: delete checks all of a container's cgroups (ten dirs on a hybrid host) each time."""
+    out, stack = [], [d]
+    while stack:
+        cur = stack.pop()
+        try:
+            fd = os.open(os.path.join(cur, "cgroup.procs"), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            data = b""
+            try:
+                while chunk := os.read(fd, 65536):
+                    data += chunk
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            out.extend(p for p in (int(x) for x in data.split() if x.isdigit()) if p not in out)
+        try:
+            with os.scandir(cur) as it:
+                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+        except OSError:
+            pass
+    return out
 
 
 # How long destroy() keeps retrying a busy cgroup.  runc 1.2's rmdir retries EBUSY 10 times from 1 ms, doubling

@@ -557,14 +557,9 @@ def _wait_empty(mgr, timeout=3.0):
 
 
 def _procs_under(d):
-    out = []
-    for dirpath, _, _ in os.walk(d):
-        try:
-            with open(os.path.join(dirpath, "cgroup.procs")) as f:
-                out += [int(x) for x in f.read().split()]
-        except (OSError, ValueError):
-            pass
-    return out
+    from ..cgroups.manager import procs_under  # loaded already: only a manager's dirs are checked
+
+    return procs_under(d)
 
 
 def _kill_created(mgr):

@@ -705,3 +705,16 @@ def test_reopened_manager_parses_mountinfo_only_when_the_layout_is_needed(fake, 
     assert m2.layout is m2.layout and len(calls) == 1
     m2.destroy()
     assert not os.path.exists(os.path.join(root, "memory/a/b")) and m2.created == []
+
+
+def test_procs_under_reads_every_level_raw_and_skips_what_is_gone(tmp_path):
+    """The emptiness check of delete: the pids of a cgroup and of its sub-cgroups at any depth, duplicates kept
+    out; a missing dir or cgroup.procs is empty, never an error (delete races the kernel removing them)."""
+    top = tmp_path / "c"
+    (top / "a" / "b").mkdir(parents=True)
+    (top / "x").mkdir()
+    (top / "cgroup.procs").write_text("10\n11\n")
+    (top / "a" / "b" / "cgroup.procs").write_text("12\n10\n")
+    (top / "link").symlink_to(tmp_path)  # never followed
+    assert sorted(mgrmod.procs_under(str(top))) == [10, 11, 12]
+    assert mgrmod.procs_under(str(top / "x")) == [] and mgrmod.procs_under(str(tmp_path / "gone")) == []
