@@ -718,3 +718,7 @@ def test_procs_under_reads_every_level_raw_and_skips_what_is_gone(tmp_path):
     (top / "link").symlink_to(tmp_path)  # never followed
     assert sorted(mgrmod.procs_under(str(top))) == [10, 11, 12]
     assert mgrmod.procs_under(str(top / "x")) == [] and mgrmod.procs_under(str(tmp_path / "gone")) == []
+
+
+def test_manager_unified_key_is_detects():
+    assert mgrmod.UNIFIED == detect.UNIFIED
