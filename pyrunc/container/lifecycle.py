@@ -349,7 +349,7 @@ class Runtime:
         """Kill under the lock, wait for the processes without it, then remove the cgroup and the state under
         it again; poststop hooks run last, outside the lock.  If the cgroup cannot be removed the state stays,
         so that delete can be run again."""
-        with self._lock(cid):
+        with self._lock(cid) as first:
             try:
                 c = self.store.load(cid)  # under the lock: never a document another delete already acted on
             except NotFound:
@@ -372,15 +372,26 @@ class Runtime:
                     pass
             if mgr is not None and not _own_pidns(c):
                 _kill_all(mgr)
-        wait_dead(c)
-        if mgr is not None and not _wait_empty(mgr) and force:
-            # still busy: processes put into our cgroups from outside the container's pid namespace
-            _kill_created(mgr)
-            _wait_empty(mgr)
-        with Lock(self.store.path(cid)):
-            before, c = c, self.store.load(cid)
-            # the manager opened above, unless the document changed meanwhile (opening one parses mountinfo)
-            self._destroy(c, mgr if _cgroup_record(c) == _cgroup_record(before) else _manager(c))
+            # An fd on the container's directory (no lock), held over the wait: its inode cannot be reused
+            # meanwhile, so the second lock can tell this container from a new one of the same id
+            pin = os.open(first.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            wait_dead(c)
+            if mgr is not None and not _wait_empty(mgr) and force:
+                # still busy: processes put into our cgroups from outside the container's pid namespace
+                _kill_created(mgr)
+                _wait_empty(mgr)
+            with Lock(self.store.path(cid)) as again:
+                pinned = os.fstat(pin)
+                if again.dir_id != (pinned.st_dev, pinned.st_ino):
+                    # another delete finished this container while we waited, and a create made a new one of
+                    # the same id: not ours to touch
+                    raise NotFound("container does not exist")
+                before, c = c, self.store.load(cid)
+                # the manager opened above, unless the document changed meanwhile
+                self._destroy(c, mgr if _cgroup_record(c) == _cgroup_record(before) else _manager(c))
+        finally:
+            os.close(pin)
         self._hooks(c.doc, "poststop", 0, "stopped")
 
     def _destroy(self, c, mgr=None):

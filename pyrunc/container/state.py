@@ -191,6 +191,7 @@ class Lock:
     def __init__(self, path, shared=False, blocking=True):
         self.path = path
         self.fd = None
+        self.dir_id = None
         self.shared = shared
         self.blocking = blocking  # False: a lock held elsewhere (a create in progress) reads as "does not exist"
 
@@ -216,6 +217,7 @@ class Lock:
         if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
             os.close(self.fd)
             raise NotFound("container does not exist")
+        self.dir_id = (held.st_dev, held.st_ino)  # which directory: a later lock can tell it is still the same
         return self
 
     def __exit__(self, *exc):
