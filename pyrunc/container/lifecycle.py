@@ -10,7 +10,8 @@ import os
 import time
 
 from ..errors import ConfigError, NotFound, PyruncError, StateError, SysError
-from .state import FIFO, PROVISIONAL, STATE_FILE, Container, Lock, Store, check_id, proc_start_time, write_pid_file
+from .state import (FIFO, PROVISIONAL, STATE_FILE, Container, Lock, Store, check_id, proc_start_time, signal_init,
+                    write_pid_file)
 
 
 def load_bundle(bundle):
@@ -38,24 +39,6 @@ def load_bundle(bundle):
 
     validate_config(cfg)
     return cfg
-
-
-def parse_signal(s):
-    if s is None or s == "":
-        return signal.SIGTERM
-    try:
-        n = int(s)
-    except ValueError:
-        name = s.upper()
-        if not name.startswith("SIG"):
-            name = "SIG" + name
-        n = getattr(signal, name, None)
-        if not isinstance(n, int) or name.startswith("SIG_") or name in ("SIGRTMIN", "SIGRTMAX"):
-            raise PyruncError(f"unknown signal {s!r}")
-        return n
-    if n <= 0 or n > 64:
-        raise PyruncError(f"unknown signal {s!r}")
-    return n
 
 
 def _now():
@@ -580,22 +563,6 @@ def _kill_created(mgr):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def signal_init(c, sig):
-    """Signal the init process through a pidfd checked against the recorded start time (never a recycled pid)."""
-    try:
-        pidfd = os.pidfd_open(c.pid)
-    except ProcessLookupError:
-        raise StateError("container not running") from None
-    try:
-        if not c.alive():
-            raise StateError("container not running")
-        signal.pidfd_send_signal(pidfd, sig)
-    except ProcessLookupError:
-        raise StateError("container not running") from None
-    finally:
-        os.close(pidfd)
 
 
 def wait_dead(c, timeout=10.0):

@@ -5,11 +5,12 @@ Status is never stored: it is derived on every read from the init process (pid p
 consumed it: "created") and the freezer ("paused").  A zombie init counts as stopped, as in runc.
 """
 
+import _signal  # the C module, loaded by every interpreter (`signal` imports enum)
 import errno
 import os
 
 from .. import fastjson
-from ..errors import Exists, NotFound, PyruncError, UsageError
+from ..errors import Exists, NotFound, PyruncError, StateError, UsageError
 
 STATE_FILE = "state.json"
 # What a create in progress has made so far (rootfs, cgroup), written before it makes them: if pyrunc dies before
@@ -117,6 +118,24 @@ class Container:
         finally:
             os.close(fd)
         os.rename(tmp, os.path.join(self.dir, name))
+
+
+def signal_init(c, sig):
+    """Signal the init process through a pidfd checked against the recorded start time (never a recycled pid)."""
+    if c.pid <= 0:  # none recorded (pidfd_open(0) would be EINVAL)
+        raise StateError("container not running")
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    try:
+        if not c.alive():
+            raise StateError("container not running")
+        _signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    finally:
+        os.close(pidfd)
 
 
 class Store:
