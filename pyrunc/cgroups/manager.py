@@ -15,10 +15,23 @@ import os
 import _signal  # the C module: `signal` imports enum (~3.5 ms)
 import time
 
-from pyrunc.cgroups import detect as _detect
-from pyrunc.cgroups import fs as _fs
-from pyrunc.cgroups.detect import UNIFIED
 from pyrunc.errors import ConfigError, PyruncError, SysError
+
+# detect.UNIFIED, the key of the cgroup2 dir in paths.  detect (mountinfo parsing) and fs (cgroup file writes) are
+# loaded when first used: delete and kill of a container reopened from state.json need neither.
+UNIFIED = ""
+
+
+def _detect():
+    from pyrunc.cgroups import detect
+
+    return detect
+
+
+def _fs():
+    from pyrunc.cgroups import fs
+
+    return fs
 
 
 # The two directory syscalls, as hooks: a temp-dir fake cgroupfs (unit tests) needs its files created on mkdir
@@ -36,7 +49,7 @@ def _read_text(path):
 
 
 def _layout(root, proc):
-    return _detect.detect(root, mountinfo=_read_text(os.path.join(proc, "self", "mountinfo")) or "")
+    return _detect().detect(root, mountinfo=_read_text(os.path.join(proc, "self", "mountinfo")) or "")
 
 
 def compute_paths(layout, inner, own):
@@ -44,7 +57,7 @@ def compute_paths(layout, inner, own):
     absolute = inner.startswith("/")
     rel = inner.lstrip("/")
     paths = {}
-    for ctrl in _detect.V1_ORDER:
+    for ctrl in _detect().V1_ORDER:
         mnt = layout.v1.get(ctrl)
         if mnt is None:
             continue
@@ -78,7 +91,7 @@ def open_manager(cgroups_path, container_id, *, root="/sys/fs/cgroup", systemd=F
 
         return _systemd.open_manager(cgroups_path, container_id, layout=_layout(root, proc), proc=proc, run=run,
                                      log=log, annotations=annotations)
-    inner = _detect.clean_path(cgroups_path or "") or _detect.clean_path(container_id or "")
+    inner = _detect().clean_path(cgroups_path or "") or _detect().clean_path(container_id or "")
     if not inner or inner == "/":
         raise ConfigError(f"invalid cgroup path {cgroups_path!r} for container {container_id!r}")
     layout = _layout(root, proc)
@@ -88,7 +101,7 @@ def open_manager(cgroups_path, container_id, *, root="/sys/fs/cgroup", systemd=F
         text = _read_text(f)
         if text is None:
             raise SysError("read", f, _errno.ENOENT)
-        own = _detect.parse_proc_cgroup(text)
+        own = _detect().parse_proc_cgroup(text)
     return Manager(layout, compute_paths(layout, inner, own))
 
 
@@ -136,16 +149,29 @@ def manager_from_paths(paths, *, root="/sys/fs/cgroup", created=None, proc="/pro
         from pyrunc.cgroups import systemd as _systemd
 
         return _systemd.reopen(_layout(root, proc), paths, unit, run=run)
-    return Manager(_layout(root, proc), dict(paths), created)
+    # the layout (a mountinfo parse) only if something asks for it: delete of a stopped container, pids() and
+    # destroy() need only the recorded paths
+    return Manager(lambda: _layout(root, proc), dict(paths), created)
 
 
 class Manager:
     unit = None  # the systemd driver's unit name (recorded in state.json); None with cgroupfs
 
     def __init__(self, layout, paths, created=None):
-        self.layout = layout
+        """layout: a detect.Layout, or a function returning one (called once, when first needed)."""
+        self._layout = layout
         self.paths = paths
         self._created = list(created) if created is not None else None
+
+    @property
+    def layout(self):
+        if callable(self._layout):
+            self._layout = self._layout()
+        return self._layout
+
+    @layout.setter
+    def layout(self, value):
+        self._layout = value
 
     # -- bookkeeping ---------------------------------------------------------------------------------------
     @property
@@ -233,11 +259,11 @@ class Manager:
         if not ctrls:
             return
         try:
-            _fs.write_file(d, "cgroup.subtree_control", " ".join("+" + c for c in ctrls))
+            _fs().write_file(d, "cgroup.subtree_control", " ".join("+" + c for c in ctrls))
         except PyruncError:
             for c in ctrls:
                 try:
-                    _fs.write_file(d, "cgroup.subtree_control", "+" + c)
+                    _fs().write_file(d, "cgroup.subtree_control", "+" + c)
                 except PyruncError:
                     pass
 
@@ -247,24 +273,24 @@ class Manager:
         the parent's, as runc cpusetCopyIfNeeded does for every level it creates."""
         parent = os.path.dirname(d)
         for f in ("cpuset.cpus", "cpuset.mems"):
-            if not _fs.read_file(d, f).strip():
-                _fs.write_file(d, f, _fs.read_file(parent, f).strip() or "\n")
+            if not _fs().read_file(d, f).strip():
+                _fs().write_file(d, f, _fs().read_file(parent, f).strip() or "\n")
 
     def plan(self, resources, *, default_devices=True, probe=None):
         """The ordered writes for linux.resources (pure given the probe); apply() executes them."""
         from pyrunc.cgroups import planner
 
-        return planner.plan(self.layout, self.paths, resources or {}, probe or _fs.Probe(),
+        return planner.plan(self.layout, self.paths, resources or {}, probe or _fs().Probe(),
                             default_devices=default_devices)
 
     def apply(self, resources, *, default_devices=True):
         """Write linux.resources. default_devices: append runc's default device rules (create: yes; update: no)."""
-        _fs.apply_writes(self.plan(resources, default_devices=default_devices))
+        _fs().apply_writes(self.plan(resources, default_devices=default_devices))
 
     def add_pid(self, pid):
         for key, d in self._dirs():
             try:
-                _fs.add_proc(d, pid)
+                _fs().add_proc(d, pid)
             except PyruncError as e:
                 if key == UNIFIED and getattr(e, "errno", 0) == _errno.EBUSY and self._join_init(d, pid):
                     continue
@@ -303,14 +329,14 @@ class Manager:
         if self._fallback is None:
             return False
         init_pid, proc = self._fallback
-        own = _detect.parse_proc_cgroup(_read_text(os.path.join(proc, str(init_pid), "cgroup")) or "")
+        own = _detect().parse_proc_cgroup(_read_text(os.path.join(proc, str(init_pid), "cgroup")) or "")
         if UNIFIED not in own:
             return False
         target = os.path.normpath(os.path.join(self.layout.unified, own[UNIFIED].lstrip("/")))
         if target == d or not target.startswith(d.rstrip("/") + "/"):
             return False  # never a cgroup outside the container's, wherever its init went
         try:
-            _fs.add_proc(target, pid)
+            _fs().add_proc(target, pid)
         except PyruncError:
             return False
         return True
@@ -346,17 +372,13 @@ class Manager:
         return next(iter(self.paths.values()))
 
     def pids(self):
-        out = []
-        for dirpath, _, _ in os.walk(self._primary()):
-            text = _read_text(os.path.join(dirpath, "cgroup.procs")) or ""
-            out.extend(int(x) for x in text.split() if x.isdigit() and int(x) not in out)
-        return out
+        return procs_under(self._primary())
 
     def kill_all(self, sig=_signal.SIGKILL):
         d = self.paths.get(UNIFIED)
         if self.layout.mode == "v2" and int(sig) == _signal.SIGKILL and d and os.path.exists(
                 os.path.join(d, "cgroup.kill")):
-            _fs.write_file(d, "cgroup.kill", "1")
+            _fs().write_file(d, "cgroup.kill", "1")
             return
         # Freeze first so that nothing forks between reading the pid list and signalling (runc does the same).
         frozen = False
@@ -406,6 +428,34 @@ class Manager:
         from pyrunc.cgroups import events
 
         return events.OOMWatcher(self)
+
+
+def procs_under(d):
+    """The pids in cgroup d and its sub-cgroups at any depth, each once; a dir or file that is gone reads as empty.
+    Raw reads, no os.walk: delete checks all of a container's cgroups (ten dirs on a hybrid host) each time."""
+    out, stack = [], [d]
+    while stack:
+        cur = stack.pop()
+        try:
+            fd = os.open(os.path.join(cur, "cgroup.procs"), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            data = b""
+            try:
+                while chunk := os.read(fd, 65536):
+                    data += chunk
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            out.extend(p for p in (int(x) for x in data.split() if x.isdigit()) if p not in out)
+        try:
+            with os.scandir(cur) as it:
+                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+        except OSError:
+            pass
+    return out
 
 
 # How long destroy() keeps retrying a busy cgroup.  runc 1.2's rmdir retries EBUSY 10 times from 1 ms, doubling

@@ -10,7 +10,8 @@ import os
 import time
 
 from ..errors import ConfigError, NotFound, PyruncError, StateError, SysError
-from .state import FIFO, PROVISIONAL, STATE_FILE, Container, Lock, Store, check_id, proc_start_time, write_pid_file
+from .state import (FIFO, PROVISIONAL, STATE_FILE, Container, Lock, Store, check_id, proc_start_time, signal_init,
+                    write_pid_file)
 
 
 def load_bundle(bundle):
@@ -38,24 +39,6 @@ def load_bundle(bundle):
 
     validate_config(cfg)
     return cfg
-
-
-def parse_signal(s):
-    if s is None or s == "":
-        return signal.SIGTERM
-    try:
-        n = int(s)
-    except ValueError:
-        name = s.upper()
-        if not name.startswith("SIG"):
-            name = "SIG" + name
-        n = getattr(signal, name, None)
-        if not isinstance(n, int) or name.startswith("SIG_") or name in ("SIGRTMIN", "SIGRTMAX"):
-            raise PyruncError(f"unknown signal {s!r}")
-        return n
-    if n <= 0 or n > 64:
-        raise PyruncError(f"unknown signal {s!r}")
-    return n
 
 
 def _now():
@@ -349,7 +332,7 @@ class Runtime:
         """Kill under the lock, wait for the processes without it, then remove the cgroup and the state under
         it again; poststop hooks run last, outside the lock.  If the cgroup cannot be removed the state stays,
         so that delete can be run again."""
-        with self._lock(cid):
+        with self._lock(cid) as first:
             try:
                 c = self.store.load(cid)  # under the lock: never a document another delete already acted on
             except NotFound:
@@ -372,15 +355,26 @@ class Runtime:
                     pass
             if mgr is not None and not _own_pidns(c):
                 _kill_all(mgr)
-        wait_dead(c)
-        if mgr is not None and not _wait_empty(mgr) and force:
-            # still busy: processes put into our cgroups from outside the container's pid namespace
-            _kill_created(mgr)
-            _wait_empty(mgr)
-        with Lock(self.store.path(cid)):
-            before, c = c, self.store.load(cid)
-            # the manager opened above, unless the document changed meanwhile (opening one parses mountinfo)
-            self._destroy(c, mgr if _cgroup_record(c) == _cgroup_record(before) else _manager(c))
+            # An fd on the container's directory (no lock), held over the wait: its inode cannot be reused
+            # meanwhile, so the second lock can tell this container from a new one of the same id
+            pin = os.open(first.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            wait_dead(c)
+            if mgr is not None and not _wait_empty(mgr) and force:
+                # still busy: processes put into our cgroups from outside the container's pid namespace
+                _kill_created(mgr)
+                _wait_empty(mgr)
+            with Lock(self.store.path(cid)) as again:
+                pinned = os.fstat(pin)
+                if again.dir_id != (pinned.st_dev, pinned.st_ino):
+                    # another delete finished this container while we waited, and a create made a new one of
+                    # the same id: not ours to touch
+                    raise NotFound("container does not exist")
+                before, c = c, self.store.load(cid)
+                # the manager opened above, unless the document changed meanwhile
+                self._destroy(c, mgr if _cgroup_record(c) == _cgroup_record(before) else _manager(c))
+        finally:
+            os.close(pin)
         self._hooks(c.doc, "poststop", 0, "stopped")
 
     def _destroy(self, c, mgr=None):
@@ -557,14 +551,9 @@ def _wait_empty(mgr, timeout=3.0):
 
 
 def _procs_under(d):
-    out = []
-    for dirpath, _, _ in os.walk(d):
-        try:
-            with open(os.path.join(dirpath, "cgroup.procs")) as f:
-                out += [int(x) for x in f.read().split()]
-        except (OSError, ValueError):
-            pass
-    return out
+    from ..cgroups.manager import procs_under  # loaded already: only a manager's dirs are checked
+
+    return procs_under(d)
 
 
 def _kill_created(mgr):
@@ -574,22 +563,6 @@ def _kill_created(mgr):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def signal_init(c, sig):
-    """Signal the init process through a pidfd checked against the recorded start time (never a recycled pid)."""
-    try:
-        pidfd = os.pidfd_open(c.pid)
-    except ProcessLookupError:
-        raise StateError("container not running") from None
-    try:
-        if not c.alive():
-            raise StateError("container not running")
-        signal.pidfd_send_signal(pidfd, sig)
-    except ProcessLookupError:
-        raise StateError("container not running") from None
-    finally:
-        os.close(pidfd)
 
 
 def wait_dead(c, timeout=10.0):

@@ -5,11 +5,12 @@ Status is never stored: it is derived on every read from the init process (pid p
 consumed it: "created") and the freezer ("paused").  A zombie init counts as stopped, as in runc.
 """
 
+import _signal  # the C module, loaded by every interpreter (`signal` imports enum)
 import errno
 import os
 
 from .. import fastjson
-from ..errors import Exists, NotFound, PyruncError, UsageError
+from ..errors import Exists, NotFound, PyruncError, StateError, UsageError
 
 STATE_FILE = "state.json"
 # What a create in progress has made so far (rootfs, cgroup), written before it makes them: if pyrunc dies before
@@ -119,6 +120,24 @@ class Container:
         os.rename(tmp, os.path.join(self.dir, name))
 
 
+def signal_init(c, sig):
+    """Signal the init process through a pidfd checked against the recorded start time (never a recycled pid)."""
+    if c.pid <= 0:  # none recorded (pidfd_open(0) would be EINVAL)
+        raise StateError("container not running")
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    try:
+        if not c.alive():
+            raise StateError("container not running")
+        _signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise StateError("container not running") from None
+    finally:
+        os.close(pidfd)
+
+
 class Store:
     """All containers under one --root."""
 
@@ -191,6 +210,7 @@ class Lock:
     def __init__(self, path, shared=False, blocking=True):
         self.path = path
         self.fd = None
+        self.dir_id = None
         self.shared = shared
         self.blocking = blocking  # False: a lock held elsewhere (a create in progress) reads as "does not exist"
 
@@ -216,6 +236,7 @@ class Lock:
         if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
             os.close(self.fd)
             raise NotFound("container does not exist")
+        self.dir_id = (held.st_dev, held.st_ino)  # which directory: a later lock can tell it is still the same
         return self
 
     def __exit__(self, *exc):

@@ -602,3 +602,46 @@ def test_create_when_stage_a_is_slow_after_forking_stage_b(pyrunc, bundle):
     assert p.returncode == 0 and out.read_text() == "created\n", (p.returncode, out.read_text(), err.read_text())
     assert pyrunc.state(cid)["status"] == "created"
     assert pyrunc("delete", "--force", cid).returncode == 0
+
+
+RACING_DELETE = """
+import subprocess, sys
+from pyrunc.container import lifecycle
+from pyrunc.log import Logger
+
+root, cid, bundle, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+real_wait = lifecycle._wait_empty
+
+
+def wait_empty(mgr, *a, **k):
+    # while this delete waits without the lock: another delete finishes the container, and a new one of the
+    # same id is created (containerd reusing an id)
+    for verb in (["delete", "--force", cid], ["create", "--bundle", bundle, cid]):
+        subprocess.run(argv + ["--root", root] + verb, check=True, timeout=60, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL)
+    return real_wait(mgr, *a, **k)
+
+
+lifecycle._wait_empty = wait_empty
+lifecycle.Runtime(root, Logger()).delete(cid, force=True)
+print("deleted")
+"""
+
+
+def test_delete_never_acts_on_a_new_container_of_the_same_id(pyrunc, bundle):
+    """delete waits for the processes without the lock and then locks the container again: by then another delete
+    may have removed it and a create made a new one under the same id.  The second lock must be on the
+    directory the first one held, or this delete removes (part of) the new container's cgroups and state."""
+    import sys
+
+    b = bundle(["sleep", "30"])
+    cid = pyrunc.new_id("race")
+    assert create(pyrunc, b, cid).returncode == 0
+    with open(b / "d.out", "wb") as fo, open(b / "d.err", "wb") as fe:  # files: the new init inherits them
+        p = subprocess.run([sys.executable, "-c", RACING_DELETE, pyrunc.root, cid, str(b)] + pyrunc.argv,
+                           stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, timeout=60)
+    assert p.returncode == 0 and (b / "d.out").read_text() == "deleted\n", (b / "d.err").read_text()
+    assert pyrunc.state(cid)["status"] == "created"
+    with open(os.path.join(pyrunc.root, cid, "state.json")) as f:
+        paths = json.load(f)["cgroup_paths"]
+    assert paths and all(os.path.isdir(d) for d in paths.values()), paths

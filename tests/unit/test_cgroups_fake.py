@@ -687,3 +687,38 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.stdout.strip() == "['pyrunc', 'pyrunc.cgroups']"
+
+
+def test_reopened_manager_parses_mountinfo_only_when_the_layout_is_needed(fake, fake_kernel, monkeypatch):
+    """delete of a stopped container (pids, destroy) needs only the recorded paths: no mountinfo parse; what needs
+    the layout (kill_all's v2 check, freeze) still gets it, parsed once."""
+    root, proc = fake
+    build_v1(root, ("memory", "pids", "freezer"))
+    m = open_manager("/a/b", "c", root=root, proc=proc)
+    m.create()
+    calls = []
+    real = mgrmod._layout
+    monkeypatch.setattr(mgrmod, "_layout", lambda *a: calls.append(a) or real(*a))
+    m2 = manager_from_paths(m.paths, root=root, created=m.created, proc=proc)
+    assert m2.pids() == [] and calls == []
+    assert m2.layout.mode == "v1" and m2.layout.v1 == m.layout.v1 and len(calls) == 1
+    assert m2.layout is m2.layout and len(calls) == 1
+    m2.destroy()
+    assert not os.path.exists(os.path.join(root, "memory/a/b")) and m2.created == []
+
+
+def test_procs_under_reads_every_level_raw_and_skips_what_is_gone(tmp_path):
+    """The emptiness check of delete: the pids of a cgroup and of its sub-cgroups at any depth, duplicates kept
+    out; a missing dir or cgroup.procs is empty, never an error (delete races the kernel removing them)."""
+    top = tmp_path / "c"
+    (top / "a" / "b").mkdir(parents=True)
+    (top / "x").mkdir()
+    (top / "cgroup.procs").write_text("10\n11\n")
+    (top / "a" / "b" / "cgroup.procs").write_text("12\n10\n")
+    (top / "link").symlink_to(tmp_path)  # never followed
+    assert sorted(mgrmod.procs_under(str(top))) == [10, 11, 12]
+    assert mgrmod.procs_under(str(top / "x")) == [] and mgrmod.procs_under(str(tmp_path / "gone")) == []
+
+
+def test_manager_unified_key_is_detects():
+    assert mgrmod.UNIFIED == detect.UNIFIED
