@@ -20,23 +20,18 @@ def rootless_mode(flag):
         return flag == "true"
     if flag != "auto":
         raise UsageError(f"invalid --rootless value {flag!r}: want true, false or auto")
-    return os.geteuid() != 0 or in_user_namespace()
+    from .. import procfs
 
-
-def in_user_namespace():
-    """Not the initial user namespace: its uid_map is anything but the whole range mapped onto itself."""
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
+    return os.geteuid() != 0 or procfs.in_user_namespace()
 
 
 def default_root():
     """--root's default, as runc's: $XDG_RUNTIME_DIR/pyrunc for a caller that is not root (or root of a user
     namespace that is not USER=root's), else /run/pyrunc."""
+    from .. import procfs
+
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and (os.geteuid() != 0 or in_user_namespace() and os.environ.get("USER") != "root"):
+    if xdg and (os.geteuid() != 0 or procfs.in_user_namespace() and os.environ.get("USER") != "root"):
         return os.path.join(xdg, "pyrunc")
     return "/run/pyrunc"
 

@@ -9,23 +9,15 @@ import os
 
 from ..errors import SysError
 from ..linux import CLONE_NEWUSER, O_PATH, real
+from ..procfs import in_user_namespace
 from . import waiter
 from .rootfs import idmapped_tree
 
 CALLER_IS_ROOT = os.geteuid() == 0  # at import, in pyrunc's own process: stage B (uid 0 in its namespace) agrees
 
-
-def _in_user_namespace():
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
-
-
 # pyrunc itself runs in a user namespace that is not the initial one (rootless podman runs its runtime so): no
 # mknod there either, whether or not the config asks for a user namespace of its own (runc: RunningInUserNS)
-IN_USER_NAMESPACE = _in_user_namespace()
+IN_USER_NAMESPACE = in_user_namespace()
 
 
 def write_id_maps(pid, uid_maps, gid_maps):

@@ -10,6 +10,7 @@ import pytest
 
 import pyrunc.cgroups as cgroups
 from pyrunc.cgroups import manager as mgrmod
+from pyrunc import procfs
 from pyrunc.cli import common
 from pyrunc.container.lifecycle import Runtime
 from pyrunc.errors import PyruncError, UsageError
@@ -108,7 +109,7 @@ def test_not_rootless_keeps_the_error(fake, tmp_path, monkeypatch):
 ])
 def test_rootless_flag(monkeypatch, flag, euid, userns, want):
     monkeypatch.setattr(os, "geteuid", lambda: euid)
-    monkeypatch.setattr(common, "in_user_namespace", lambda: userns)
+    monkeypatch.setattr(procfs, "in_user_namespace", lambda: userns)
     assert common.rootless_mode(flag) is want
 
 
@@ -126,7 +127,7 @@ def test_rootless_flag_bad_value():
 ])
 def test_default_root(monkeypatch, euid, userns, env, want):
     monkeypatch.setattr(os, "geteuid", lambda: euid)
-    monkeypatch.setattr(common, "in_user_namespace", lambda: userns)
+    monkeypatch.setattr(procfs, "in_user_namespace", lambda: userns)
     for k in ("XDG_RUNTIME_DIR", "USER"):
         monkeypatch.delenv(k, raising=False)
     for k, v in env.items():
