@@ -14,13 +14,23 @@ from .common import failed, one_id, runtime
 _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL, signal.SIGSTOP}
 
 
-def _wants_tty(bundle):
+def _peek_config(bundle):
+    """config.json, read once for a foreground run's own choices (a terminal? a user namespace?), or {}: a
+    missing or malformed file is create's to report."""
     from .. import fastjson  # not `json`: it imports `re` (~5 ms)
 
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            return bool((fastjson.loads(f.read()).get("process") or {}).get("terminal"))
-    except (OSError, ValueError, AttributeError):
+            cfg = fastjson.loads(f.read())
+    except (OSError, ValueError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _wants_tty(cfg):
+    try:
+        return bool((cfg.get("process") or {}).get("terminal"))
+    except AttributeError:
         return False  # create reports it properly
 
 
@@ -51,7 +61,8 @@ def run(g, o, log):
         raise UsageError("run --no-subreaper: not supported in the foreground (pyrunc reaps the container's init "
                          "as its subreaper)")
     ours = theirs = None
-    if not o.detach and not o.console_socket and _wants_tty(bundle):
+    cfg = {} if o.detach else _peek_config(bundle)
+    if not o.detach and not o.console_socket and _wants_tty(cfg):
         import socket
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -59,7 +70,7 @@ def run(g, o, log):
     # container): a SIGTERM arriving while the container is created or just after it started is kept and
     # forwarded once the init's pid is known, instead of killing pyrunc and orphaning a running container.
     fwd = None if o.detach else Forwarder()
-    pipes = _own_pipes(o, bundle, ours)
+    pipes = _own_pipes(o, cfg, ours)
     c = None
     try:
         c = rt.create(cid, bundle, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
@@ -102,14 +113,14 @@ def run(g, o, log):
     return status
 
 
-def _own_pipes(o, bundle, tty):
+def _own_pipes(o, cfg, tty):
     """A foreground run without a terminal in a user namespace gets pipes of pyrunc's own (runc's, always in the
     foreground): see process/stdio_pipes.py."""
     if o.detach or tty is not None:
         return None
     from ..process.stdio_pipes import Pipes, has_userns
 
-    return Pipes() if has_userns(bundle) else None
+    return Pipes() if has_userns(cfg) else None
 
 
 class Forwarder:
