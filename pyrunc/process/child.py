@@ -354,7 +354,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     if proc.cpu_final is not None:  # execCPUAffinity.final: now in the container's cgroup, right before the stub
         sched.set_affinity(proc.cpu_final, "final")
     elif proc.cpu_initial is None:  # runc's tryResetCPUAffinity: never the caller's affinity
-        sched.reset_affinity()
+        sched.reset_affinity(lx)
     caps = ctx.caps
     ctl = {"sync": sock.fileno(), "userns": ctx.userns_fd, "fifo": fifo if fifo >= 0 else None, "keep": 2 + preserve_fds,
            "uid": proc.uid, "gid": proc.gid, "groups": proc.groups, "nnp": proc.nnp,
