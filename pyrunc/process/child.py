@@ -321,8 +321,11 @@ def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
     """Last Python steps of the container's init: scheduler and ioPriority, then fexecve the stub (sync 6)."""
     stub, argv, env = prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds)
     sched.apply_process(proc, lx)  # runc's order: scheduler, ioPriority, then (prepared) personality, affinity
-    sock.send(proto.EXEC)  # sync 6.
-    expect(sock, proto.GO)  # sync 6: the parent has set our rlimits
+    if ctx.own_rlimits is not None:  # no user namespace: our privileges are the parent's, no sync 6 (Spawn.run)
+        proto.set_rlimits(lx, 0, ctx.own_rlimits)
+    else:
+        sock.send(proto.EXEC)  # sync 6.
+        expect(sock, proto.GO)  # sync 6: the parent has set our rlimits
     os.execve(stub, argv, env)
 
 

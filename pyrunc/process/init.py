@@ -35,6 +35,8 @@
                                                                                cwd, umask; PATH lookup;
                                                                                scheduler, ioprio, personality,
                                                                                cpu affinity (sched.py)
+                                                                               [no user namespace: B sets its own
+                                                                               rlimits (prlimit) and skips sync 6]
          <-------------------------------------------------- 6. EXEC -------
   rlimits of B (prlimit)
          --------------------------------------------------- 6. GO -------->
@@ -52,7 +54,8 @@ Stage code is in child.py; the numbers above appear as "sync N" comments at both
 
 oom_score_adj and rlimits are set by the parent, on the host's side, as runc does: in a new user namespace the
 init can neither open its own /proc/self/oom_score_adj (it is non-dumpable, so the file belongs to the host's root,
-unmapped in the container) nor raise a limit (both need CAP_SYS_RESOURCE in the host's user namespace).
+unmapped in the container) nor raise a limit (both need CAP_SYS_RESOURCE in the host's user namespace).  Without a
+user namespace the init has the parent's privileges and sets its own rlimits at the same point (no sync 6).
 
 `pyrunc exec` runs the same ladder without steps 1, 3b, 4, 5, 6 and 8 (its 6. GO, after the rlimits, follows 3.; its
 stub closes the sync fd at 7): stage A joins every namespace of the container's init but the user namespace
@@ -63,7 +66,6 @@ memory stays the host's (see join_userns in csrc/pyrunc_init.c).
 """
 
 import _signal as signal  # the C module: `signal` imports enum
-import errno
 import os
 
 from ..errors import PyruncError, SysError
@@ -100,6 +102,7 @@ class Ctx:
     exec_args = None  # exec: (stub fd, argv, env) prepared by stage A
     userns_fd = None  # exec: the container's user namespace, joined by the stub (set in stage A)
     stdio = None  # (stdin, stdout, stderr) fds for the process instead of ours (a shim's pipes); stage A dup2s them
+    own_rlimits = None  # set by Spawn.run: parsed rlimits the init sets itself (no user namespace), else None
 
 
 class InitError(PyruncError):
@@ -133,23 +136,25 @@ def write_proc(path, value):
         os.close(fd)
 
 
-def set_rlimits(pid, rlimits):
-    """process.rlimits on pid with prlimit(2), from the parent (runc's setupRlimits at procReady)."""
+def parse_rlimits(rlimits):
+    """process.rlimits -> [(resource, soft, hard, what)] for set_rlimits, parsed in the parent before the first fork
+    (a bad entry is refused before anything starts).  Values from 2**63 up are RLIM_INFINITY, as for `resource`."""
     if not rlimits:
-        return
-    import resource
-
+        return []
     from ..security.rlimits import RLIMITS, parse
 
     names = {v: k for k, v in RLIMITS.items()}
-    for res, soft, hard in parse(rlimits):
-        lim = tuple(resource.RLIM_INFINITY if v >= 1 << 63 else v for v in (soft, hard))
-        try:
-            resource.prlimit(pid, res, lim)
-        except ValueError:  # CPython's word for EPERM: raising a hard limit without CAP_SYS_RESOURCE
-            raise SysError("setrlimit", f"{names[res]} (soft {soft}, hard {hard})", errno.EPERM) from None
-        except OSError as e:
-            raise SysError("setrlimit", f"{names[res]} (soft {soft}, hard {hard})", e.errno) from None
+    inf = (1 << 64) - 1
+    return [(res, inf if soft >= 1 << 63 else soft, inf if hard >= 1 << 63 else hard,
+             f"{names[res]} (soft {soft}, hard {hard})") for res, soft, hard in parse(rlimits)]
+
+
+def set_rlimits(lx, pid, limits):
+    """prlimit(2) of each parsed limit on pid (0: the caller).  From the parent on the init with a user namespace
+    (runc's setupRlimits at procReady: in it the init could not raise a limit, which needs CAP_SYS_RESOURCE in
+    the host's user namespace); without one the init sets its own at the same point (see Spawn.run)."""
+    for res, soft, hard, what in limits:
+        lx.prlimit(pid, res, soft, hard, what)
 
 
 def _kill_reap(pid):
@@ -176,6 +181,12 @@ class Spawn:
         from . import child
 
         lx = self.lx
+        limits = parse_rlimits(self.plan.process.rlimits)
+        # Without a user namespace the init has our privileges (host root, or as little as we have: without
+        # CAP_SYS_RESOURCE neither of us may raise a hard limit), so it sets its own rlimits right before the stub
+        # and sync 6 is skipped: one round trip less.  In a user namespace (new or joined) it could not raise
+        # one, so the parent sets them at sync 6, as runc does; and so for exec, whose stage B is prepared by A.
+        self.ctx.own_rlimits = limits if not (self.ctx.exec_mode or self.plan.userns) else None
         lx.lib  # noqa: B018: load the helper before forking, once
         lx.prctl(PR_SET_CHILD_SUBREAPER, 1)
         # The exec fifo is opened (O_PATH) here, by the host's root, and inherited: in a new user namespace the
@@ -237,16 +248,19 @@ class Spawn:
                 self.ctx.run_hooks("prestart", self.pid)
                 self.ctx.run_hooks("createRuntime", self.pid)
                 parent.send(GO)  # sync 5.
-            if not exec_mode:  # exec: stage A prepared everything, its child goes straight to the stub
-                msg = recv(parent)  # sync 6.
-                if msg != EXEC:
-                    raise InitError(f"init protocol: unexpected {msg[:20]!r}")
-            set_rlimits(self.pid, self.plan.process.rlimits)
-            try:
-                parent.send(GO)  # sync 6.
-            except BrokenPipeError:
-                pass  # it failed first: its ERROR is read next
+            if self.ctx.own_rlimits is None:  # a user namespace, or exec (see above)
+                if not exec_mode:  # exec: stage A prepared everything, its child goes straight to the stub
+                    msg = recv(parent)  # sync 6.
+                    if msg != EXEC:
+                        raise InitError(f"init protocol: unexpected {msg[:20]!r}")
+                set_rlimits(lx, self.pid, limits)
+                try:
+                    parent.send(GO)  # sync 6.
+                except BrokenPipeError:
+                    pass  # it failed first: its ERROR is read next
             err = parent.recv(65536)  # sync 7: EOF (exec) or READY (create) when the stub is ready
+            if err.startswith(ERROR):  # stage B's own (Python) error: the stub's carry no prefix
+                err = err[len(ERROR):]
             if self.ctx.fifo_fd is not None:
                 if err != READY:
                     raise InitError("unable to start container process: " + (

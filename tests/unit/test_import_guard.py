@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 
-from pyrunc.process import child, console, init_rootfs, sched, stub
+from pyrunc.process import child, console, init, init_rootfs, sched, stub
 
 GUARDED = """
 import sys
@@ -51,7 +51,7 @@ AFTER_GUARD = [
     child.environ, child._home, child.lookup, child.notify_payload, child.expect, child.run_stage,
     init_rootfs.enter_rootfs, init_rootfs.finish_rootfs,
     sched.apply_process, sched.set_affinity, sched.reset_affinity,
-    console.setup, stub.init_args, stub.control,
+    console.setup, stub.init_args, stub.control, init.set_rlimits,
 ]
 
 

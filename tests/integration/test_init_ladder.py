@@ -1,0 +1,134 @@
+"""The init protocol's round trips (the ladder in pyrunc/process/init.py), seen from the outside: every message the
+container's children send the parent on the sync socket, read from `strace -f -e trace=sendto` of a real `run`.
+Each round trip is a wake-up of the parent and of the child; on a loaded machine each costs a scheduler slice.
+Only those the setup needs may be there: USERNS (a new user namespace: the parent writes the maps), PID, HOOKS
+(prestart/createRuntime hooks, which run in the parent), EXEC (rlimits set from the parent: a user namespace
+could not raise them itself) and READY.
+"""
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from pyrunc.demo import make_bundle
+
+from ..conftest import require
+
+RUNC = shutil.which("runc")
+MAPS = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+def child_messages(pyrunc, b, tmp_path):
+    """(the run's CompletedProcess, [what the children sent on the sync socket, in order])."""
+    require(shutil.which("strace"), "strace is not installed")
+    out = tmp_path / "strace.txt"
+    cid = pyrunc.new_id("l")
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto", "-e", "signal=none", "-s", "64", "-o", str(out)]
+                       + pyrunc.cmd("run", "--bundle", b, cid), capture_output=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    msgs = []
+    for line in out.read_text().splitlines():
+        if "sendto(" not in line or '"' not in line:
+            continue
+        msg = line.split('"', 2)[1]
+        if msg != "go":  # the parent's
+            msgs.append(msg.split()[0] if msg.startswith("pid ") else msg)
+    return p, msgs
+
+
+def test_no_user_namespace_init_sets_its_own_rlimits(pyrunc, bundle, tmp_path):
+    """Without a user namespace the init has the parent's privileges: it sets its rlimits itself, right before the
+    stub, and the EXEC round trip is gone; the limits are those of the config."""
+    def edit(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 333, "hard": 444}]
+
+    p, msgs = child_messages(pyrunc, bundle(["sh", "-c", "ulimit -n; ulimit -Hn"], edit=edit), tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().split() == ["333", "444"]
+    assert msgs[0] == "pid" and msgs[-1] == "ready" and "exec" not in msgs, msgs
+
+
+def test_prestart_hook_keeps_its_round_trip(pyrunc, bundle, tmp_path):
+    mark = tmp_path / "prestart-ran"
+
+    def edit(c):
+        c["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"touch {mark}"]}]}
+
+    p, msgs = child_messages(pyrunc, bundle(["true"], edit=edit), tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert mark.exists()
+    assert msgs == ["pid", "hooks", "ready"], msgs
+
+
+@pytest.fixture
+def ubundle(busybox):
+    """A 0755 bundle under /tmp with a new user namespace (the mapped root must reach it)."""
+    import tempfile
+
+    top = tempfile.mkdtemp(prefix="pyrunc-it-ladder-", dir="/tmp")
+    os.chmod(top, 0o755)
+
+    def make(args, edit=None):
+        b = os.path.join(top, "bundle")
+        os.mkdir(b)
+        cfg = make_bundle(b, list(args), busybox=busybox)
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [dict(m) for m in MAPS]
+        cfg["linux"]["gidMappings"] = [dict(m) for m in MAPS]
+        if edit:
+            edit(cfg)
+        with open(os.path.join(b, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        return b
+
+    yield make
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def test_user_namespace_rlimits_come_from_the_parent(pyrunc, ubundle, tmp_path):
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def edit(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard}]
+
+    p, msgs = child_messages(pyrunc, ubundle(["sh", "-c", "ulimit -n; ulimit -Hn"], edit=edit), tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().split() == [str(hard), str(hard)]
+    assert msgs[:2] == ["userns", "pid"] and msgs[-2:] == ["exec", "ready"], msgs
+
+
+@pytest.mark.parametrize("runtime", ["pyrunc", "runc"])
+def test_hard_rlimit_above_the_callers_is_refused(pyrunc, bundle, tmp_path, runtime):
+    """No CAP_SYS_RESOURCE on this host: a hard limit above the caller's is refused, now by the init itself."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    require(hard != resource.RLIM_INFINITY, "the caller's hard RLIMIT_NOFILE is unlimited")
+
+    def edit(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard + 1}]
+
+    b = bundle(["true"], edit=edit)
+    if runtime == "runc":
+        require(RUNC, "runc is not installed: nothing to compare with")
+        root, cid = str(tmp_path / "runc-state"), f"pyrunc-it-runc-{uuid.uuid4().hex[:8]}"
+        p = subprocess.run([RUNC, "--root", root, "run", "--bundle", str(b), cid], capture_output=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        subprocess.run([RUNC, "--root", root, "delete", "-f", cid], capture_output=True, timeout=60)
+        err = p.stderr.decode()
+    else:
+        p = pyrunc("run", "--bundle", b, pyrunc.new_id("r"))
+        err = p.err
+    if os.geteuid() == 0 and _has_cap_sys_resource():
+        pytest.skip("the caller has CAP_SYS_RESOURCE: raising the hard limit is allowed")
+    assert p.returncode != 0
+    assert "rlimit" in err.lower() and "operation not permitted" in err, err
+
+
+def _has_cap_sys_resource():
+    with open("/proc/self/status") as f:
+        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    return bool(eff >> 24 & 1)
