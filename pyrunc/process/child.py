@@ -23,7 +23,7 @@ import termios
 
 from .. import fastjson
 from ..errors import PyruncError, SysError
-from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
+from ..linux import CLONE_NEWCGROUP, CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
 from ..security.keyring import join_session_keyring
 from . import init as proto
 from . import console, mempolicy, rootfs, sched, timens
@@ -112,6 +112,12 @@ def stage_a(plan, ctx, sock, lx):
         lx.prctl(PR_SET_DUMPABLE, 1)
         sock.send(proto.USERNS)  # sync 1.
         new &= ~CLONE_NEWUSER
+    elif new & ~CLONE_NEWCGROUP:
+        # No new user namespace: the other new namespaces are made now, while the parent puts us in the cgroups
+        # (the first cgroup.procs write can wait for an RCU grace period), not after.  Only the cgroup namespace
+        # waits for GO: its root is the cgroup we are in when we unshare it.
+        lx.unshare(new & ~CLONE_NEWCGROUP)
+        new &= CLONE_NEWCGROUP
     expect(sock, proto.GO)  # sync 2.
     lx.prctl(PR_SET_DUMPABLE, 0)
     if plan.userns:
@@ -285,8 +291,9 @@ def stage_b(plan, ctx, sock, lx):
         ctx.mount_fds = dict(ctx.mount_fds or {})
         ctx.mount_fds.update((op.index, fd) for op, fd in zip(binds, fds))
     rootfd = prepare_rootfs(plan, ctx, lx)
-    sock.send(proto.HOOKS)  # sync 4.
-    expect(sock, proto.GO)  # sync 5.
+    if ctx.run_hooks is not None:  # the parent's prestart and createRuntime hooks
+        sock.send(proto.HOOKS)  # sync 4.
+        expect(sock, proto.GO)  # sync 5.
     if ctx.run_container_hooks:
         ctx.run_container_hooks()
     if plan.hostname:

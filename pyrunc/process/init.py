@@ -9,11 +9,14 @@
   cgroup: add A; [resctrl group: add A]   joined ns path, then setns: host-owned
                                           first, then user (+ setresuid 0), rest
                                           [new user ns] unshare(NEWUSER)
+                                          [else: unshare(new namespaces but
+                                          cgroup), while the parent works]
          <------------- 1. USERNS -------
   [write uid_map/gid_map of A]
   oom_score_adj of A (B inherits it)
          -------------- 2. GO ---------->
-                                          unshare(other new namespaces);
+                                          unshare(other new namespaces, or
+                                          only cgroup);
                                           [timens_offsets]
                                           fork ---------------------------->  (waits for A's exit) non-dumpable;
          <------------- 3. PID <B> ------ [agent: state JSON with                setsid; keyring; lo up; sysctl;
@@ -27,7 +30,7 @@
                                                                                mounts in the rootfs, by fd;
                                                                                devices, /dev symlinks
          <-------------------------------------------------- 4. HOOKS -------
-  prestart + createRuntime hooks
+  prestart + createRuntime hooks          (4 and 5 only when there are such hooks: ctx.run_hooks)
          --------------------------------------------------- 5. GO -------->
                                                                                createContainer hooks; hostname;
                                                                                no more imports; pivot_root;
@@ -97,7 +100,7 @@ class Ctx:
     join_rdt = None  # join_rdt(pid): put stage A in the container's resctrl group (linux.intelRdt, intelrdt.py)
     idmap_fds = None  # {mount index: user namespace fd} for id-mapped mounts
     mount_fds = None  # {mount index: fd} opened by Spawn.run on the host's side: id-mapped trees, bind sources
-    run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent
+    run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent; None: none (no sync 4, 5)
     run_container_hooks = None  # createContainer, in stage B before pivot_root
     exec_args = None  # exec: (stub fd, argv, env) prepared by stage A
     userns_fd = None  # exec: the container's user namespace, joined by the stub (set in stage A)
@@ -242,7 +245,7 @@ class Spawn:
                 move(self.plan.net_devices, self.pid)
             if not exec_mode:
                 self._send_bind_sources(parent)  # sync 3b.
-            if not exec_mode:
+            if not exec_mode and self.ctx.run_hooks is not None:  # None: no prestart/createRuntime hooks
                 if recv(parent) != HOOKS:  # sync 4.
                     raise InitError("init protocol: expected hooks")
                 self.ctx.run_hooks("prestart", self.pid)

@@ -23,20 +23,24 @@ RUNC = shutil.which("runc")
 MAPS = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
 
-def child_messages(pyrunc, b, tmp_path):
-    """(the run's CompletedProcess, [what the children sent on the sync socket, in order])."""
+def child_messages(pyrunc, b, tmp_path, events=False):
+    """(the run's CompletedProcess, [what the children sent on the sync socket, in order]); events: the parent's
+    "go" too, and each unshare as "unshare FLAGS", all in order."""
     require(shutil.which("strace"), "strace is not installed")
     out = tmp_path / "strace.txt"
     cid = pyrunc.new_id("l")
-    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto", "-e", "signal=none", "-s", "64", "-o", str(out)]
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,unshare", "-e", "signal=none", "-s", "64", "-o", str(out)]
                        + pyrunc.cmd("run", "--bundle", b, cid), capture_output=True, timeout=120,
                        stdin=subprocess.DEVNULL)
     msgs = []
     for line in out.read_text().splitlines():
+        if events and "unshare(" in line:
+            msgs.append("unshare " + line.split("unshare(", 1)[1].split(")", 1)[0])
+            continue
         if "sendto(" not in line or '"' not in line:
             continue
         msg = line.split('"', 2)[1]
-        if msg != "go":  # the parent's
+        if msg != "go" or events:  # "go": the parent's
             msgs.append(msg.split()[0] if msg.startswith("pid ") else msg)
     return p, msgs
 
@@ -132,3 +136,27 @@ def _has_cap_sys_resource():
     with open("/proc/self/status") as f:
         eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
     return bool(eff >> 24 & 1)
+
+
+def test_namespaces_are_made_while_the_parent_works(pyrunc, bundle, tmp_path):
+    """Without a new user namespace stage A unshares the new namespaces before the parent's GO (sync 2), while the
+    parent writes cgroup.procs; only a new cgroup namespace waits for it (its root is A's cgroup by then)."""
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "cgroup"})
+
+    p, ev = child_messages(pyrunc, bundle(["true"], edit=edit), tmp_path, events=True)
+    assert p.returncode == 0, p.stderr
+    unshares = [e for e in ev if e.startswith("unshare")]
+    assert len(unshares) == 2, ev
+    first, second = unshares
+    assert "CLONE_NEWNS" in first and "CLONE_NEWPID" in first and "CLONE_NEWCGROUP" not in first, ev
+    assert second == "unshare CLONE_NEWCGROUP", ev
+    assert ev.index(first) < ev.index("go") < ev.index(second) < ev.index("pid"), ev
+
+
+def test_user_namespace_first_then_the_rest_after_the_maps(pyrunc, ubundle, tmp_path):
+    p, ev = child_messages(pyrunc, ubundle(["true"]), tmp_path, events=True)
+    assert p.returncode == 0, p.stderr
+    unshares = [e for e in ev if e.startswith("unshare")]
+    assert unshares[0] == "unshare CLONE_NEWUSER" and len(unshares) == 2, ev
+    assert ev.index(unshares[0]) < ev.index("userns") < ev.index("go") < ev.index(unshares[1]), ev
