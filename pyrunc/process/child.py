@@ -23,7 +23,7 @@ import termios
 
 from .. import fastjson
 from ..errors import PyruncError, SysError
-from ..linux import CLONE_NEWCGROUP, CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
+from ..linux import CLONE_NEWCGROUP, CLONE_NEWPID, CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
 from ..security.keyring import join_session_keyring
 from . import init as proto
 from . import console, mempolicy, rootfs, sched, timens
@@ -159,6 +159,26 @@ def stage_a(plan, ctx, sock, lx):
             raise
     sock.send(proto.PID + str(pid).encode())  # sync 3.
     os.close(hold_w)
+
+
+def stage_init(plan, ctx, sock, lx):
+    """The container's init forked by the parent itself (Spawn.direct: its namespaces all new, no user or time
+    namespace, no seccomp agent): stage A's part of such a plan, then stage B.  Born in its new pid namespace
+    (the parent's unshare), it makes the others while the parent writes cgroup.procs, the cgroup namespace
+    after GO; then it says PID (sync 3) from inside them, so the parent may move net devices and open bind
+    sources in its mount namespace."""
+    lx.prctl(PR_SET_DUMPABLE, 0)
+    for i, fd in enumerate(ctx.stdio or ()):
+        os.dup2(fd, i)
+    close_stray_fds(kept_fds(plan, ctx, sock))
+    new = plan.ns_new & ~CLONE_NEWPID
+    if new & ~CLONE_NEWCGROUP:
+        lx.unshare(new & ~CLONE_NEWCGROUP)
+    expect(sock, proto.GO)  # sync 2.
+    if new & CLONE_NEWCGROUP:
+        lx.unshare(CLONE_NEWCGROUP)
+    sock.send(proto.PID + b"1")  # sync 3.
+    stage_b(plan, ctx, sock, lx)
 
 
 def open_namespaces(ns_join):

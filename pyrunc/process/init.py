@@ -52,6 +52,11 @@
   exit                                                                         state was written: exit) closes the
                                                                                sync fd, waits on exec.fifo for `start`
 
+Most creates skip stage A (Spawn.direct: every namespace new, no user or time namespace, no seccomp agent): the
+parent itself unshares CLONE_NEWPID (only where its next child is born), forks the init, and sets its own pid
+namespace back at once; the init (child.stage_init) makes its other namespaces while the parent writes cgroup.procs,
+the cgroup namespace after 2. GO, and sends 3. PID from inside them; steps 1 and the reaping of A do not exist.
+
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
 
@@ -72,7 +77,7 @@ import _signal as signal  # the C module: `signal` imports enum
 import os
 
 from ..errors import PyruncError, SysError
-from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
+from ..linux import CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWUSER, O_PATH, PR_SET_CHILD_SUBREAPER, real
 from . import sock as socket  # `socket` imports selectors and enum (~3 ms)
 from . import waiter
 from .idmap import write_id_maps
@@ -205,28 +210,32 @@ class Spawn:
             except BaseException:
                 self._close_fifo()
                 raise
+        direct = self.direct()
         parent, kid = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            pid_a = os.fork()
+            pid_a = self._fork_init(lx) if direct else os.fork()
         except BaseException:
             self._close_fifo()
             raise
-        if pid_a == 0:  # stage A: never returns
+        if pid_a == 0:  # stage A (or, direct, the init): never returns
             parent.close()
-            child.run_stage(child.stage_a, self.plan, self.ctx, kid, lx)
+            child.run_stage(child.stage_init if direct else child.stage_a, self.plan, self.ctx, kid, lx)
         kid.close()
+        if direct:
+            self.pid, pid_a = pid_a, 0
         try:
+            first = pid_a or self.pid
             if self.ctx.cgroup is not None:
-                self.ctx.cgroup.add_pid(pid_a)
+                self.ctx.cgroup.add_pid(first)
             if self.ctx.join_rdt is not None:  # before sync 2: B and all after it are forked inside the group
-                self.ctx.join_rdt(pid_a)
+                self.ctx.join_rdt(first)
             exec_mode = self.ctx.exec_mode
-            if self.plan.ns_new & 0x10000000:  # CLONE_NEWUSER: sync 1.
+            if self.plan.ns_new & CLONE_NEWUSER:  # sync 1.
                 if recv(parent) != USERNS:
                     raise InitError("init protocol: expected userns")
                 write_id_maps(pid_a, self.plan.uid_mappings, self.plan.gid_mappings)
             if self.plan.process.oom_score_adj is not None:
-                set_oom_score_adj(pid_a, self.plan.process.oom_score_adj)
+                set_oom_score_adj(first, self.plan.process.oom_score_adj)
             try:
                 parent.send(GO)  # sync 2.
             except BrokenPipeError:
@@ -236,9 +245,10 @@ class Spawn:
                 if exec_mode:  # the exec'd stub may fail (and say why) before stage A has reported its pid
                     raise InitError("unable to start container process: " + msg.decode(errors="replace"))
                 raise InitError(f"init protocol: unexpected {msg[:20]!r}")
-            self.pid = int(msg[len(PID):])
-            waiter.waitpid(pid_a, 0)
-            pid_a = 0
+            if not direct:  # direct: the init says it is in its namespaces; its pid is our fork's
+                self.pid = int(msg[len(PID):])
+                waiter.waitpid(pid_a, 0)
+                pid_a = 0
             if not exec_mode and self.plan.net_devices:  # B is in its network namespace, which runs nothing
                 from .netdev import move
 
@@ -280,6 +290,38 @@ class Spawn:
             if parent is not None:
                 parent.close()
             self._close_fifo()
+
+    def direct(self):
+        """Whether the parent forks the container's init itself, without stage A: a create whose namespaces are all
+        new, with neither a user nor a time namespace (their set-up needs a process between us and the init: id
+        maps and setresuid, the offsets written before the init is born) and no seccomp agent (A writes its
+        state once the init's pid is known).  Saves a fork, a Python process and its copy-on-write faults."""
+        p, c = self.plan, self.ctx
+        return not (c.exec_mode or p.ns_join or p.userns or p.ns_new & (CLONE_NEWUSER | CLONE_NEWTIME)
+                    or (c.notify or {}).get("path"))
+
+    def _fork_init(self, lx):
+        """fork() for direct(): with a new pid namespace, unshare(CLONE_NEWPID) first, which only chooses where our
+        next child is born (as pid 1), and setns back to our own pid namespace right after the fork, so nothing
+        else we fork (hooks) is born there.  Only the calling thread's namespaces change (a shim has others)."""
+        if not self.plan.ns_new & CLONE_NEWPID:
+            return os.fork()
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            lx.unshare(CLONE_NEWPID)
+            pid = -1
+            try:
+                pid = os.fork()
+            finally:
+                if pid != 0:
+                    try:
+                        lx.setns(own, CLONE_NEWPID, "our own pid namespace")
+                    except BaseException:
+                        _kill_reap(pid if pid > 0 else 0)
+                        raise
+            return pid
+        finally:
+            os.close(own)
 
     def _send_bind_sources(self, sock):
         from .idmap import open_bind_sources, source_binds

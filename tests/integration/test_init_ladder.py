@@ -139,17 +139,18 @@ def _has_cap_sys_resource():
 
 
 def test_namespaces_are_made_while_the_parent_works(pyrunc, bundle, tmp_path):
-    """Without a new user namespace stage A unshares the new namespaces before the parent's GO (sync 2), while the
-    parent writes cgroup.procs; only a new cgroup namespace waits for it (its root is A's cgroup by then)."""
+    """Without a new user namespace the new namespaces are made before the parent's GO (sync 2), while the parent
+    writes cgroup.procs; only a new cgroup namespace waits for it (its root is the cgroup it is in by then).  The
+    pid namespace is the parent's unshare(CLONE_NEWPID) before it forks the init (no stage A here)."""
     def edit(c):
         c["linux"]["namespaces"].append({"type": "cgroup"})
 
     p, ev = child_messages(pyrunc, bundle(["true"], edit=edit), tmp_path, events=True)
     assert p.returncode == 0, p.stderr
     unshares = [e for e in ev if e.startswith("unshare")]
-    assert len(unshares) == 2, ev
-    first, second = unshares
-    assert "CLONE_NEWNS" in first and "CLONE_NEWPID" in first and "CLONE_NEWCGROUP" not in first, ev
+    assert len(unshares) == 3 and unshares[0] == "unshare CLONE_NEWPID", ev
+    first, second = unshares[1:]
+    assert "CLONE_NEWNS" in first and "CLONE_NEWNET" in first and "CLONE_NEWCGROUP" not in first, ev
     assert second == "unshare CLONE_NEWCGROUP", ev
     assert ev.index(first) < ev.index("go") < ev.index(second) < ev.index("pid"), ev
 
@@ -160,3 +161,54 @@ def test_user_namespace_first_then_the_rest_after_the_maps(pyrunc, ubundle, tmp_
     unshares = [e for e in ev if e.startswith("unshare")]
     assert unshares[0] == "unshare CLONE_NEWUSER" and len(unshares) == 2, ev
     assert ev.index(unshares[0]) < ev.index("userns") < ev.index("go") < ev.index(unshares[1]), ev
+
+
+def forks(pyrunc, b, tmp_path):
+    """(run, parent pid, [(pid, event)]) with clone/unshare/setns and the sync messages, from strace -f of a run."""
+    require(shutil.which("strace"), "strace is not installed")
+    out = tmp_path / "strace-forks.txt"
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,unshare,setns,clone,clone3,execve", "-e",
+                        "signal=none", "-s", "64", "-o", str(out)] + pyrunc.cmd("run", "--bundle", b,
+                                                                              pyrunc.new_id("f")),
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    ev, parent = [], None
+    for line in out.read_text().splitlines():
+        pid, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if parent is None and rest.startswith("execve("):
+            parent = pid
+        if rest.startswith(("clone(", "clone3(")) and "CLONE_THREAD" not in rest and "<unfinished" not in rest:
+            ev.append((pid, "fork " + rest.rsplit("=", 1)[1].split()[0]))
+        elif rest.startswith(("clone(", "clone3(")) and "CLONE_THREAD" not in rest:
+            ev.append((pid, "fork ?"))
+        elif rest.startswith(("unshare(", "setns(")):
+            ev.append((pid, rest.split(")", 1)[0].split(" <", 1)[0] + ")"))
+        elif rest.startswith("sendto(") and '"' in rest:
+            msg = rest.split('"', 2)[1]
+            ev.append((pid, "pid" if msg.startswith("pid ") else msg))
+    return p, parent, ev
+
+
+def test_plain_init_is_forked_by_the_parent_itself(pyrunc, bundle, tmp_path):
+    """New namespaces only (none joined, no user or time namespace, no seccomp agent): no stage A.  The parent
+    unshares CLONE_NEWPID for its next child, forks the init (pid 1 there), and sets its own pid namespace back
+    for its later children at once; the init makes its other namespaces itself and sends PID from inside them."""
+    p, parent, ev = forks(pyrunc, bundle(["true"]), tmp_path)
+    assert p.returncode == 0, p.stderr
+    senders = {e: pid for pid, e in ev if e in ("pid", "ready")}
+    assert senders["pid"] == senders["ready"] != parent, ev
+    mine = [e for pid, e in ev if pid == parent and not e.startswith("go")]
+    assert mine[:3] == ["unshare(CLONE_NEWPID)", f"fork {senders['pid']}"] + [m for m in mine[2:3]
+                                                                            if m.startswith("setns(")], ev
+    assert mine[2].startswith("setns(") and mine[2].endswith("CLONE_NEWPID)"), ev
+    init = [e for pid, e in ev if pid == senders["pid"]]
+    assert not any(e.startswith("fork") for e in init[:init.index("pid")]), ev  # no stage A, no second fork
+    assert init[0].startswith("unshare(") and "CLONE_NEWNET" in init[0] and "CLONE_NEWPID" not in init[0], ev
+
+
+def test_user_namespace_keeps_stage_a(pyrunc, ubundle, tmp_path):
+    p, parent, ev = forks(pyrunc, ubundle(["true"]), tmp_path)
+    assert p.returncode == 0, p.stderr
+    senders = {e: pid for pid, e in ev if e in ("pid", "ready")}
+    assert senders["pid"] != senders["ready"], ev  # stage A reports the init's pid
+    assert not any(pid == parent and e.startswith("unshare") for pid, e in ev), ev
