@@ -412,12 +412,16 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
 
 def default_signals():
     """Every signal back to SIG_DFL and none blocked: an ignored disposition survives execve, and Python ignores SIGPIPE and
-    SIGXFSZ at startup (run also installs forwarding handlers); the container must start with runc's clean slate."""
+    SIGXFSZ at startup (run also installs forwarding handlers); the container must start with runc's clean slate.
+    Only ignored signals need a call: execve itself resets every handled one.  Python's table (getsignal) knows
+    each disposition: those it set, and those it found at startup (a caller's SIG_IGN)."""
+    ign = signal.SIG_IGN
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
         try:
-            signal.signal(sig, signal.SIG_DFL)
+            if signal.getsignal(sig) is ign:
+                signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, ())  # a blocked mask survives execve as well
