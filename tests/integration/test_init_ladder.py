@@ -6,7 +6,6 @@ Only those the setup needs may be there: USERNS (a new user namespace: the paren
 could not raise them itself) and READY.
 """
 
-import json
 import os
 import resource
 import shutil
@@ -15,12 +14,10 @@ import uuid
 
 import pytest
 
-from pyrunc.demo import make_bundle
-
 from ..conftest import require
+from .test_userns import top, ubundle  # noqa: F401: fixtures, a user namespace bundle under a 0755 dir
 
 RUNC = shutil.which("runc")
-MAPS = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
 
 def child_messages(pyrunc, b, tmp_path, events=False):
@@ -67,31 +64,6 @@ def test_prestart_hook_keeps_its_round_trip(pyrunc, bundle, tmp_path):
     assert p.returncode == 0, p.stderr
     assert mark.exists()
     assert msgs == ["pid", "hooks", "ready"], msgs
-
-
-@pytest.fixture
-def ubundle(busybox):
-    """A 0755 bundle under /tmp with a new user namespace (the mapped root must reach it)."""
-    import tempfile
-
-    top = tempfile.mkdtemp(prefix="pyrunc-it-ladder-", dir="/tmp")
-    os.chmod(top, 0o755)
-
-    def make(args, edit=None):
-        b = os.path.join(top, "bundle")
-        os.mkdir(b)
-        cfg = make_bundle(b, list(args), busybox=busybox)
-        cfg["linux"]["namespaces"].append({"type": "user"})
-        cfg["linux"]["uidMappings"] = [dict(m) for m in MAPS]
-        cfg["linux"]["gidMappings"] = [dict(m) for m in MAPS]
-        if edit:
-            edit(cfg)
-        with open(os.path.join(b, "config.json"), "w") as f:
-            json.dump(cfg, f)
-        return b
-
-    yield make
-    shutil.rmtree(top, ignore_errors=True)
 
 
 def test_user_namespace_rlimits_come_from_the_parent(pyrunc, ubundle, tmp_path):

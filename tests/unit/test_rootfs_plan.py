@@ -347,18 +347,10 @@ def test_mkdir_all_opens_an_existing_path_once(root):
     r, fd = root
     (r / "a" / "b" / "c").mkdir(parents=True)
     rec = Rec()
-    d = rootfs.mkdir_all_in_root(rec, fd, "/a/b/c")
-    try:
-        assert os.readlink(f"/proc/self/fd/{d}") == str(r / "a" / "b" / "c")
-    finally:
-        os.close(d)
+    assert _where(rootfs.mkdir_all_in_root(rec, fd, "/a/b/c")) == str(r / "a" / "b" / "c")
     assert [c[2] for c in rec.calls if c[0] == "openat2"] == ["a/b/c"]
     rec = Rec()
-    d = rootfs.mkdir_all_in_root(rec, fd, "/a/b/c/new")
-    try:
-        assert os.readlink(f"/proc/self/fd/{d}") == str(r / "a" / "b" / "c" / "new")
-    finally:
-        os.close(d)
+    assert _where(rootfs.mkdir_all_in_root(rec, fd, "/a/b/c/new")) == str(r / "a" / "b" / "c" / "new")
     assert [c[2] for c in rec.calls if c[0] == "openat2"] == ["a/b/c/new", "a/b/c", "a/b/c/new"]
 
 
@@ -367,9 +359,13 @@ def test_mkdir_all_last_component_a_dangling_symlink_is_followed_in_root(root, t
     r, fd = root
     (r / "a").mkdir()
     os.symlink("/elsewhere/x", r / "a" / "l")
-    d = rootfs.mkdir_all_in_root(Rec(), fd, "/a/l")
-    try:
-        assert os.readlink(f"/proc/self/fd/{d}") == str(r / "elsewhere" / "x")
-    finally:
-        os.close(d)
+    assert _where(rootfs.mkdir_all_in_root(Rec(), fd, "/a/l")) == str(r / "elsewhere" / "x")
     assert not (tmp_path / "elsewhere").exists()
+
+
+def _where(fd):
+    """The path an O_PATH fd points at; closes it."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
