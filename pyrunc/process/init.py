@@ -210,10 +210,11 @@ class Spawn:
             except BaseException:
                 self._close_fifo()
                 raise
-        direct = self.direct()
         parent, kid = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        own_pidns = self._own_pidns(lx) if self.direct() else None
+        direct = own_pidns is not None
         try:
-            pid_a = self._fork_init(lx) if direct else os.fork()
+            pid_a = self._fork_init(lx, own_pidns) if direct else os.fork()
         except BaseException:
             self._close_fifo()
             raise
@@ -300,13 +301,28 @@ class Spawn:
         return not (c.exec_mode or p.ns_join or p.userns or p.ns_new & (CLONE_NEWUSER | CLONE_NEWTIME)
                     or (c.notify or {}).get("path"))
 
-    def _fork_init(self, lx):
-        """fork() for direct(): with a new pid namespace, unshare(CLONE_NEWPID) first, which only chooses where our
-        next child is born (as pid 1), and setns back to our own pid namespace right after the fork, so nothing
-        else we fork (hooks) is born there.  Only the calling thread's namespaces change (a shim has others)."""
+    def _own_pidns(self, lx):
+        """For direct(): an fd of our own pid namespace, to set it back after the fork (-1: no new pid namespace,
+        nothing to set back), or None when we may not: joining it needs CAP_SYS_ADMIN over its owner, which a
+        root inside another's user namespace lacks (rootless podman runs us as root in its user namespace, in the
+        host's pid namespace).  setns to our own pid namespace changes nothing, so it is the test."""
         if not self.plan.ns_new & CLONE_NEWPID:
-            return os.fork()
+            return -1
         own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            lx.setns(own, CLONE_NEWPID, "our own pid namespace")
+        except SysError:
+            os.close(own)
+            return None
+        return own
+
+    def _fork_init(self, lx, own):
+        """fork() for direct(): with a new pid namespace (own: our own's fd, from _own_pidns), unshare(CLONE_NEWPID)
+        first, which only chooses where our next child is born (as pid 1), and setns back to our own pid namespace
+        right after the fork, so nothing else we fork (hooks) is born there.  Only the calling thread's namespaces
+        change (a shim has others)."""
+        if own < 0:
+            return os.fork()
         try:
             lx.unshare(CLONE_NEWPID)
             pid = -1
