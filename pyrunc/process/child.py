@@ -415,12 +415,12 @@ def default_signals():
     SIGXFSZ at startup (run also installs forwarding handlers); the container must start with runc's clean slate.
     Only ignored signals need a call: execve itself resets every handled one.  Python's table (getsignal) knows
     each disposition: those it set, and those it found at startup (a caller's SIG_IGN)."""
-    ign = signal.SIG_IGN
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
         try:
-            if signal.getsignal(sig) is ign:
+            h = signal.getsignal(sig)
+            if isinstance(h, int) and h == signal.SIG_IGN:  # an int, or the `signal` module's IntEnum
                 signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
             pass
