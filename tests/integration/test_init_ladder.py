@@ -111,20 +111,26 @@ def _has_cap_sys_resource():
 
 
 def test_namespaces_are_made_while_the_parent_works(pyrunc, bundle, tmp_path):
-    """Without a new user namespace the new namespaces are made before the parent's GO (sync 2), while the parent
-    writes cgroup.procs; only a new cgroup namespace waits for it (its root is the cgroup it is in by then).  The
-    pid namespace is the parent's unshare(CLONE_NEWPID) before it forks the init (no stage A here)."""
+    """Without a new user namespace the new namespaces are made before the init waits for the parent's GO (sync 2),
+    so they are made while the parent writes cgroup.procs; only a new cgroup namespace waits for GO (its root is
+    the cgroup the init is in by then).  The pid namespace is the parent's unshare(CLONE_NEWPID) before it forks
+    the init (no stage A here).  Each process's own order is fixed by its code; which of the two goes first is
+    the scheduler's, so nothing here compares them."""
     def edit(c):
         c["linux"]["namespaces"].append({"type": "cgroup"})
 
-    p, ev = child_messages(pyrunc, bundle(["true"], edit=edit), tmp_path, events=True)
+    p, parent, ev = forks(pyrunc, bundle(["true"], edit=edit), tmp_path)
     assert p.returncode == 0, p.stderr
-    unshares = [e for e in ev if e.startswith("unshare")]
-    assert len(unshares) == 3 and unshares[0] == "unshare CLONE_NEWPID", ev
-    first, second = unshares[1:]
+    init = next(pid for pid, e in ev if e == "pid")
+    mine = [e for pid, e in ev if pid == parent]
+    assert mine.index("unshare(CLONE_NEWPID)") < mine.index("fork " + init), ev
+    theirs = [e for pid, e in ev if pid == init]
+    unshares = [e for e in theirs if e.startswith("unshare")]
+    assert len(unshares) == 2, ev
+    first, second = unshares
     assert "CLONE_NEWNS" in first and "CLONE_NEWNET" in first and "CLONE_NEWCGROUP" not in first, ev
-    assert second == "unshare CLONE_NEWCGROUP", ev
-    assert ev.index(first) < ev.index("go") < ev.index(second) < ev.index("pid"), ev
+    assert "CLONE_NEWPID" not in first and second == "unshare(CLONE_NEWCGROUP)", ev
+    assert theirs.index(first) < theirs.index("recv go") < theirs.index(second) < theirs.index("pid"), ev
 
 
 def test_user_namespace_first_then_the_rest_after_the_maps(pyrunc, ubundle, tmp_path):
@@ -139,11 +145,11 @@ def forks(pyrunc, b, tmp_path):
     """(run, parent pid, [(pid, event)]) with clone/unshare/setns and the sync messages, from strace -f of a run."""
     require(shutil.which("strace"), "strace is not installed")
     out = tmp_path / "strace-forks.txt"
-    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,unshare,setns,clone,clone3,execve", "-e",
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,recvfrom,unshare,setns,clone,clone3,execve", "-e",
                         "signal=none", "-s", "64", "-o", str(out)] + pyrunc.cmd("run", "--bundle", b,
                                                                               pyrunc.new_id("f")),
                        capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
-    ev, parent = [], None
+    ev, parent, pending = [], None, {}
     for line in out.read_text().splitlines():
         pid, _, rest = line.partition(" ")
         rest = rest.strip()
@@ -152,12 +158,18 @@ def forks(pyrunc, b, tmp_path):
         if rest.startswith(("clone(", "clone3(")) and "CLONE_THREAD" not in rest and "<unfinished" not in rest:
             ev.append((pid, "fork " + rest.rsplit("=", 1)[1].split()[0]))
         elif rest.startswith(("clone(", "clone3(")) and "CLONE_THREAD" not in rest:
+            pending[pid] = len(ev)  # strace split the call (another process's line came between): see below
             ev.append((pid, "fork ?"))
+        elif rest.startswith(("<... clone resumed>", "<... clone3 resumed>")) and pid in pending:
+            ev[pending.pop(pid)] = (pid, "fork " + rest.rsplit("=", 1)[1].split()[0])
         elif rest.startswith(("unshare(", "setns(")):
             ev.append((pid, rest.split(")", 1)[0].split(" <", 1)[0] + ")"))
         elif rest.startswith("sendto(") and '"' in rest:
             msg = rest.split('"', 2)[1]
             ev.append((pid, "pid" if msg.startswith("pid ") else msg))
+        elif rest.startswith(("recvfrom(", "<... recvfrom resumed>")) and '"' in rest:
+            msg = rest.split('"', 2)[1]
+            ev.append((pid, "recv " + ("pid" if msg.startswith("pid ") else msg)))
     return p, parent, ev
 
 
