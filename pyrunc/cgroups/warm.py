@@ -11,6 +11,12 @@ makes the container's cgroups.  wait() joins it before the first fork, so that n
 the init protocol forks.  It never moves a process and never touches a cgroup other than the one we are in; any
 error (no cgroup2, no permission, a cgroup that refuses processes) is ignored: the real write then pays the wait,
 as without it.
+
+The lock stays ready only for about one more grace period after its last writer (kernel/rcu/sync.c: GP_EXIT, then
+GP_IDLE): measured here, a write 15 ms after the previous one is fast, one 20 ms after it pays the whole wait
+again.  A create that reaches its first container write later than that (a loaded machine, a config with hooks
+or seccomp, strace) paid the grace period twice.  So the thread keeps writing, every KEEP_ALIVE seconds (each
+write ~0.03 ms), until wait() or stop() tells it to end.
 """
 
 import _thread
@@ -44,6 +50,7 @@ def own_procs_file(proc="/proc", mounts=_MOUNTS):
 SWITCH_INTERVAL = 0.0002
 _interval_lock = _thread.allocate_lock()
 _interval = [0, None]  # warm-ups running, the interval before the first
+KEEP_ALIVE = 0.004  # seconds between the writes that keep the lock ready: well inside its ~15 ms window
 
 
 def _fast_switch(on):
@@ -62,9 +69,13 @@ def _fast_switch(on):
 class Warmup:
     def __init__(self, path):
         self.path = path
-        self.result = None  # None: not done; else 0 or the errno of the write (for tests)
+        self.result = None  # None: not done; else 0 or the errno of the first write (for tests)
+        self.writes = 0  # writes the kernel took: the first and the keep-alive ones (for tests)
         self._done = _thread.allocate_lock()
         self._done.acquire()
+        self._end = _thread.allocate_lock()  # released by stop(): the thread's cue to end
+        self._end.acquire()
+        self._ending = False
         self._fast = False
         self._threads = _thread._count()
         if path is None:
@@ -80,28 +91,41 @@ class Warmup:
     def _run(self):
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(os.getpid()).encode())
-            finally:
-                os.close(fd)
-            self.result = 0
         except OSError as e:
             self.result = e.errno
+            self._done.release()
+            return
+        try:
+            pid = str(os.getpid()).encode()
+            os.write(fd, pid)
+            self.writes += 1
+            self.result = 0
+            while not self._end.acquire(True, KEEP_ALIVE):  # the wait releases the GIL
+                os.write(fd, pid)
+                self.writes += 1
+        except OSError as e:
+            if self.result is None:
+                self.result = e.errno
         finally:
+            os.close(fd)
             self._done.release()
 
     def wait(self):
-        """Block until the write is done and its thread gone (at once if it already is); call before forking."""
+        """End the thread and block until it is gone (at once if it already is); call before forking."""
+        self.stop()
         if self._done.acquire():
             self._done.release()
         for _ in range(10000):  # the thread ends right after its release: a few yields at most
             if _thread._count() <= self._threads:
                 break
             os.sched_yield()
-        self.stop()
 
     def stop(self):
-        """Give the switch interval back, without waiting (a create that failed early).  Idempotent."""
+        """Tell the thread to end after its current write and give the switch interval back, without waiting
+        (a create that failed early).  Idempotent."""
+        if not self._ending:
+            self._ending = True
+            self._end.release()
         if self._fast:
             self._fast = False
             _fast_switch(False)

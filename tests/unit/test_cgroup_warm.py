@@ -65,3 +65,38 @@ def test_switch_interval_comes_back_and_no_thread_is_left(tmp_path):
     assert sys.getswitchinterval() == before
     b.wait()
     assert _thread._count() == threads and (a.result, b.result) == (0, 0)
+
+
+def test_keeps_writing_until_told_to_end(tmp_path):
+    """The lock stays ready only ~one grace period after its last writer: the thread keeps writing (every
+    KEEP_ALIVE) until wait(), so a create that reaches its first container write late does not pay twice."""
+    import _thread
+    import time
+
+    threads = _thread._count()
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    w = warm.start(str(procs))
+    deadline = time.monotonic() + 10
+    while w.writes < 3 and time.monotonic() < deadline:  # the main thread stays busy, as create is
+        sum(range(10000))
+    assert w.writes >= 3 and w.result == 0
+    w.wait()
+    done = w.writes
+    assert _thread._count() == threads  # the thread is gone: nothing writes after wait()
+    assert procs.read_text() == str(os.getpid()) * done
+
+
+def test_stop_alone_ends_the_thread(tmp_path):
+    import _thread
+    import time
+
+    threads = _thread._count()
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    w = warm.start(str(procs))
+    w.stop()  # a create that failed early: no wait, and still no thread left writing
+    deadline = time.monotonic() + 10
+    while _thread._count() > threads and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert _thread._count() == threads
