@@ -124,6 +124,8 @@ class Runtime:
                 # take the lock its write holds), so this CPU work runs while it sleeps.  The stages' code is
                 # imported now for the same reason (Spawn.run would import it right before the fork).
                 from ..process import child  # noqa: F401
+                if plan.process.rlimits:
+                    import resource  # noqa: F401: for the parent's prlimit at sync 6 (init.set_rlimits)
                 from ..process.stub import sealed_stub
 
                 ctx.stub_fd = sealed_stub()
