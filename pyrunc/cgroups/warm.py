@@ -50,7 +50,8 @@ def own_procs_file(proc="/proc", mounts=_MOUNTS):
 SWITCH_INTERVAL = 0.0002
 _interval_lock = _thread.allocate_lock()
 _interval = [0, None]  # warm-ups running, the interval before the first
-KEEP_ALIVE = 0.004  # seconds between the writes that keep the lock ready: well inside its ~15 ms window
+KEEP_ALIVE = 0.006  # seconds between the writes that keep the lock ready: inside its ~15 ms window, with room
+# for a late wake-up on a busy machine; each write takes the global cgroup_mutex briefly, so not more often
 
 
 def _fast_switch(on):
