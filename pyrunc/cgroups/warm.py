@@ -43,28 +43,27 @@ def own_procs_file(proc="/proc", mounts=_MOUNTS):
     return None
 
 
-# While the thread runs, the main thread (busy importing, holding the GIL) lets it have the GIL this soon after
-# its write returns, instead of Python's default 5 ms: the write's end is what create waits for before it forks.
-# Process-wide, so counted: the interval set before the first warm-up comes back after the last one (a shim may
-# create containers in several threads at once).
+# Until its first write is done, the thread gets the GIL this soon from the main thread (busy importing, holding
+# it), instead of Python's default 5 ms: the write's start and end are what create waits for before it forks.
+# Only until then: each forced switch makes the main thread wait until the thread has run, which on a loaded
+# machine means waiting for a CPU; the keep-alive writes take the GIL when the main thread lets it go anyway (any
+# file I/O, and imports do plenty).  Process-wide, so counted: the interval set before the first warm-up comes
+# back after the last one (a shim may create containers in several threads at once).
 SWITCH_INTERVAL = 0.0002
 _interval_lock = _thread.allocate_lock()
-_interval = [0, None]  # warm-ups running, the interval before the first
-KEEP_ALIVE = 0.006  # seconds between the writes that keep the lock ready: inside its ~15 ms window, with room
-# for a late wake-up on a busy machine; each write takes the global cgroup_mutex briefly, so not more often
+_interval = [0, None]  # warm-ups whose first write is pending, the interval before the first
+# Seconds between the writes that keep the lock ready: inside its window (one grace period, ~15 ms here, longer on
+# a busy machine), with room for a late wake-up.  A create that forks within that long of the first write makes
+# none; each one takes the global cgroup_mutex briefly and the GIL once.
+KEEP_ALIVE = 0.010
 
 
-def _fast_switch(on):
+def _fast_switch():
     with _interval_lock:
-        if on:
-            if _interval[0] == 0:
-                _interval[1] = sys.getswitchinterval()
-                sys.setswitchinterval(SWITCH_INTERVAL)
-            _interval[0] += 1
-        else:
-            _interval[0] -= 1
-            if _interval[0] == 0:
-                sys.setswitchinterval(_interval[1])
+        if _interval[0] == 0:
+            _interval[1] = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        _interval[0] += 1
 
 
 class Warmup:
@@ -82,7 +81,7 @@ class Warmup:
         if path is None:
             self._done.release()
             return
-        _fast_switch(True)
+        _fast_switch()
         self._fast = True
         try:
             _thread.start_new_thread(self._run, ())
@@ -101,6 +100,7 @@ class Warmup:
             os.write(fd, pid)
             self.writes += 1
             self.result = 0
+            self._slow_switch()
             while not self._end.acquire(True, KEEP_ALIVE):  # the wait releases the GIL
                 os.write(fd, pid)
                 self.writes += 1
@@ -127,9 +127,17 @@ class Warmup:
         if not self._ending:
             self._ending = True
             self._end.release()
-        if self._fast:
+        self._slow_switch()
+
+    def _slow_switch(self):
+        """Python's switch interval back, once per warm-up (from the thread after its first write, or stop())."""
+        with _interval_lock:
+            if not self._fast:
+                return
             self._fast = False
-            _fast_switch(False)
+            _interval[0] -= 1
+            if _interval[0] == 0:
+                sys.setswitchinterval(_interval[1])
 
 
 def start(path=None):

@@ -48,22 +48,36 @@ def test_real_warmup_leaves_us_where_we_are(needs_root):
         assert f.read() == before
 
 
-def test_switch_interval_comes_back_and_no_thread_is_left(tmp_path):
+def test_switch_interval_fast_only_until_the_first_write_and_no_thread_is_left(tmp_path):
+    """Fast while a first write is pending (a fifo without a reader holds both threads in open()), Python's own
+    again once both first writes are done: the keep-alive writes force no switch.  Before: fast until wait()."""
     import _thread
     import sys
+    import time
 
     before, threads = sys.getswitchinterval(), _thread._count()
-    procs = tmp_path / "cgroup.procs"
-    procs.write_text("")
-    a = warm.start(str(procs))
-    b = warm.start(str(procs))  # two at once (a shim's threads): the first interval comes back after the last
+    fifo = str(tmp_path / "cgroup.procs")
+    os.mkfifo(fifo)
+    a = warm.start(fifo)
+    b = warm.start(fifo)  # two at once (a shim's threads): the first interval comes back after the last
     assert abs(sys.getswitchinterval() - warm.SWITCH_INTERVAL) < 1e-6
-    a.wait()
-    assert abs(sys.getswitchinterval() - warm.SWITCH_INTERVAL) < 1e-6
-    b.stop()  # a create that failed early: no wait
-    b.stop()
-    assert sys.getswitchinterval() == before
-    b.wait()
+    r = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader: their opens and first writes go through
+    try:
+        deadline = time.monotonic() + 10
+        while (a.writes < 1 or b.writes < 1) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert a.writes >= 1 and b.writes >= 1
+        deadline = time.monotonic() + 10  # each thread gives the interval back right after its first write
+        while sys.getswitchinterval() != before and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert sys.getswitchinterval() == before
+        b.stop()  # a create that failed early: no wait
+        b.stop()
+        a.wait()
+        b.wait()
+        assert sys.getswitchinterval() == before
+    finally:
+        os.close(r)
     assert _thread._count() == threads and (a.result, b.result) == (0, 0)
 
 
