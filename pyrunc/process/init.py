@@ -118,7 +118,12 @@ class InitError(PyruncError):
 
 
 def recv(sock):
-    data = sock.recv(65536)
+    try:
+        data = sock.recv(65536)
+    except ConnectionResetError:
+        # The child closed its end with a message of ours unread (it failed before reading a GO we sent): the
+        # kernel reports that first, and what the child sent before it went (its ERROR) is still queued.
+        data = sock.recv(65536)
     if not data:
         raise InitError("container init process exited before it was set up")
     if data.startswith(ERROR):
