@@ -124,8 +124,6 @@ class Runtime:
                 # take the lock its write holds), so this CPU work runs while it sleeps.  The stages' code is
                 # imported now for the same reason (Spawn.run would import it right before the fork).
                 from ..process import child  # noqa: F401
-                if plan.process.rlimits:
-                    import resource  # noqa: F401: for the parent's prlimit at sync 6 (init.set_rlimits)
                 from ..process.stub import sealed_stub
 
                 ctx.stub_fd = sealed_stub()
@@ -143,7 +141,9 @@ class Runtime:
                        "cgroup_unit": mgr.unit if mgr else None,
                        "hooks": cfg.get("hooks") or {}, "config": {"process": cfg.get("process"),
                                                                    "linux": cfg.get("linux") or {}}}
-                ctx.run_hooks = lambda kind, pid: self._hooks(doc, kind, pid, "creating")
+                if any((cfg.get("hooks") or {}).get(k) for k in ("prestart", "createRuntime")):
+                    # only then: sync 4/5 (HOOKS, GO) is a round trip the init waits on (process/init.py)
+                    ctx.run_hooks = lambda kind, pid: self._hooks(doc, kind, pid, "creating")
                 if (cfg.get("hooks") or {}).get("createContainer"):
                     from . import hooks  # noqa: F401: imported before fork, never in the container's mount ns
 
