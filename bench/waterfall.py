@@ -7,8 +7,8 @@
    exec.fifo and never exits, so we watch the trace for the exit of the pyrunc process, then `delete -f`.
    Phase boundaries are the first of each recognizable syscall (MARKERS below): execve; the first look-up of the
    pyrunc package; the open of config.json; the mkdir of the state dir; the first cgroup mkdir; the stub's
-   memfd_create; the first fork (clone); the first cgroup.procs open; a child's unshare; the first mount; execveat of the
-   stub; the state.json write; exit_group.  A phase runs from its marker to the next one in time, whatever the
+   memfd_create; the first fork (clone); the first cgroup.procs open; a child's unshare; the first mount;
+   execveat of the stub; the state.json write; exit_group.  A phase runs from its marker to the next one in time, whatever the
    order.  "blocked" is the time the pyrunc process itself spent in syscalls of >= 0.5 ms (waiting on its children,
    the first cgroup.procs write, ...).
 3. `python -X importtime` of one create: the import share, before and after the first pyrunc module.
