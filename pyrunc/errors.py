@@ -5,8 +5,7 @@ callers show them to users verbatim (containerd shows the last error line of the
 (see ../shared/CALLERS.md: "container does not exist", "container not running", ...).
 """
 
-import errno as _errno
-import os as _os
+import posix as _posix  # not os: the hot verbs never import it (pyrunc/launch.py)
 
 
 class PyruncError(Exception):
@@ -42,8 +41,12 @@ class SysError(PyruncError):
         self.errno = err or 0
         self.op = op
         self.path = path
-        cause = _os.strerror(err).lower() if err else "failed"
-        name = _errno.errorcode.get(err, "") if err else ""
+        cause = _posix.strerror(err).lower() if err else "failed"
+        name = ""
+        if err:
+            import errno  # builtin, but not loaded by the interpreter: only when a syscall failed
+
+            name = errno.errorcode.get(err, "")
         where = f" {path}" if path is not None else ""
         super().__init__(f"{op}{where}: {cause}" + (f" ({name})" if name else ""))
 

@@ -8,8 +8,10 @@ exactly once, at the top, with the real reason.  Fatal errors also go to stderr 
 stderr, never the log).
 """
 
-import os
+import posix  # not os (pyrunc/launch.py); the flags are os's own values
 import time
+
+_APPEND = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
 
 
 def _now():
@@ -32,30 +34,30 @@ class Logger:
         """Create the log file now, as runc opens it at start-up: it exists after any call made with --log, and a
         path that cannot be opened fails the call (OSError) before it does anything."""
         if self.path:
-            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            posix.close(posix.open(self.path, _APPEND, 0o644))
 
     def format(self, level, msg):
-        if self.fmt == "json":
-            import json
+        if self.fmt == "json":  # json.dumps({...}, separators=(",", ":")) byte for byte, without json (re, enum)
+            from _json import encode_basestring_ascii as q
 
-            return json.dumps({"level": level, "msg": msg, "time": _now()}, separators=(",", ":"))
+            return f'{{"level":{q(level)},"msg":{q(msg)},"time":{q(_now())}}}'
         return f"time={_quote(_now())} level={level} msg={_quote(msg)}"
 
     def _write(self, level, msg):
         line = (self.format(level, msg) + "\n").encode()
         if self.path:
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = posix.open(self.path, _APPEND, 0o644)
             except OSError:
                 fd = None
             if fd is not None:
                 try:
-                    os.write(fd, line)
+                    posix.write(fd, line)
                 finally:
-                    os.close(fd)
+                    posix.close(fd)
                 return
         try:
-            os.write(2, line)
+            posix.write(2, line)
         except OSError:
             pass
 
@@ -77,6 +79,6 @@ class Logger:
         self._write("error", msg)
         if self.path:
             try:
-                os.write(2, (msg + "\n").encode())
+                posix.write(2, (msg + "\n").encode())
             except OSError:
                 pass

@@ -1,6 +1,7 @@
 """pyrunc delete [--force] ID: remove a stopped (or created) container; --force kills a running one first."""
 
-from .common import one_id, runtime
+from .common import runtime
+from .main import one_id
 
 
 def run(g, o, log):

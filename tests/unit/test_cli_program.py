@@ -1,4 +1,4 @@
-"""bin/pyrunc runs pyrunc.cli.main.program(): main(), then os._exit after flushing stdout and stderr.  Exit codes
+"""bin/pyrunc runs pyrunc.cli.main.program(): main(), then posix._exit after flushing stdout and stderr.  Exit codes
 and output must be exactly what main() under the normal interpreter exit gives, even through pipes (block
 buffered) and with more output than a pipe holds."""
 
@@ -33,12 +33,10 @@ def test_program_flushes_output_larger_than_a_pipe():
 
 
 def test_program_exit_code_of_sys_exit_with_text(monkeypatch, capsys):
-    import os
-
     from pyrunc.cli import main as cli_main
 
     seen = []
     monkeypatch.setattr(cli_main, "main", lambda: sys.exit("boom"))
-    monkeypatch.setattr(os, "_exit", seen.append)
+    monkeypatch.setattr(cli_main.posix, "_exit", seen.append)  # program() leaves with posix._exit (no os)
     cli_main.program()
     assert seen == [1] and capsys.readouterr().err == "boom\n"
