@@ -3,25 +3,28 @@
 Every verb pays the interpreter's start-up, and containerd execs `pyrunc state|start|kill|delete` for every
 container, so the script starts as close to `python -I -S` as it can:
 
-- `-SP` on its #! line (add_flag below, once): no `site` (site.main() imports `os`, ~3 ms here, and runs the
-  import lines of .pth files and sitecustomize); -P: the script's own directory (bin/) is not on sys.path.
-- Without site, the script looks for pyrunc where pip installed it together with the script:
+- `-SP` on its #! line (add_flag below, once): no `site` (site.main() imports `os`, ~1.5 ms, and runs the import
+  lines of .pth files and sitecustomize); -P: the script's own directory (bin/) is not on sys.path.
+- Without site, the script looks for pyrunc where pip installed it together with the script,
   `<bin>/../lib/pythonX.Y/site-packages` (a venv, `pip install --user` (~/.local), `--prefix`, a Python of its
-  own) or `dist-packages` (a Debian Python's pip, /usr/local), symlinks to the script followed.  PYTHONPATH and
-  the other PYTHON* variables keep their meaning (not -I), and PYTHONPATH still comes first.  If pyrunc is not
-  there (an editable install, whose finder a .pth import line installs; anything unusual), site.main() runs in
-  full: always correct, only slower.
+  own) or `dist-packages` (a Debian Python's pip, /usr/local), then next to its interpreter,
+  `<python's bin>/../lib/pythonX.Y/site-packages` (a symlink elsewhere to a venv's script: without site,
+  sys.prefix is not the venv's).  These go after what is on sys.path already (also on the first run, with site:
+  a `--prefix` install works without PYTHONPATH).  PYTHONPATH and the other PYTHON* variables keep their meaning
+  (not -I), and PYTHONPATH still comes first.  If pyrunc is not there (an editable install, whose finder a .pth
+  import line installs; anything unusual), site.main() runs in full: always correct, only slower.  The script
+  itself is a few lines: Python compiles it on every run (~10 us a line), while this module's bytecode is cached.
 - The verbs that need nothing but the standard library and pyrunc (state, start, kill, delete, list: see
   pyrunc.cli.main.STDLIB_ONLY) run on that short sys.path.  Everything else calls need_site() first (the CLI's
   dispatch before the verb and before click; the shim where it needs it), which builds the sys.path site.main()
   would: the venv, the user site, site-packages, and the path lines of .pth files.  What site would also run is
   skipped: the import lines of .pth files (setuptools' _distutils_hack...) and sitecustomize/usercustomize, 2-3 ms
   in a plain venv and tens of ms where a .pth imports packages, that pyrunc never needs.
-- A safety net: the script puts a finder last on sys.meta_path (_Missing in bin/pyrunc).  A top-level module that
-  nothing on the short sys.path has (cffi's `_cffi_backend` from a startContainer hook, say) calls need_site() and
-  is looked for again, so a path that forgot need_site() is slower, never broken.
+- A safety net: short() puts a finder last on sys.meta_path (_Missing).  A top-level module that nothing on the
+  short sys.path has (cffi's `_cffi_backend` from a startContainer hook, say) calls need_site() and is looked for
+  again, so a path that forgot need_site() is slower, never broken.
 
-Nothing here is imported on the short path; `os` only inside the functions.
+`os` is imported only inside add_flag (the first run, with site).
 """
 
 import sys
@@ -30,35 +33,54 @@ FLAGS = b"-SP"  # no site (see above); -P: the script's directory (bin/) is not 
 # can shadow a module (the kernel passes one argument after the interpreter: both flags in one word)
 BINPRM_BUF = 255  # the kernel reads this much of a #! line (BINPRM_BUF_SIZE, 256 with the NUL): no longer
 
+_base = None  # sys.path as the interpreter made it, before the script's guesses: need_site() starts from it
+
+
+class _Missing:
+    """Last on sys.meta_path while the short sys.path is in use: a top-level module nothing found loads site's
+    sys.path (need_site) and is looked for once more."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if path is not None or not need_site():
+            return None
+        from importlib.machinery import PathFinder
+
+        return PathFinder.find_spec(name, None, target)
+
+
+def short(path):
+    """The script found pyrunc without site: remember the interpreter's sys.path (path) for need_site()."""
+    global _base
+    _base = path
+    sys.meta_path.append(_Missing)
+
+
+def main():
+    """The script's entry: our containerd shim under its name (containerd runs shims by it), else the CLI."""
+    if sys.argv[0].rpartition("/")[2].startswith("containerd-shim-"):
+        from .shim.main import main
+    else:
+        from .cli.main import program as main  # leaves with posix._exit, after flushing
+    return main()
+
 
 def need_site():
     """Build the sys.path that site.main() would (without running .pth import lines or sitecustomize), if the
     script started on the short path and nobody did so yet.  Idempotent and cheap once done; True if it did it.
     Call it before importing anything from outside the standard library and pyrunc (cffi, click, jsonschema...)."""
-    for finder in sys.meta_path:
-        base = getattr(finder, "pyrunc_sys_path", None)
-        if base is not None:
-            break
-    else:
+    global _base
+    if _base is None:
         return False  # site ran (the slow path), or not started by bin/pyrunc: the caller set sys.path up
-    sys.meta_path.remove(finder)
-    import pyrunc
-
-    here = pyrunc.__path__[0].rpartition("/")[0]  # where the script found pyrunc
+    base, _base = _base, None
+    if _Missing in sys.meta_path:
+        sys.meta_path.remove(_Missing)
+    here = __file__.rpartition("/")[0].rpartition("/")[0]  # the sys.path entry the script found pyrunc in
     sys.path[:] = base
     site_main()
     if here not in sys.path:  # `--prefix P` without PYTHONPATH: site never looks there, pyrunc's deps may be there
         sys.path.append(here)
     return True
-
-
-def find_missing(name, path=None, target=None):
-    """The script's _Missing finder: a top-level module the short sys.path lacks -> need_site(), look again."""
-    if path is not None or not need_site():
-        return None
-    from importlib.machinery import PathFinder
-
-    return PathFinder.find_spec(name, None, target)
 
 
 def site_main():

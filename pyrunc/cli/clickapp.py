@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import click
 
-from .registry import GLOBAL, VERBS
+from . import GLOBAL, VERBS
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 

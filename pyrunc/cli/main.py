@@ -119,7 +119,7 @@ def _is_flag(tok):
 
 def parse(argv):
     """Return (global namespace, verb name, verb namespace with .args) or raise NeedClick."""
-    from .registry import GLOBAL, VERBS
+    from . import GLOBAL, VERBS
 
     gtable = _table(GLOBAL)
     g = _defaults(GLOBAL)
@@ -160,7 +160,7 @@ def parse(argv):
 
 def dispatch(g, name, o):
     """Run verb `name` with global options g and verb options o; return the exit code."""
-    from .registry import VERBS
+    from . import VERBS
 
     log = Logger(g.log, g.log_format, g.debug)
     if g.log_format not in ("text", "json"):
