@@ -18,7 +18,7 @@ import posix
 import sys
 
 from .. import errors
-from ..log import Logger
+from ..errors import Logger
 
 # The verbs that need nothing outside the standard library and pyrunc: they run on the short sys.path the installed
 # script starts with (pyrunc/launch.py).  Every other verb, and click, first gets site's sys.path (need_site).
