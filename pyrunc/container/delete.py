@@ -5,7 +5,8 @@ kill or wait for, and removing it is: the lock, one rmdir of each cgroup dir cre
 module does exactly that with posix (no os, no cgroup manager: pyrunc/launch.py), and leaves everything else to
 lifecycle.Runtime.delete: a container that is not stopped, a cgroup that is busy or not empty (the manager waits,
 retries for 3 s and names it), the systemd driver's unit, an Intel RDT group, a rootfs without its own mount
-namespace to detach, poststop hooks, a dead create's leftovers.  A first rmdir that fails changes nothing the full
+namespace to detach, a container without its own pid namespace (whose processes outlive the init: they are
+killed, wherever they are in its cgroups), poststop hooks, a dead create's leftovers.  A first rmdir that fails changes nothing the full
 path would not do itself: it sees the dirs already gone as removed.
 """
 
@@ -24,8 +25,9 @@ def quick(store, log, cid, force=False):
             c = store.load(cid)
             doc = c.doc
             linux = (doc.get("config") or {}).get("linux") or {}
-            if (doc.get("hooks") or {}).get("poststop") or doc.get("intel_rdt") or doc.get("cgroup_unit") or not any(
-                    ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
+            made = {ns.get("type") for ns in linux.get("namespaces") or () if not ns.get("path")}
+            if not {"mount", "pid"} <= made or doc.get("intel_rdt") or doc.get("cgroup_unit") or (
+                    doc.get("hooks") or {}).get("poststop"):
                 return False
             status = c.status()
             log.debug(f"delete {cid}: status {status}{', force' if force else ''}")

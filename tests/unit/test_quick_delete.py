@@ -57,6 +57,8 @@ def test_busy_own_cgroup_is_left_to_the_full_delete(tmp_path):
     {"intel_rdt": {"group": "x"}},
     {"cgroup_unit": "pyrunc-q1.scope"},
     {"config": {"linux": {"namespaces": [{"type": "pid"}]}}},  # the rootfs mounts to detach on the host
+    {"config": {"linux": {"namespaces": [{"type": "mount"}]}}},  # the host's pid ns: processes outlive the init
+    {"config": {"linux": {"namespaces": [{"type": "mount"}, {"type": "pid", "path": "/proc/1/ns/pid"}]}}},
     {"cgroup_paths": {"memory": "/nonexistent"}, "cgroup_created": None},  # no record of what create made
     {"init_pid": os.getpid()},  # not stopped (the start time differs from ours, so only with the right one)
 ])
