@@ -80,8 +80,14 @@ def test_init_exiting_right_after_its_byte_is_a_start(tmp_path):
     the init is still alive when release() gets to look."""
     path = _fifo(tmp_path)
     init = Init()
-    opened = threading.Event()
-    t = _writer(path, 0.2, opened=opened)
-    threading.Thread(target=lambda: (opened.wait(10), setattr(init, "dead", True))).start()
+
+    def run():
+        fd = os.open(path, os.O_WRONLY)
+        os.write(fd, b"0")
+        init.dead = True  # gone before release() reads the byte
+        os.close(fd)
+
+    t = threading.Thread(target=run)
+    t.start()
     release(init, path)
     t.join(10)
