@@ -5,6 +5,7 @@ so this path loads the state store and nothing else of the library (posix, not o
 the exception: a startContainer or poststart hook loads what it needs (lifecycle, hooks, the exec path) itself.
 """
 
+import _signal  # the C module (`signal` imports enum), loaded by every interpreter
 import posix
 
 from ..errors import PyruncError, StateError
@@ -39,7 +40,7 @@ def start(store, log, cid, runtime):
     except BaseException:
         # as under runc, where a failed startContainer hook ends the init: the container is stopped
         try:
-            signal_init(c, 9)  # SIGKILL
+            signal_init(c, _signal.SIGKILL)
         except PyruncError:
             pass
         raise
