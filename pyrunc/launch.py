@@ -13,16 +13,18 @@ container, so the script starts as close to `python -I -S` as it can:
   a `--prefix` install works without PYTHONPATH).  PYTHONPATH and the other PYTHON* variables keep their meaning
   (not -I), and PYTHONPATH still comes first.  If pyrunc is not there (an editable install, whose finder a .pth
   import line installs; anything unusual), site.main() runs in full: always correct, only slower.  The script
-  itself is a few lines: Python compiles it on every run (~10 us a line), while this module's bytecode is cached.
+  stays short (Python compiles it on every run, ~10 us a line) and does not import this module on the short path
+  (~0.2 ms: every module counts).
 - The verbs that need nothing but the standard library and pyrunc (state, start, kill, delete, list: see
   pyrunc.cli.main.STDLIB_ONLY) run on that short sys.path.  Everything else calls need_site() first (the CLI's
   dispatch before the verb and before click; the shim where it needs it), which builds the sys.path site.main()
   would: the venv, the user site, site-packages, and the path lines of .pth files.  What site would also run is
   skipped: the import lines of .pth files (setuptools' _distutils_hack...) and sitecustomize/usercustomize, 2-3 ms
   in a plain venv and tens of ms where a .pth imports packages, that pyrunc never needs.
-- A safety net: short() puts a finder last on sys.meta_path (_Missing).  A top-level module that nothing on the
-  short sys.path has (cffi's `_cffi_backend` from a startContainer hook, say) calls need_site() and is looked for
-  again, so a path that forgot need_site() is slower, never broken.
+- A safety net: the script puts a finder last on sys.meta_path (Missing, which keeps the interpreter's own
+  sys.path for need_site()).  A top-level module that nothing on the short sys.path has (cffi's `_cffi_backend`
+  from a startContainer hook, say) calls need_site() through find_missing() and is looked for again, so a path
+  that forgot need_site() is slower, never broken.
 
 `os` is imported only inside add_flag (the first run, with site).
 """
@@ -33,54 +35,33 @@ FLAGS = b"-SP"  # no site (see above); -P: the script's directory (bin/) is not 
 # can shadow a module (the kernel passes one argument after the interpreter: both flags in one word)
 BINPRM_BUF = 255  # the kernel reads this much of a #! line (BINPRM_BUF_SIZE, 256 with the NUL): no longer
 
-_base = None  # sys.path as the interpreter made it, before the script's guesses: need_site() starts from it
-
-
-class _Missing:
-    """Last on sys.meta_path while the short sys.path is in use: a top-level module nothing found loads site's
-    sys.path (need_site) and is looked for once more."""
-
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if path is not None or not need_site():
-            return None
-        from importlib.machinery import PathFinder
-
-        return PathFinder.find_spec(name, None, target)
-
-
-def short(path):
-    """The script found pyrunc without site: remember the interpreter's sys.path (path) for need_site()."""
-    global _base
-    _base = path
-    sys.meta_path.append(_Missing)
-
-
-def main():
-    """The script's entry: our containerd shim under its name (containerd runs shims by it), else the CLI."""
-    if sys.argv[0].rpartition("/")[2].startswith("containerd-shim-"):
-        from .shim.main import main
-    else:
-        from .cli.main import program as main  # leaves with posix._exit, after flushing
-    return main()
-
-
 def need_site():
     """Build the sys.path that site.main() would (without running .pth import lines or sitecustomize), if the
     script started on the short path and nobody did so yet.  Idempotent and cheap once done; True if it did it.
     Call it before importing anything from outside the standard library and pyrunc (cffi, click, jsonschema...)."""
-    global _base
-    if _base is None:
+    for finder in sys.meta_path:
+        base = getattr(finder, "pyrunc_sys_path", None)  # the script's Missing: the interpreter's own sys.path
+        if base is not None:
+            break
+    else:
         return False  # site ran (the slow path), or not started by bin/pyrunc: the caller set sys.path up
-    base, _base = _base, None
-    if _Missing in sys.meta_path:
-        sys.meta_path.remove(_Missing)
+    sys.meta_path.remove(finder)
     here = __file__.rpartition("/")[0].rpartition("/")[0]  # the sys.path entry the script found pyrunc in
     sys.path[:] = base
     site_main()
     if here not in sys.path:  # `--prefix P` without PYTHONPATH: site never looks there, pyrunc's deps may be there
         sys.path.append(here)
     return True
+
+
+def find_missing(name, path=None, target=None):
+    """The script's Missing finder, last on sys.meta_path: a top-level module nothing found makes need_site()
+    build site's sys.path, and is looked for once more."""
+    if path is not None or not need_site():
+        return None
+    from importlib.machinery import PathFinder
+
+    return PathFinder.find_spec(name, None, target)
 
 
 def site_main():

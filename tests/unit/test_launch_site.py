@@ -16,7 +16,16 @@ import sys
 base = sys.path[:]
 sys.path.append({REPO!r})  # pyrunc where the script would have found it
 from pyrunc import launch
-launch.short(base)
+
+
+class Missing:  # as bin/pyrunc makes it
+    pyrunc_sys_path = base
+
+    def find_spec(name, path=None, target=None):
+        return launch.find_missing(name, path, target)
+
+
+sys.meta_path.append(Missing)
 """
 
 
@@ -35,7 +44,7 @@ def test_missing_module_builds_sites_path_once(tmp_path):
     rc, out, err = _run(SHORT + """
 assert "site" not in sys.modules
 import click  # on site's sys.path only: found through _Missing -> need_site()
-assert "site" in sys.modules and launch._Missing not in sys.meta_path
+assert "site" in sys.modules and Missing not in sys.meta_path
 assert launch.need_site() is False, "idempotent"
 assert sys.path[:len(base)] == base, "the interpreter's own entries first, as site leaves them"
 assert sys.path.count(launch.__file__.rsplit("/", 2)[0]) == 1, "where pyrunc was found stays on sys.path"
