@@ -133,8 +133,8 @@ def test_hot_verbs_add_no_costly_stdlib_modules(tmp_path):
 # parser), pyrunc.errors (the Logger too), the verb module, pyrunc.container, container.state, fastjson and _json
 # (9); start: + its library module container.start, fcntl (the lock) and select (the fifo's poll) (12); delete of a
 # stopped container: + container.delete (the quick path: rmdirs, no cgroup manager, no lifecycle) and fcntl (11).
-# Before: start 17, state 14, kill 14 and delete 18 modules, all of them with os.  (The installed script adds
-# pyrunc.launch, which the verbs themselves never import: need_site() is for the others.)
+# Before: start 17, state 14, kill 14 and delete 18 modules, all of them with os.  (pyrunc.launch, need_site()'s
+# module, is for the other verbs: neither the hot verbs nor the installed script's short path import it.)
 HOT_BUDGET = {"start": 12, "state": 9, "kill": 9, "delete": 11}
 HOT_NEVER = {"os", "site", "posixpath", "stat", "_collections_abc", "pyrunc.container.lifecycle", "pyrunc.cgroups",
              "pyrunc.cli.common", "pyrunc.launch", "pyrunc.log"}
