@@ -7,8 +7,8 @@
    exec.fifo and never exits, so we watch the trace for the exit of the pyrunc process, then `delete -f`.
    Phase boundaries are the first of each recognizable syscall (MARKERS below): execve; the first look-up of the
    pyrunc package; the open of config.json; the mkdir of the state dir; the first cgroup mkdir; the stub's
-   memfd_create; the first fork (clone); the first cgroup.procs open; unshare; the first mount; execveat of the
-   stub; the state.json write; exit_group.  A phase runs from its marker to the next one in time, whatever the
+   memfd_create; the first fork (clone); the first cgroup.procs open; a child's unshare; the first mount;
+   execveat of the stub; the state.json write; exit_group.  A phase runs from its marker to the next one in time, whatever the
    order.  "blocked" is the time the pyrunc process itself spent in syscalls of >= 0.5 ms (waiting on its children,
    the first cgroup.procs write, ...).
 3. `python -X importtime` of one create: the import share, before and after the first pyrunc module.
@@ -95,9 +95,11 @@ def markers(bundle, root, cid):
         ("procs", "cgroup.procs writes (RCU wait paid earlier by a thread)",
          lambda e, m: main(e, m) and e["call"] == "openat" and "/cgroup.procs\"" in e["rest"]
          and "O_WRONLY" in e["rest"]),  # the main thread's, for the child: the warm thread's write overlaps imports
-        ("unshare", "namespaces (unshare), second fork", call("unshare")),
+        # the container's own unshare: the parent's unshare(CLONE_NEWPID) right before the fork (the default config
+        # has no stage A: the parent forks the init into the new pid namespace) belongs to the fork phase
+        ("unshare", "the init's namespaces (unshare)", lambda e, m: e["pid"] != m and call("unshare")(e, m)),
         ("mount", "mounts, devices, pivot_root, seccomp/caps", lambda e, m: e["pid"] != m and call("mount")(e, m)),
-        ("execveat", "stub exec'd; parent reads its pid", call("execveat")),
+        ("execveat", "stub exec'd; the init says READY", call("execveat")),
         ("state", "state.json written",
          lambda e, m: main(e, m) and e["call"] in ("openat", "rename") and "state.json" in e["rest"]
          and "creating" not in e["rest"]),

@@ -153,3 +153,11 @@ int pyr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long max
 /* seccomp(2) for probing: SECCOMP_SET_MODE_FILTER with a NULL program fails with EFAULT when the kernel knows
  * every flag asked for, EINVAL when not (nothing is ever loaded); SECCOMP_GET_ACTION_AVAIL takes a u32 action */
 int pyr_seccomp(unsigned int op, unsigned int flags, void *args) { RET(syscall(SYS_seccomp, op, flags, args)); }
+
+int pyr_sched_setaffinity(int pid, size_t size, const char *mask) { RET(syscall(SYS_sched_setaffinity, pid, size, mask)); }
+
+int pyr_prlimit(int pid, int resource, uint64_t soft, uint64_t hard)
+{
+	uint64_t lim[2] = { soft, hard };  /* struct rlimit64: rlim_cur, rlim_max */
+	RET(syscall(SYS_prlimit64, pid, resource, lim, NULL));
+}

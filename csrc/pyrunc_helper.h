@@ -30,3 +30,5 @@ int pyr_sched_setattr(uint32_t policy, uint64_t flags, int32_t nice, uint32_t pr
 int pyr_ioprio_set(int which, int who, int ioprio);
 int pyr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
 int pyr_seccomp(unsigned int op, unsigned int flags, void *args);
+int pyr_sched_setaffinity(int pid, size_t size, const char *mask);
+int pyr_prlimit(int pid, int resource, uint64_t soft, uint64_t hard);

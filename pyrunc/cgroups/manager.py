@@ -105,6 +105,48 @@ def open_manager(cgroups_path, container_id, *, root="/sys/fs/cgroup", systemd=F
     return Manager(layout, compute_paths(layout, inner, own))
 
 
+# v1 controller -> v2 section, for controllers a hybrid host keeps on cgroup2 (hugetlb on this host).
+V1_TO_V2 = {"cpuset": "cpuset", "memory": "memory", "cpu": "cpu", "pids": "pids", "blkio": "io",
+            "hugetlb": "hugetlb", "rdma": "rdma"}
+
+
+def _planners():
+    from pyrunc.cgroups import v1, v2
+
+    return v1, v2
+
+
+def _network_asked(r):
+    n = r.get("network") or {}
+    return bool(n.get("classID") or n.get("priorities"))
+
+
+def plan_writes(layout, paths, r, probe, *, default_devices=True):
+    """Dispatch linux.resources to the v1 and/or v2 planners according to the layout.  (Here rather than in a
+    module of its own: one module less to load on every create.)"""
+    v1, v2 = _planners()
+    if layout.mode == "v1":
+        if r.get("unified"):
+            raise ConfigError("invalid configuration: cannot use unified on cgroup v1")
+        return v1.plan(r, paths, probe, default_devices=default_devices)
+    if layout.mode == "v2":
+        if _network_asked(r):
+            raise ConfigError("cannot set network limits (linux.resources.network): net_cls and net_prio "
+                              "do not exist on cgroup v2")
+        return v2.plan(r, paths[UNIFIED], probe, base=layout.unified, available=layout.unified_controllers,
+                       default_devices=default_devices)
+    # hybrid: v1 for what v1 has; controllers only cgroup2 has are written into the cgroup2 dir.
+    on_v2 = {c for c, sec in V1_TO_V2.items()
+             if c not in paths and sec in layout.unified_controllers}
+    out = v1.plan(r, paths, probe, default_devices=default_devices, skip=on_v2)
+    if UNIFIED in paths:
+        out += v2.plan(r, paths[UNIFIED], probe, base=layout.unified, available=layout.unified_controllers,
+                       sections={V1_TO_V2[c] for c in on_v2}, default_devices=False, hybrid=True)
+    elif r.get("unified"):
+        raise ConfigError("invalid configuration: cannot use unified: no cgroup2 hierarchy")
+    return out
+
+
 def rootless_without_cgroup(linux, err):
     """Rootless, and the container's cgroup cannot be made (cgroup v1, or a v2 tree not delegated to the caller):
     runc goes on without it unless the config needs it.  An explicit cgroupsPath or a limit is an error naming
@@ -196,6 +238,10 @@ class Manager:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def create(self):
+        # The code apply() needs, loaded before the first mkdir: that mkdir waits while the cgroup lock is held
+        # by cgroups.warm's write (an RCU grace period), and this CPU work then runs during that sleep.
+        _fs()
+        _planners()
         created = []
         try:
             for key, d in self._dirs():
@@ -278,10 +324,8 @@ class Manager:
 
     def plan(self, resources, *, default_devices=True, probe=None):
         """The ordered writes for linux.resources (pure given the probe); apply() executes them."""
-        from pyrunc.cgroups import planner
-
-        return planner.plan(self.layout, self.paths, resources or {}, probe or _fs().Probe(),
-                            default_devices=default_devices)
+        return plan_writes(self.layout, self.paths, resources or {}, probe or _fs().Probe(),
+                           default_devices=default_devices)
 
     def apply(self, resources, *, default_devices=True):
         """Write linux.resources. default_devices: append runc's default device rules (create: yes; update: no)."""

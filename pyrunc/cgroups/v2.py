@@ -7,7 +7,7 @@ plan starts with the "+controller" writes still missing on the way down from the
 
 import os
 
-from pyrunc.cgroups import convert, devices as _dev, v1
+from pyrunc.cgroups import devices as _dev, v1
 from pyrunc.cgroups.detect import UNIFIED
 from pyrunc.cgroups.fs import Write
 from pyrunc.errors import ConfigError
@@ -15,6 +15,14 @@ from pyrunc.errors import ConfigError
 
 def _n(v):
     return v if v is not None else 0
+
+
+def _convert():
+    """convert.py, loaded only by the planners that convert a v1 value (memory, io, cpu): a hybrid host's
+    cgroup2 dir gets none of them, so create there never loads it (each module ~0.1 ms of every create)."""
+    from pyrunc.cgroups import convert
+
+    return convert
 
 
 def wants_memory(r):
@@ -29,6 +37,7 @@ def plan_memory(r, d, probe):
     if m.get("checkBeforeUpdate") and (mem > 0 or swap > 0):
         v1._check_usage(probe.read(d, "memory.current"), mem, swap)
     out = []
+    convert = _convert()
     v2swap = convert.swap_to_v2(swap, mem)
     s = convert.num_to_v2(v2swap)
     if s == "" and v2swap == 0 and swap > 0:
@@ -51,7 +60,7 @@ def plan_io(r, d, probe):
         if bfq is not None:
             out.append(Write(UNIFIED, "io.bfq.weight", str(b["weight"]), d))
         else:
-            out.append(Write(UNIFIED, "io.weight", str(convert.blkio_weight_to_io_weight(b["weight"])), d))
+            out.append(Write(UNIFIED, "io.weight", str(_convert().blkio_weight_to_io_weight(b["weight"])), d))
     # Per-device BFQ weights exist since 5.4; older kernels show a single number in io.bfq.weight.
     if bfq is not None and not bfq.strip().isdigit():
         for wd in b.get("weightDevice") or []:
@@ -79,7 +88,7 @@ def plan_cpu(r, d, probe):
     quota, period = _n(c.get("quota")), _n(c.get("period"))
     if c.get("idle") is not None:
         out.append(Write(UNIFIED, "cpu.idle", str(c["idle"]), d))
-    weight = convert.shares_to_weight(_n(c.get("shares")))
+    weight = _convert().shares_to_weight(_n(c.get("shares")))
     if weight:
         out.append(Write(UNIFIED, "cpu.weight", str(weight), d))
     if c.get("burst") is not None:

@@ -34,6 +34,15 @@ def _wants_tty(cfg):
         return False  # create reports it properly
 
 
+def _wants_userns(cfg):
+    """A user namespace, new or joined (see _own_pipes)?  Here rather than process/stdio_pipes.py: a run without
+    one then never loads that module."""
+    try:
+        return any(ns.get("type") == "user" for ns in (cfg.get("linux") or {}).get("namespaces") or ())
+    except AttributeError:
+        return False  # create reports it properly
+
+
 def bundle_and_id(o, log):
     """(bundle, id).  `pyrunc run DIR/`: an only argument holding a `/` (never part of a container id) is the
     bundle, and the id is its directory's name (characters an id may not hold become `_`) plus 6 random hex
@@ -53,6 +62,16 @@ def bundle_and_id(o, log):
 
 
 def run(g, o, log):
+    from ..cgroups import warm
+
+    warming = warm.start()  # first thing: its grace period passes while the library is imported (warm.py)
+    try:
+        return _run(g, o, log, warming)
+    finally:
+        warming.stop()
+
+
+def _run(g, o, log, warming):
     rt = runtime(g, log, create=True)
     bundle, cid = bundle_and_id(o, log)
     if o.no_subreaper and not o.detach:
@@ -73,7 +92,7 @@ def run(g, o, log):
     pipes = _own_pipes(o, cfg, ours)
     c = None
     try:
-        c = rt.create(cid, bundle, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
+        c = rt.create(cid, bundle, warming=warming, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
                       no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
                       pidfd_socket=o.pidfd_socket, stdio=pipes and pipes.theirs)
         if pipes:
@@ -116,11 +135,11 @@ def run(g, o, log):
 def _own_pipes(o, cfg, tty):
     """A foreground run without a terminal in a user namespace gets pipes of pyrunc's own (runc's, always in the
     foreground): see process/stdio_pipes.py."""
-    if o.detach or tty is not None:
+    if o.detach or tty is not None or not _wants_userns(cfg):
         return None
-    from ..process.stdio_pipes import Pipes, has_userns
+    from ..process.stdio_pipes import Pipes
 
-    return Pipes() if has_userns(cfg) else None
+    return Pipes()
 
 
 class Forwarder:

@@ -55,13 +55,15 @@ class Runtime:
 
     # --- create ----------------------------------------------------------------------------------------
 
-    def create(self, cid, bundle, **kw):
+    def create(self, cid, bundle, warming=None, **kw):
         """Bring up the init process, blocked on the exec fifo until start().  Keywords: pid_file,
         console_socket, console, no_pivot, no_new_keyring, preserve_fds, pidfd_socket, stdio (the process's
-        (stdin, stdout, stderr) fds instead of ours)."""
-        from ..cgroups import warm
+        (stdin, stdout, stderr) fds instead of ours).  warming: a cgroups.warm.start() the caller began earlier
+        (the CLI does, before it imports this module); it is ended here either way."""
+        if warming is None:
+            from ..cgroups import warm
 
-        warming = warm.start()  # the cgroup lock's grace period, paid while we import and plan (see warm.py)
+            warming = warm.start()  # the cgroup lock's grace period, paid while we import and plan (see warm.py)
         try:
             return self._create(warming, cid, bundle, **kw)
         finally:
@@ -118,24 +120,30 @@ class Runtime:
                 ctx.fifo = os.path.join(ddir, FIFO)
                 os.mkfifo(ctx.fifo, 0o622)
                 os.chmod(ctx.fifo, 0o622)  # past the umask: the init may be a non-root user by then
-                mgr = self._cgroup(cfg, cid, made=lambda m, before: _record_cgroup(prov, m, before))
-                ctx.cgroup = mgr
-                if self.log.debug_enabled:
-                    self.log.debug(f"create {cid}: cgroup {mgr.paths if mgr else None}; namespaces "
-                                   f"{[n.get('path') or n['type'] for n in (cfg.get('linux') or {}).get('namespaces') or ()]}")
+                # What needs no cgroup comes first: the cgroup steps wait for the warm-up's grace period (they
+                # take the lock its write holds), so this CPU work runs while it sleeps.  The stages' code is
+                # imported now for the same reason (Spawn.run would import it right before the fork).
+                from ..process import child  # noqa: F401
                 from ..process.stub import sealed_stub
 
                 ctx.stub_fd = sealed_stub()
                 from ..process.idmap import userns_fds
 
                 ctx.idmap_fds = userns_fds(plan.mounts)
+                mgr = self._cgroup(cfg, cid, made=lambda m, before: _record_cgroup(prov, m, before))
+                ctx.cgroup = mgr
+                if self.log.debug_enabled:
+                    self.log.debug(f"create {cid}: cgroup {mgr.paths if mgr else None}; namespaces "
+                                   f"{[n.get('path') or n['type'] for n in (cfg.get('linux') or {}).get('namespaces') or ()]}")
                 doc = {"ociVersion": cfg.get("ociVersion", ""), "id": cid, "bundle": bundle, "rootfs": plan.rootfs,
                        "rootfs_base": base, "created": _now(), "annotations": cfg.get("annotations") or {},
                        "cgroup_paths": mgr.paths if mgr else {}, "cgroup_created": mgr.created if mgr else [],
                        "cgroup_unit": mgr.unit if mgr else None,
                        "hooks": cfg.get("hooks") or {}, "config": {"process": cfg.get("process"),
                                                                    "linux": cfg.get("linux") or {}}}
-                ctx.run_hooks = lambda kind, pid: self._hooks(doc, kind, pid, "creating")
+                if any((cfg.get("hooks") or {}).get(k) for k in ("prestart", "createRuntime")):
+                    # only then: sync 4/5 (HOOKS, GO) is a round trip the init waits on (process/init.py)
+                    ctx.run_hooks = lambda kind, pid: self._hooks(doc, kind, pid, "creating")
                 if (cfg.get("hooks") or {}).get("createContainer"):
                     from . import hooks  # noqa: F401: imported before fork, never in the container's mount ns
 

@@ -144,6 +144,14 @@ class Linux:
     def personality(self, persona):
         return self._check(self.lib.pyr_personality(persona), "personality", hex(persona))
 
+    def sched_setaffinity(self, pid, mask):
+        """sched_setaffinity(pid, len(mask), mask): mask is the cpu bitmap as bytes (bit n of byte n // 8)."""
+        return self._check(self.lib.pyr_sched_setaffinity(pid, len(mask), mask), "set cpu affinity", f"pid {pid}")
+
+    def prlimit(self, pid, resource, soft, hard, what=None):
+        """prlimit(pid, resource, {soft, hard}, NULL); 2**64-1 is RLIM_INFINITY."""
+        return self._check(self.lib.pyr_prlimit(pid, resource, soft, hard), "setrlimit", what)
+
     def close_range(self, first, last=0xFFFFFFFF, flags=0):
         return self._check(self.lib.pyr_close_range(first, last, flags), "close_range")
 

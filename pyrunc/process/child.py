@@ -23,7 +23,7 @@ import termios
 
 from .. import fastjson
 from ..errors import PyruncError, SysError
-from ..linux import CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
+from ..linux import CLONE_NEWCGROUP, CLONE_NEWPID, CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
 from ..security.keyring import join_session_keyring
 from . import init as proto
 from . import console, mempolicy, rootfs, sched, timens
@@ -35,6 +35,7 @@ from .stub import INIT_ENV, init_args
 F_SETPIPE_SZ = 1031
 _BUILTIN_IMPORTERS = (_frozen_importlib.BuiltinImporter, _frozen_importlib.FrozenImporter)
 MSG_CMSG_CLOEXEC = 0x40000000
+_FORBIDDEN = []  # the import state forbid_imports() replaced, kept alive (see there)
 
 def run_stage(fn, plan, ctx, sock, lx):
     code = 1
@@ -55,11 +56,16 @@ def forbid_imports():
     """From here on this process sees the container's filesystem (after pivot_root, or after setns into its mount
     namespace): an import would search sys.path there and run the image's code with our privileges.  Everything
     the stages use is imported before fork; this makes a forgotten lazy import fail (ModuleNotFoundError) instead
-    of loading a file from the image: no path, and only the importers of modules compiled into the interpreter."""
-    sys.path[:] = []
-    sys.path_hooks[:] = []
-    sys.path_importer_cache.clear()
-    sys.meta_path[:] = [f for f in sys.meta_path if f in _BUILTIN_IMPORTERS]
+    of loading a file from the image: no path, and only the importers of modules compiled into the interpreter.
+
+    The import system reads these four through the sys module at every import, so fresh empty ones replace them,
+    and the old ones are kept, not freed: freeing the path finders (each holds a set of every file name in its
+    directory) would write to pages shared with the parent, a copy-on-write fault each (~80 in stage B)."""
+    _FORBIDDEN.append((sys.path, sys.path_hooks, sys.path_importer_cache, sys.meta_path))
+    sys.path = []
+    sys.path_hooks = []
+    sys.path_importer_cache = {}
+    sys.meta_path = [f for f in sys.meta_path if f in _BUILTIN_IMPORTERS]
 
 
 def expect(sock, what):
@@ -112,6 +118,12 @@ def stage_a(plan, ctx, sock, lx):
         lx.prctl(PR_SET_DUMPABLE, 1)
         sock.send(proto.USERNS)  # sync 1.
         new &= ~CLONE_NEWUSER
+    elif new & ~CLONE_NEWCGROUP:
+        # No new user namespace: the other new namespaces are made now, while the parent puts us in the cgroups
+        # (the first cgroup.procs write can wait for an RCU grace period), not after.  Only the cgroup namespace
+        # waits for GO: its root is the cgroup we are in when we unshare it.
+        lx.unshare(new & ~CLONE_NEWCGROUP)
+        new &= CLONE_NEWCGROUP
     expect(sock, proto.GO)  # sync 2.
     lx.prctl(PR_SET_DUMPABLE, 0)
     if plan.userns:
@@ -147,6 +159,26 @@ def stage_a(plan, ctx, sock, lx):
             raise
     sock.send(proto.PID + str(pid).encode())  # sync 3.
     os.close(hold_w)
+
+
+def stage_init(plan, ctx, sock, lx):
+    """The container's init forked by the parent itself (Spawn.direct: its namespaces all new, no user or time
+    namespace, no seccomp agent): stage A's part of such a plan, then stage B.  Born in its new pid namespace
+    (the parent's unshare), it makes the others while the parent writes cgroup.procs, the cgroup namespace
+    after GO; then it says PID (sync 3) from inside them, so the parent may move net devices and open bind
+    sources in its mount namespace."""
+    lx.prctl(PR_SET_DUMPABLE, 0)
+    for i, fd in enumerate(ctx.stdio or ()):
+        os.dup2(fd, i)
+    close_stray_fds(kept_fds(plan, ctx, sock))
+    new = plan.ns_new & ~CLONE_NEWPID
+    if new & ~CLONE_NEWCGROUP:
+        lx.unshare(new & ~CLONE_NEWCGROUP)
+    expect(sock, proto.GO)  # sync 2.
+    if new & CLONE_NEWCGROUP:
+        lx.unshare(CLONE_NEWCGROUP)
+    sock.send(proto.PID + b"1")  # sync 3.
+    stage_b(plan, ctx, sock, lx)
 
 
 def open_namespaces(ns_join):
@@ -285,8 +317,9 @@ def stage_b(plan, ctx, sock, lx):
         ctx.mount_fds = dict(ctx.mount_fds or {})
         ctx.mount_fds.update((op.index, fd) for op, fd in zip(binds, fds))
     rootfd = prepare_rootfs(plan, ctx, lx)
-    sock.send(proto.HOOKS)  # sync 4.
-    expect(sock, proto.GO)  # sync 5.
+    if ctx.run_hooks is not None:  # the parent's prestart and createRuntime hooks
+        sock.send(proto.HOOKS)  # sync 4.
+        expect(sock, proto.GO)  # sync 5.
     if ctx.run_container_hooks:
         ctx.run_container_hooks()
     if plan.hostname:
@@ -321,8 +354,11 @@ def exec_stub(proc, ctx, sock, lx, stub, fifo, preserve_fds):
     """Last Python steps of the container's init: scheduler and ioPriority, then fexecve the stub (sync 6)."""
     stub, argv, env = prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds)
     sched.apply_process(proc, lx)  # runc's order: scheduler, ioPriority, then (prepared) personality, affinity
-    sock.send(proto.EXEC)  # sync 6.
-    expect(sock, proto.GO)  # sync 6: the parent has set our rlimits
+    if ctx.own_rlimits is not None:  # no user namespace: our privileges are the parent's, no sync 6 (Spawn.run)
+        proto.set_rlimits(lx, 0, ctx.own_rlimits)
+    else:
+        sock.send(proto.EXEC)  # sync 6.
+        expect(sock, proto.GO)  # sync 6: the parent has set our rlimits
     os.execve(stub, argv, env)
 
 
@@ -354,7 +390,7 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     if proc.cpu_final is not None:  # execCPUAffinity.final: now in the container's cgroup, right before the stub
         sched.set_affinity(proc.cpu_final, "final")
     elif proc.cpu_initial is None:  # runc's tryResetCPUAffinity: never the caller's affinity
-        sched.reset_affinity()
+        sched.reset_affinity(lx)
     caps = ctx.caps
     ctl = {"sync": sock.fileno(), "userns": ctx.userns_fd, "fifo": fifo if fifo >= 0 else None, "keep": 2 + preserve_fds,
            "uid": proc.uid, "gid": proc.gid, "groups": proc.groups, "nnp": proc.nnp,
@@ -376,12 +412,16 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
 
 def default_signals():
     """Every signal back to SIG_DFL and none blocked: an ignored disposition survives execve, and Python ignores SIGPIPE and
-    SIGXFSZ at startup (run also installs forwarding handlers); the container must start with runc's clean slate."""
+    SIGXFSZ at startup (run also installs forwarding handlers); the container must start with runc's clean slate.
+    Only ignored signals need a call: execve itself resets every handled one.  Python's table (getsignal) knows
+    each disposition: those it set, and those it found at startup (a caller's SIG_IGN)."""
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
         try:
-            signal.signal(sig, signal.SIG_DFL)
+            h = signal.getsignal(sig)
+            if isinstance(h, int) and h == signal.SIG_IGN:  # an int, or the `signal` module's IntEnum
+                signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, ())  # a blocked mask survives execve as well

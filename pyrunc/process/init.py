@@ -9,11 +9,14 @@
   cgroup: add A; [resctrl group: add A]   joined ns path, then setns: host-owned
                                           first, then user (+ setresuid 0), rest
                                           [new user ns] unshare(NEWUSER)
+                                          [else: unshare(new namespaces but
+                                          cgroup), while the parent works]
          <------------- 1. USERNS -------
   [write uid_map/gid_map of A]
   oom_score_adj of A (B inherits it)
          -------------- 2. GO ---------->
-                                          unshare(other new namespaces);
+                                          unshare(other new namespaces, or
+                                          only cgroup);
                                           [timens_offsets]
                                           fork ---------------------------->  (waits for A's exit) non-dumpable;
          <------------- 3. PID <B> ------ [agent: state JSON with                setsid; keyring; lo up; sysctl;
@@ -27,7 +30,7 @@
                                                                                mounts in the rootfs, by fd;
                                                                                devices, /dev symlinks
          <-------------------------------------------------- 4. HOOKS -------
-  prestart + createRuntime hooks
+  prestart + createRuntime hooks          (4 and 5 only when there are such hooks: ctx.run_hooks)
          --------------------------------------------------- 5. GO -------->
                                                                                createContainer hooks; hostname;
                                                                                no more imports; pivot_root;
@@ -35,6 +38,8 @@
                                                                                cwd, umask; PATH lookup;
                                                                                scheduler, ioprio, personality,
                                                                                cpu affinity (sched.py)
+                                                                               [no user namespace: B sets its own
+                                                                               rlimits (prlimit) and skips sync 6]
          <-------------------------------------------------- 6. EXEC -------
   rlimits of B (prlimit)
          --------------------------------------------------- 6. GO -------->
@@ -47,12 +52,18 @@
   exit                                                                         state was written: exit) closes the
                                                                                sync fd, waits on exec.fifo for `start`
 
+Most creates skip stage A (Spawn.direct: every namespace new, no user or time namespace, no seccomp agent): the
+parent itself unshares CLONE_NEWPID (only where its next child is born), forks the init, and sets its own pid
+namespace back at once; the init (child.stage_init) makes its other namespaces while the parent writes cgroup.procs,
+the cgroup namespace after 2. GO, and sends 3. PID from inside them; steps 1 and the reaping of A do not exist.
+
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
 
 oom_score_adj and rlimits are set by the parent, on the host's side, as runc does: in a new user namespace the
 init can neither open its own /proc/self/oom_score_adj (it is non-dumpable, so the file belongs to the host's root,
-unmapped in the container) nor raise a limit (both need CAP_SYS_RESOURCE in the host's user namespace).
+unmapped in the container) nor raise a limit (both need CAP_SYS_RESOURCE in the host's user namespace).  Without a
+user namespace the init has the parent's privileges and sets its own rlimits at the same point (no sync 6).
 
 `pyrunc exec` runs the same ladder without steps 1, 3b, 4, 5, 6 and 8 (its 6. GO, after the rlimits, follows 3.; its
 stub closes the sync fd at 7): stage A joins every namespace of the container's init but the user namespace
@@ -63,11 +74,10 @@ memory stays the host's (see join_userns in csrc/pyrunc_init.c).
 """
 
 import _signal as signal  # the C module: `signal` imports enum
-import errno
 import os
 
 from ..errors import PyruncError, SysError
-from ..linux import O_PATH, PR_SET_CHILD_SUBREAPER, real
+from ..linux import CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWUSER, O_PATH, PR_SET_CHILD_SUBREAPER, real
 from . import sock as socket  # `socket` imports selectors and enum (~3 ms)
 from . import waiter
 from .idmap import write_id_maps
@@ -95,11 +105,12 @@ class Ctx:
     join_rdt = None  # join_rdt(pid): put stage A in the container's resctrl group (linux.intelRdt, intelrdt.py)
     idmap_fds = None  # {mount index: user namespace fd} for id-mapped mounts
     mount_fds = None  # {mount index: fd} opened by Spawn.run on the host's side: id-mapped trees, bind sources
-    run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent
+    run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent; None: none (no sync 4, 5)
     run_container_hooks = None  # createContainer, in stage B before pivot_root
     exec_args = None  # exec: (stub fd, argv, env) prepared by stage A
     userns_fd = None  # exec: the container's user namespace, joined by the stub (set in stage A)
     stdio = None  # (stdin, stdout, stderr) fds for the process instead of ours (a shim's pipes); stage A dup2s them
+    own_rlimits = None  # set by Spawn.run: parsed rlimits the init sets itself (no user namespace), else None
 
 
 class InitError(PyruncError):
@@ -107,7 +118,12 @@ class InitError(PyruncError):
 
 
 def recv(sock):
-    data = sock.recv(65536)
+    try:
+        data = sock.recv(65536)
+    except ConnectionResetError:
+        # The child closed its end with a message of ours unread (it failed before reading a GO we sent): the
+        # kernel reports that first, and what the child sent before it went (its ERROR) is still queued.
+        data = sock.recv(65536)
     if not data:
         raise InitError("container init process exited before it was set up")
     if data.startswith(ERROR):
@@ -133,23 +149,25 @@ def write_proc(path, value):
         os.close(fd)
 
 
-def set_rlimits(pid, rlimits):
-    """process.rlimits on pid with prlimit(2), from the parent (runc's setupRlimits at procReady)."""
+def parse_rlimits(rlimits):
+    """process.rlimits -> [(resource, soft, hard, what)] for set_rlimits, parsed in the parent before the first fork
+    (a bad entry is refused before anything starts).  Values from 2**63 up are RLIM_INFINITY, as for `resource`."""
     if not rlimits:
-        return
-    import resource
-
+        return []
     from ..security.rlimits import RLIMITS, parse
 
     names = {v: k for k, v in RLIMITS.items()}
-    for res, soft, hard in parse(rlimits):
-        lim = tuple(resource.RLIM_INFINITY if v >= 1 << 63 else v for v in (soft, hard))
-        try:
-            resource.prlimit(pid, res, lim)
-        except ValueError:  # CPython's word for EPERM: raising a hard limit without CAP_SYS_RESOURCE
-            raise SysError("setrlimit", f"{names[res]} (soft {soft}, hard {hard})", errno.EPERM) from None
-        except OSError as e:
-            raise SysError("setrlimit", f"{names[res]} (soft {soft}, hard {hard})", e.errno) from None
+    inf = (1 << 64) - 1
+    return [(res, inf if soft >= 1 << 63 else soft, inf if hard >= 1 << 63 else hard,
+             f"{names[res]} (soft {soft}, hard {hard})") for res, soft, hard in parse(rlimits)]
+
+
+def set_rlimits(lx, pid, limits):
+    """prlimit(2) of each parsed limit on pid (0: the caller).  From the parent on the init with a user namespace
+    (runc's setupRlimits at procReady: in it the init could not raise a limit, which needs CAP_SYS_RESOURCE in
+    the host's user namespace); without one the init sets its own at the same point (see Spawn.run)."""
+    for res, soft, hard, what in limits:
+        lx.prlimit(pid, res, soft, hard, what)
 
 
 def _kill_reap(pid):
@@ -176,6 +194,12 @@ class Spawn:
         from . import child
 
         lx = self.lx
+        limits = parse_rlimits(self.plan.process.rlimits)
+        # Without a user namespace the init has our privileges (host root, or as little as we have: without
+        # CAP_SYS_RESOURCE neither of us may raise a hard limit), so it sets its own rlimits right before the stub
+        # and sync 6 is skipped: one round trip less.  In a user namespace (new or joined) it could not raise
+        # one, so the parent sets them at sync 6, as runc does; and so for exec, whose stage B is prepared by A.
+        self.ctx.own_rlimits = limits if not (self.ctx.exec_mode or self.plan.userns) else None
         lx.lib  # noqa: B018: load the helper before forking, once
         lx.prctl(PR_SET_CHILD_SUBREAPER, 1)
         # The exec fifo is opened (O_PATH) here, by the host's root, and inherited: in a new user namespace the
@@ -192,27 +216,32 @@ class Spawn:
                 self._close_fifo()
                 raise
         parent, kid = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        own_pidns = self._own_pidns(lx) if self.direct() else None
+        direct = own_pidns is not None
         try:
-            pid_a = os.fork()
+            pid_a = self._fork_init(lx, own_pidns) if direct else os.fork()
         except BaseException:
             self._close_fifo()
             raise
-        if pid_a == 0:  # stage A: never returns
+        if pid_a == 0:  # stage A (or, direct, the init): never returns
             parent.close()
-            child.run_stage(child.stage_a, self.plan, self.ctx, kid, lx)
+            child.run_stage(child.stage_init if direct else child.stage_a, self.plan, self.ctx, kid, lx)
         kid.close()
+        if direct:
+            self.pid, pid_a = pid_a, 0
         try:
+            first = pid_a or self.pid
             if self.ctx.cgroup is not None:
-                self.ctx.cgroup.add_pid(pid_a)
+                self.ctx.cgroup.add_pid(first)
             if self.ctx.join_rdt is not None:  # before sync 2: B and all after it are forked inside the group
-                self.ctx.join_rdt(pid_a)
+                self.ctx.join_rdt(first)
             exec_mode = self.ctx.exec_mode
-            if self.plan.ns_new & 0x10000000:  # CLONE_NEWUSER: sync 1.
+            if self.plan.ns_new & CLONE_NEWUSER:  # sync 1.
                 if recv(parent) != USERNS:
                     raise InitError("init protocol: expected userns")
                 write_id_maps(pid_a, self.plan.uid_mappings, self.plan.gid_mappings)
             if self.plan.process.oom_score_adj is not None:
-                set_oom_score_adj(pid_a, self.plan.process.oom_score_adj)
+                set_oom_score_adj(first, self.plan.process.oom_score_adj)
             try:
                 parent.send(GO)  # sync 2.
             except BrokenPipeError:
@@ -222,31 +251,35 @@ class Spawn:
                 if exec_mode:  # the exec'd stub may fail (and say why) before stage A has reported its pid
                     raise InitError("unable to start container process: " + msg.decode(errors="replace"))
                 raise InitError(f"init protocol: unexpected {msg[:20]!r}")
-            self.pid = int(msg[len(PID):])
-            waiter.waitpid(pid_a, 0)
-            pid_a = 0
+            if not direct:  # direct: the init says it is in its namespaces; its pid is our fork's
+                self.pid = int(msg[len(PID):])
+                waiter.waitpid(pid_a, 0)
+                pid_a = 0
             if not exec_mode and self.plan.net_devices:  # B is in its network namespace, which runs nothing
                 from .netdev import move
 
                 move(self.plan.net_devices, self.pid)
             if not exec_mode:
                 self._send_bind_sources(parent)  # sync 3b.
-            if not exec_mode:
+            if not exec_mode and self.ctx.run_hooks is not None:  # None: no prestart/createRuntime hooks
                 if recv(parent) != HOOKS:  # sync 4.
                     raise InitError("init protocol: expected hooks")
                 self.ctx.run_hooks("prestart", self.pid)
                 self.ctx.run_hooks("createRuntime", self.pid)
                 parent.send(GO)  # sync 5.
-            if not exec_mode:  # exec: stage A prepared everything, its child goes straight to the stub
-                msg = recv(parent)  # sync 6.
-                if msg != EXEC:
-                    raise InitError(f"init protocol: unexpected {msg[:20]!r}")
-            set_rlimits(self.pid, self.plan.process.rlimits)
-            try:
-                parent.send(GO)  # sync 6.
-            except BrokenPipeError:
-                pass  # it failed first: its ERROR is read next
+            if self.ctx.own_rlimits is None:  # a user namespace, or exec (see above)
+                if not exec_mode:  # exec: stage A prepared everything, its child goes straight to the stub
+                    msg = recv(parent)  # sync 6.
+                    if msg != EXEC:
+                        raise InitError(f"init protocol: unexpected {msg[:20]!r}")
+                set_rlimits(lx, self.pid, limits)
+                try:
+                    parent.send(GO)  # sync 6.
+                except BrokenPipeError:
+                    pass  # it failed first: its ERROR is read next
             err = parent.recv(65536)  # sync 7: EOF (exec) or READY (create) when the stub is ready
+            if err.startswith(ERROR):  # stage B's own (Python) error: the stub's carry no prefix
+                err = err[len(ERROR):]
             if self.ctx.fifo_fd is not None:
                 if err != READY:
                     raise InitError("unable to start container process: " + (
@@ -263,6 +296,53 @@ class Spawn:
             if parent is not None:
                 parent.close()
             self._close_fifo()
+
+    def direct(self):
+        """Whether the parent forks the container's init itself, without stage A: a create whose namespaces are all
+        new, with neither a user nor a time namespace (their set-up needs a process between us and the init: id
+        maps and setresuid, the offsets written before the init is born) and no seccomp agent (A writes its
+        state once the init's pid is known).  Saves a fork, a Python process and its copy-on-write faults."""
+        p, c = self.plan, self.ctx
+        return not (c.exec_mode or p.ns_join or p.userns or p.ns_new & (CLONE_NEWUSER | CLONE_NEWTIME)
+                    or (c.notify or {}).get("path"))
+
+    def _own_pidns(self, lx):
+        """For direct(): an fd of our own pid namespace, to set it back after the fork (-1: no new pid namespace,
+        nothing to set back), or None when we may not: joining it needs CAP_SYS_ADMIN over its owner, which a
+        root inside another's user namespace lacks (rootless podman runs us as root in its user namespace, in the
+        host's pid namespace).  setns to our own pid namespace changes nothing, so it is the test."""
+        if not self.plan.ns_new & CLONE_NEWPID:
+            return -1
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            lx.setns(own, CLONE_NEWPID, "our own pid namespace")
+        except SysError:
+            os.close(own)
+            return None
+        return own
+
+    def _fork_init(self, lx, own):
+        """fork() for direct(): with a new pid namespace (own: our own's fd, from _own_pidns), unshare(CLONE_NEWPID)
+        first, which only chooses where our next child is born (as pid 1), and setns back to our own pid namespace
+        right after the fork, so nothing else we fork (hooks) is born there.  Only the calling thread's namespaces
+        change (a shim has others)."""
+        if own < 0:
+            return os.fork()
+        try:
+            lx.unshare(CLONE_NEWPID)
+            pid = -1
+            try:
+                pid = os.fork()
+            finally:
+                if pid != 0:
+                    try:
+                        lx.setns(own, CLONE_NEWPID, "our own pid namespace")
+                    except BaseException:
+                        _kill_reap(pid if pid > 0 else 0)
+                        raise
+            return pid
+        finally:
+            os.close(own)
 
     def _send_bind_sources(self, sock):
         from .idmap import open_bind_sources, source_binds

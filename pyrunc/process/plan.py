@@ -164,6 +164,10 @@ def process_plan(proc, where="process"):
     q.nnp = bool(proc.get("noNewPrivileges"))
     q.oom_score_adj = proc.get("oomScoreAdj")
     q.rlimits = proc.get("rlimits") or []
+    if q.rlimits:  # refused here, before any side effect (they are applied by the parent at sync 6, init.py)
+        from ..security.rlimits import parse
+
+        parse(q.rlimits, f"{where}.rlimits")
     q.capabilities = proc.get("capabilities")
     q.scheduler = sched.scheduler(proc.get("scheduler"), f"{where}.scheduler")
     q.ioprio = sched.ioprio(proc.get("ioPriority"), f"{where}.ioPriority")

@@ -160,3 +160,16 @@ def test_proc_reached_through_an_image_symlink_refused(bundle):
     c = cfg()
     c["mounts"].append(_mount("/deep/y", "/tmp"))  # a plain directory: nothing to do with /proc
     planmod.build(c, bundle)
+
+
+@pytest.mark.parametrize("rlimits,msg", [
+    ([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1}, {"type": "RLIMIT_NOFILE", "soft": 2, "hard": 2}],
+     r'^process\.rlimits\.1\.type: duplicate rlimit "RLIMIT_NOFILE"'),
+    ([{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}], r"^process\.rlimits\.0: soft limit 2048 is above"),
+])
+def test_bad_rlimits_refused_by_the_plan(bundle, rlimits, msg):
+    """Before any side effect: they were parsed only at sync 6, in the init protocol, after the state dir, the
+    cgroups and two forks (all undone again); now the plan refuses them, and the parent has loaded the rlimits
+    code (and `resource`) before its cgroup steps wait for the lock, instead of between sync 6 and 7."""
+    with pytest.raises(ConfigError, match=msg):
+        planmod.build(cfg(rlimits=rlimits), bundle)

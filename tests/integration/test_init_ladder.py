@@ -1,0 +1,200 @@
+"""The init protocol's round trips (the ladder in pyrunc/process/init.py), seen from the outside: every message the
+container's children send the parent on the sync socket, read from `strace -f -e trace=sendto` of a real `run`.
+Each round trip is a wake-up of the parent and of the child; on a loaded machine each costs a scheduler slice.
+Only those the setup needs may be there: USERNS (a new user namespace: the parent writes the maps), PID, HOOKS
+(prestart/createRuntime hooks, which run in the parent), EXEC (rlimits set from the parent: a user namespace
+could not raise them itself) and READY.
+"""
+
+import os
+import resource
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from ..conftest import require
+from .test_userns import top, ubundle  # noqa: F401: fixtures, a user namespace bundle under a 0755 dir
+
+RUNC = shutil.which("runc")
+
+
+def child_messages(pyrunc, b, tmp_path, events=False):
+    """(the run's CompletedProcess, [what the children sent on the sync socket, in order]); events: the parent's
+    "go" too, and each unshare as "unshare FLAGS", all in order."""
+    require(shutil.which("strace"), "strace is not installed")
+    out = tmp_path / "strace.txt"
+    cid = pyrunc.new_id("l")
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,unshare", "-e", "signal=none", "-s", "64", "-o", str(out)]
+                       + pyrunc.cmd("run", "--bundle", b, cid), capture_output=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    msgs = []
+    for line in out.read_text().splitlines():
+        if events and "unshare(" in line:
+            msgs.append("unshare " + line.split("unshare(", 1)[1].split(")", 1)[0])
+            continue
+        if "sendto(" not in line or '"' not in line:
+            continue
+        msg = line.split('"', 2)[1]
+        if msg != "go" or events:  # "go": the parent's
+            msgs.append(msg.split()[0] if msg.startswith("pid ") else msg)
+    return p, msgs
+
+
+def test_no_user_namespace_init_sets_its_own_rlimits(pyrunc, bundle, tmp_path):
+    """Without a user namespace the init has the parent's privileges: it sets its rlimits itself, right before the
+    stub, and the EXEC round trip is gone; the limits are those of the config."""
+    def edit(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 333, "hard": 444}]
+
+    p, msgs = child_messages(pyrunc, bundle(["sh", "-c", "ulimit -n; ulimit -Hn"], edit=edit), tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().split() == ["333", "444"]
+    assert msgs[0] == "pid" and msgs[-1] == "ready" and "exec" not in msgs, msgs
+
+
+def test_prestart_hook_keeps_its_round_trip(pyrunc, bundle, tmp_path):
+    mark = tmp_path / "prestart-ran"
+
+    def edit(c):
+        c["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"touch {mark}"]}]}
+
+    p, msgs = child_messages(pyrunc, bundle(["true"], edit=edit), tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert mark.exists()
+    assert msgs == ["pid", "hooks", "ready"], msgs
+
+
+def test_user_namespace_rlimits_come_from_the_parent(pyrunc, ubundle, tmp_path):
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def edit(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard}]
+
+    p, msgs = child_messages(pyrunc, ubundle(["sh", "-c", "ulimit -n; ulimit -Hn"], edit=edit), tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().split() == [str(hard), str(hard)]
+    assert msgs[:2] == ["userns", "pid"] and msgs[-2:] == ["exec", "ready"], msgs
+
+
+@pytest.mark.parametrize("runtime", ["pyrunc", "runc"])
+def test_hard_rlimit_above_the_callers_is_refused(pyrunc, bundle, tmp_path, runtime):
+    """No CAP_SYS_RESOURCE on this host: a hard limit above the caller's is refused, now by the init itself."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    require(hard != resource.RLIM_INFINITY, "the caller's hard RLIMIT_NOFILE is unlimited")
+
+    def edit(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard + 1}]
+
+    b = bundle(["true"], edit=edit)
+    if runtime == "runc":
+        require(RUNC, "runc is not installed: nothing to compare with")
+        root, cid = str(tmp_path / "runc-state"), f"pyrunc-it-runc-{uuid.uuid4().hex[:8]}"
+        p = subprocess.run([RUNC, "--root", root, "run", "--bundle", str(b), cid], capture_output=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        subprocess.run([RUNC, "--root", root, "delete", "-f", cid], capture_output=True, timeout=60)
+        err = p.stderr.decode()
+    else:
+        p = pyrunc("run", "--bundle", b, pyrunc.new_id("r"))
+        err = p.err
+    if os.geteuid() == 0 and _has_cap_sys_resource():
+        pytest.skip("the caller has CAP_SYS_RESOURCE: raising the hard limit is allowed")
+    assert p.returncode != 0
+    assert "rlimit" in err.lower() and "operation not permitted" in err, err
+
+
+def _has_cap_sys_resource():
+    with open("/proc/self/status") as f:
+        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    return bool(eff >> 24 & 1)
+
+
+def test_namespaces_are_made_while_the_parent_works(pyrunc, bundle, tmp_path):
+    """Without a new user namespace the new namespaces are made before the init waits for the parent's GO (sync 2),
+    so they are made while the parent writes cgroup.procs; only a new cgroup namespace waits for GO (its root is
+    the cgroup the init is in by then).  The pid namespace is the parent's unshare(CLONE_NEWPID) before it forks
+    the init (no stage A here).  Each process's own order is fixed by its code; which of the two goes first is
+    the scheduler's, so nothing here compares them."""
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "cgroup"})
+
+    p, parent, ev = forks(pyrunc, bundle(["true"], edit=edit), tmp_path)
+    assert p.returncode == 0, p.stderr
+    init = next(pid for pid, e in ev if e == "pid")
+    mine = [e for pid, e in ev if pid == parent]
+    assert mine.index("unshare(CLONE_NEWPID)") < mine.index("fork " + init), ev
+    theirs = [e for pid, e in ev if pid == init]
+    unshares = [e for e in theirs if e.startswith("unshare")]
+    assert len(unshares) == 2, ev
+    first, second = unshares
+    assert "CLONE_NEWNS" in first and "CLONE_NEWNET" in first and "CLONE_NEWCGROUP" not in first, ev
+    assert "CLONE_NEWPID" not in first and second == "unshare(CLONE_NEWCGROUP)", ev
+    assert theirs.index(first) < theirs.index("recv go") < theirs.index(second) < theirs.index("pid"), ev
+
+
+def test_user_namespace_first_then_the_rest_after_the_maps(pyrunc, ubundle, tmp_path):
+    p, ev = child_messages(pyrunc, ubundle(["true"]), tmp_path, events=True)
+    assert p.returncode == 0, p.stderr
+    unshares = [e for e in ev if e.startswith("unshare")]
+    assert unshares[0] == "unshare CLONE_NEWUSER" and len(unshares) == 2, ev
+    assert ev.index(unshares[0]) < ev.index("userns") < ev.index("go") < ev.index(unshares[1]), ev
+
+
+def forks(pyrunc, b, tmp_path):
+    """(run, parent pid, [(pid, event)]) with clone/unshare/setns and the sync messages, from strace -f of a run."""
+    require(shutil.which("strace"), "strace is not installed")
+    out = tmp_path / "strace-forks.txt"
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,recvfrom,unshare,setns,clone,clone3,execve", "-e",
+                        "signal=none", "-s", "64", "-o", str(out)] + pyrunc.cmd("run", "--bundle", b,
+                                                                              pyrunc.new_id("f")),
+                       capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    ev, parent, pending = [], None, {}
+    for line in out.read_text().splitlines():
+        pid, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if parent is None and rest.startswith("execve("):
+            parent = pid
+        if rest.startswith(("clone(", "clone3(")) and "CLONE_THREAD" not in rest and "<unfinished" not in rest:
+            ev.append((pid, "fork " + rest.rsplit("=", 1)[1].split()[0]))
+        elif rest.startswith(("clone(", "clone3(")) and "CLONE_THREAD" not in rest:
+            pending[pid] = len(ev)  # strace split the call (another process's line came between): see below
+            ev.append((pid, "fork ?"))
+        elif rest.startswith(("<... clone resumed>", "<... clone3 resumed>")) and pid in pending:
+            ev[pending.pop(pid)] = (pid, "fork " + rest.rsplit("=", 1)[1].split()[0])
+        elif rest.startswith(("unshare(", "setns(")):
+            ev.append((pid, rest.split(")", 1)[0].split(" <", 1)[0] + ")"))
+        elif rest.startswith("sendto(") and '"' in rest:
+            msg = rest.split('"', 2)[1]
+            ev.append((pid, "pid" if msg.startswith("pid ") else msg))
+        elif rest.startswith(("recvfrom(", "<... recvfrom resumed>")) and '"' in rest:
+            msg = rest.split('"', 2)[1]
+            ev.append((pid, "recv " + ("pid" if msg.startswith("pid ") else msg)))
+    return p, parent, ev
+
+
+def test_plain_init_is_forked_by_the_parent_itself(pyrunc, bundle, tmp_path):
+    """New namespaces only (none joined, no user or time namespace, no seccomp agent): no stage A.  The parent
+    unshares CLONE_NEWPID for its next child, forks the init (pid 1 there), and sets its own pid namespace back
+    for its later children at once; the init makes its other namespaces itself and sends PID from inside them.
+    (Inside another's user namespace, where that way back is closed, stage A does it: tests/e2e/
+    test_podman_rootless.py, rootless podman runs us as root in its user namespace.)"""
+    p, parent, ev = forks(pyrunc, bundle(["true"]), tmp_path)
+    assert p.returncode == 0, p.stderr
+    senders = {e: pid for pid, e in ev if e in ("pid", "ready")}
+    assert senders["pid"] == senders["ready"] != parent, ev
+    mine = [e for pid, e in ev if pid == parent and not e.startswith("go")]
+    # setns to our own pid namespace first (a no-op: may we come back?), then unshare, fork, and come back
+    assert [m.split("(")[0] for m in mine[:4]] == ["setns", "unshare", "fork " + senders["pid"], "setns"], ev
+    assert mine[0] == mine[3] and mine[0].endswith("CLONE_NEWPID)") and mine[1] == "unshare(CLONE_NEWPID)", ev
+    init = [e for pid, e in ev if pid == senders["pid"]]
+    assert not any(e.startswith("fork") for e in init[:init.index("pid")]), ev  # no stage A, no second fork
+    assert init[0].startswith("unshare(") and "CLONE_NEWNET" in init[0] and "CLONE_NEWPID" not in init[0], ev
+
+
+def test_user_namespace_keeps_stage_a(pyrunc, ubundle, tmp_path):
+    p, parent, ev = forks(pyrunc, ubundle(["true"]), tmp_path)
+    assert p.returncode == 0, p.stderr
+    senders = {e: pid for pid, e in ev if e in ("pid", "ready")}
+    assert senders["pid"] != senders["ready"], ev  # stage A reports the init's pid
+    assert not any(pid == parent and e.startswith("unshare") for pid, e in ev), ev
