@@ -1,12 +1,23 @@
-"""One exception class per kind of failure.
+"""One exception class per kind of failure, and the Logger that reports them.
 
 Messages are lowercase, carry no trailing period and name the thing that failed ("verb object: cause"), because
 callers show them to users verbatim (containerd shows the last error line of the log) and some match on them
 (see ../shared/CALLERS.md: "container does not exist", "container not running", ...).
+
+The Logger lives here (pyrunc/log.py re-exports it): every call loads this module anyway, and each module more costs
+~0.1 ms of the start-up of the hot verbs (pyrunc/launch.py).  Logs are an interface: logrus-style lines that
+containerd and humans read.
+
+text: time="2026-01-02T03:04:05Z" level=error msg="..."
+json: {"level":"error","msg":"...","time":"2026-01-02T03:04:05Z"}
+
+containerd-shim-runc-v2 shows users the msg of the LAST "level":"error" line of --log, so each failure is logged
+exactly once, at the top, with the real reason.  Fatal errors also go to stderr when --log is a file (podman reads
+stderr, never the log).
 """
 
-import errno as _errno
-import os as _os
+import posix as _posix  # not os: the hot verbs never import it (pyrunc/launch.py)
+import time as _time
 
 
 class PyruncError(Exception):
@@ -42,8 +53,12 @@ class SysError(PyruncError):
         self.errno = err or 0
         self.op = op
         self.path = path
-        cause = _os.strerror(err).lower() if err else "failed"
-        name = _errno.errorcode.get(err, "") if err else ""
+        cause = _posix.strerror(err).lower() if err else "failed"
+        name = ""
+        if err:
+            import errno  # builtin, but not loaded by the interpreter: only when a syscall failed
+
+            name = errno.errorcode.get(err, "")
         where = f" {path}" if path is not None else ""
         super().__init__(f"{op}{where}: {cause}" + (f" ({name})" if name else ""))
 
@@ -51,3 +66,78 @@ class SysError(PyruncError):
 def syserror(op, path, exc):
     """Wrap an OSError raised by the stdlib into a SysError naming op and path."""
     return SysError(op, path, getattr(exc, "errno", 0) or 0)
+
+
+# --- the log -------------------------------------------------------------------------------------------------------
+
+_APPEND = _posix.O_WRONLY | _posix.O_APPEND | _posix.O_CREAT | _posix.O_CLOEXEC  # os's own values
+
+
+def _now():
+    return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime())
+
+
+def _quote(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+class Logger:
+    """Writes log lines to a file (or stderr); cheap to create, imports nothing heavy."""
+
+    def __init__(self, path=None, fmt="text", debug=False):
+        self.path = path or None
+        self.fmt = fmt or "text"
+        self.debug_enabled = bool(debug)
+
+    def touch(self):
+        """Create the log file now, as runc opens it at start-up: it exists after any call made with --log, and a
+        path that cannot be opened fails the call (OSError) before it does anything."""
+        if self.path:
+            _posix.close(_posix.open(self.path, _APPEND, 0o644))
+
+    def format(self, level, msg):
+        if self.fmt == "json":  # json.dumps({...}, separators=(",", ":")) byte for byte, without json (re, enum)
+            from _json import encode_basestring_ascii as q
+
+            return f'{{"level":{q(level)},"msg":{q(msg)},"time":{q(_now())}}}'
+        return f"time={_quote(_now())} level={level} msg={_quote(msg)}"
+
+    def _write(self, level, msg):
+        line = (self.format(level, msg) + "\n").encode()
+        if self.path:
+            try:
+                fd = _posix.open(self.path, _APPEND, 0o644)
+            except OSError:
+                fd = None
+            if fd is not None:
+                try:
+                    _posix.write(fd, line)
+                finally:
+                    _posix.close(fd)
+                return
+        try:
+            _posix.write(2, line)
+        except OSError:
+            pass
+
+    def debug(self, msg):
+        """A --debug line.  Off, it costs one attribute test; callers build costly messages only under
+        `if log.debug_enabled:`."""
+        if self.debug_enabled:
+            self._write("debug", msg)
+
+    def info(self, msg):
+        self._write("info", msg)
+
+    def warning(self, msg):
+        self._write("warning", msg)
+
+    def error(self, msg):
+        """The fatal error of this call: to the log, and to stderr as well when the log is a file (the bare
+        message, as runc prints it there: podman and people read stderr, containerd reads the log)."""
+        self._write("error", msg)
+        if self.path:
+            try:
+                _posix.write(2, (msg + "\n").encode())
+            except OSError:
+                pass

@@ -1,23 +1,93 @@
-"""The one thing the installed bin/pyrunc script cannot get from pip: `-SP` on its #! line.
+"""How the installed `pyrunc` script (bin/pyrunc, also our shim as containerd-shim-pyrunc-v1) starts (issue 12).
 
-pip writes `#!<python>` for a script's `#!python` line and drops any flag on it (fix_script in
-pip/_internal/operations/install/wheel.py), so a wheel cannot carry the flag.  Run without it, the script calls
-add_flag, which adds it once, for the next runs: see bin/pyrunc for what it saves and how the script stays correct.
+Every verb pays the interpreter's start-up, and containerd execs `pyrunc state|start|kill|delete` for every
+container, so the script starts as close to `python -I -S` as it can:
+
+- `-SP` on its #! line (add_flag below, once): no `site` (site.main() imports `os`, ~1.5 ms, and runs the import
+  lines of .pth files and sitecustomize); -P: the script's own directory (bin/) is not on sys.path.
+- Without site, the script looks for pyrunc where pip installed it together with the script,
+  `<bin>/../lib/pythonX.Y/site-packages` (a venv, `pip install --user` (~/.local), `--prefix`, a Python of its
+  own) or `dist-packages` (a Debian Python's pip, /usr/local), then next to its interpreter,
+  `<python's bin>/../lib/pythonX.Y/site-packages` (a symlink elsewhere to a venv's script: without site,
+  sys.prefix is not the venv's).  These go after what is on sys.path already (also on the first run, with site:
+  a `--prefix` install works without PYTHONPATH).  PYTHONPATH and the other PYTHON* variables keep their meaning
+  (not -I), and PYTHONPATH still comes first.  If pyrunc is not there (an editable install, whose finder a .pth
+  import line installs; anything unusual), site.main() runs in full: always correct, only slower.  The script
+  stays short (Python compiles it on every run, ~10 us a line) and does not import this module on the short path
+  (~0.2 ms: every module counts).
+- The verbs that need nothing but the standard library and pyrunc (state, start, kill, delete, list: see
+  pyrunc.cli.main.STDLIB_ONLY) run on that short sys.path.  Everything else calls need_site() first (the CLI's
+  dispatch before the verb and before click; the shim where it needs it), which builds the sys.path site.main()
+  would: the venv, the user site, site-packages, and the path lines of .pth files.  What site would also run is
+  skipped: the import lines of .pth files (setuptools' _distutils_hack...) and sitecustomize/usercustomize, 2-3 ms
+  in a plain venv and tens of ms where a .pth imports packages, that pyrunc never needs.
+- A safety net: the script puts a finder last on sys.meta_path (Missing, which keeps the interpreter's own
+  sys.path for need_site()).  A top-level module that nothing on the short sys.path has (cffi's `_cffi_backend`
+  from a startContainer hook, say) calls need_site() through find_missing() and is looked for again, so a path
+  that forgot need_site() is slower, never broken.
+
+`os` is imported only inside add_flag (the first run, with site).
 """
 
-import os
 import sys
 
-FLAGS = b"-SP"  # no site (see bin/pyrunc); -P: the script's directory (bin/) is not on sys.path, so nothing there
+FLAGS = b"-SP"  # no site (see above); -P: the script's directory (bin/) is not on sys.path, so nothing there
 # can shadow a module (the kernel passes one argument after the interpreter: both flags in one word)
 BINPRM_BUF = 255  # the kernel reads this much of a #! line (BINPRM_BUF_SIZE, 256 with the NUL): no longer
+
+def need_site():
+    """Build the sys.path that site.main() would (without running .pth import lines or sitecustomize), if the
+    script started on the short path and nobody did so yet.  Idempotent and cheap once done; True if it did it.
+    Call it before importing anything from outside the standard library and pyrunc (cffi, click, jsonschema...)."""
+    for finder in sys.meta_path:
+        base = getattr(finder, "pyrunc_sys_path", None)  # the script's Missing: the interpreter's own sys.path
+        if base is not None:
+            break
+    else:
+        return False  # site ran (the slow path), or not started by bin/pyrunc: the caller set sys.path up
+    sys.meta_path.remove(finder)
+    here = __file__.rpartition("/")[0].rpartition("/")[0]  # the sys.path entry the script found pyrunc in
+    sys.path[:] = base
+    site_main()
+    if here not in sys.path:  # `--prefix P` without PYTHONPATH: site never looks there, pyrunc's deps may be there
+        sys.path.append(here)
+    return True
+
+
+def find_missing(name, path=None, target=None):
+    """The script's Missing finder, last on sys.meta_path: a top-level module nothing found makes need_site()
+    build site's sys.path, and is looked for once more."""
+    if path is not None or not need_site():
+        return None
+    from importlib.machinery import PathFinder
+
+    return PathFinder.find_spec(name, None, target)
+
+
+def site_main():
+    """site.main() with the import lines of .pth files and sitecustomize/usercustomize shadowed: the sys.path
+    site builds, nothing of the code it would run."""
+    import site
+
+    hooks = site.execsitecustomize, site.execusercustomize
+    site.exec = site.execsitecustomize = site.execusercustomize = lambda *a: None  # site.addpackage: exec(line)
+    try:
+        site.main()
+    finally:
+        del site.exec
+        site.execsitecustomize, site.execusercustomize = hooks
 
 
 def add_flag(script):
     """Turn the `#!<python>` line pip wrote into `#!<python> -SP`, by an atomic rename that keeps the file's mode
-    and owner.  Only a file that its owner runs and whose first line is exactly what pip wrote for this Python;
-    anything else (a read-only install, another owner, a distribution's own #! line, a line the flag would make
-    too long for the kernel, a rename racing us) is left as it is: the script still works, with site."""
+    and owner.  pip writes `#!<python>` for a script's `#!python` line and drops any flag on it (fix_script in
+    pip/_internal/operations/install/wheel.py), so a wheel cannot carry the flag: the script, run without it,
+    calls this for its next runs.  Only a file that its owner runs and whose first line is exactly what pip wrote
+    for this Python; anything else (a read-only install, another owner, a distribution's own #! line, a line the
+    flag would make too long for the kernel, a rename racing us) is left as it is: the script still works, with
+    site."""
+    import os
+
     tmp = None
     try:
         path = os.path.realpath(script)  # a symlink to the script stays a symlink

@@ -1,6 +1,6 @@
 """The click application, built from the verb registry.
 
-Used for --help, --version and usage errors: the fast parser (args.py) hands argv over whenever it cannot take it,
+Used for --help, --version and usage errors: the fast parser (main.py) hands argv over whenever it cannot take it,
 so what users see for help and bad flags is click's.  Go-style single-dash long flags are rewritten to click's
 double-dash form first.  A successful parse runs the same dispatch as the fast path.
 """
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import click
 
-from .registry import GLOBAL, VERBS
+from . import GLOBAL, VERBS
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 

@@ -1,8 +1,7 @@
-"""Small helpers shared by verb modules."""
-
-import os
+"""Small helpers shared by verb modules (one_id, out and dump live in main.py, which every verb has loaded)."""
 
 from ..errors import PyruncError, UsageError
+from .main import dump, one_id, out  # noqa: F401: verb modules import them from here too
 
 
 def runtime(g, log, create=False):
@@ -20,6 +19,8 @@ def rootless_mode(flag):
         return flag == "true"
     if flag != "auto":
         raise UsageError(f"invalid --rootless value {flag!r}: want true, false or auto")
+    import os
+
     from .. import procfs
 
     return os.geteuid() != 0 or procfs.in_user_namespace()
@@ -27,7 +28,10 @@ def rootless_mode(flag):
 
 def default_root():
     """--root's default, as runc's: $XDG_RUNTIME_DIR/pyrunc for a caller that is not root (or root of a user
-    namespace that is not USER=root's), else /run/pyrunc."""
+    namespace that is not USER=root's), else /run/pyrunc.  (`os` here: only a call without --root pays for it;
+    containerd and the shim always give one.)"""
+    import os
+
     from .. import procfs
 
     xdg = os.environ.get("XDG_RUNTIME_DIR")
@@ -38,30 +42,14 @@ def default_root():
 
 def make_xdg_root(path):
     """The default root under $XDG_RUNTIME_DIR: 0700 and sticky (the XDG spec prunes files without it), as runc."""
+    import os
+
     try:
         os.makedirs(path, 0o700, exist_ok=True)
         os.chmod(path, 0o1700)
     except OSError as e:
         raise PyruncError(f"mkdir {path}: {os.strerror(e.errno).lower()} (the path in $XDG_RUNTIME_DIR must be "
                           f"writable by the user)") from None
-
-
-def one_id(o, verb, extra_ok=False):
-    if not o.args:
-        raise UsageError(f'"{verb}" requires a minimum of 1 argument')
-    if len(o.args) > 1 and not extra_ok:
-        raise UsageError(f'"{verb}" requires exactly 1 argument')
-    return o.args[0]
-
-
-def out(s):
-    os.write(1, s.encode())
-
-
-def dump(obj, indent=None):
-    from .. import fastjson
-
-    return fastjson.dumps(obj, indent=indent)
 
 
 def failed(verb, e):

@@ -1,7 +1,14 @@
 """pyrunc delete [--force] ID: remove a stopped (or created) container; --force kills a running one first."""
 
-from .common import one_id, runtime
+from .main import one_id
 
 
 def run(g, o, log):
-    runtime(g, log).delete(one_id(o, "delete"), force=o.force)
+    from ..container.delete import quick
+    from ..container.state import Store
+
+    cid = one_id(o, "delete")
+    if not quick(Store(g.root), log, cid, o.force):  # a stopped container, a few rmdirs: no lifecycle, no cgroup manager
+        from .common import runtime
+
+        runtime(g, log).delete(cid, force=o.force)

@@ -10,7 +10,6 @@ the cgroup manager behind it, is loaded only for --all.
 import _signal  # the C module: `signal` imports enum
 
 from ..errors import PyruncError, UsageError
-from .common import runtime
 
 
 def parse_signal(s):
@@ -39,6 +38,8 @@ def run(g, o, log):
     sig = 0 if raw is not None and raw.strip().lstrip("+").isdigit() and int(raw) == 0 else parse_signal(raw)
     log.debug(f"kill: container {o.args[0]}, signal {sig}{' to all processes' if o.all else ''}")
     if o.all:
+        from .common import runtime
+
         runtime(g, log).kill(o.args[0], sig, all_=True)
         return
     from ..container.state import Store, signal_init

@@ -1,7 +1,8 @@
 """pyrunc list [--format table|json] [-q]."""
 
 from ..errors import UsageError
-from .common import dump, out, runtime
+from .common import runtime
+from .main import dump, out
 
 
 def run(g, o, log):

@@ -1,7 +1,15 @@
 """pyrunc start ID: let a created container's init exec the user program."""
 
-from .common import one_id, runtime
+from .main import one_id
 
 
 def run(g, o, log):
-    runtime(g, log).start(one_id(o, "start"))
+    from ..container.start import start
+    from ..container.state import Store
+
+    def runtime():  # for hooks only: the library's Runtime (lifecycle.py) is not loaded otherwise
+        from .common import runtime
+
+        return runtime(g, log)
+
+    start(Store(g.root), log, one_id(o, "start"), runtime)

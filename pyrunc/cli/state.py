@@ -1,6 +1,6 @@
 """pyrunc state ID: the state document, 2-space indented, no trailing newline (as runc prints it)."""
 
-from .common import dump, one_id, out
+from .main import dump, one_id, out
 
 
 def run(g, o, log):

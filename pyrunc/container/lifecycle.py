@@ -10,7 +10,7 @@ import os
 import time
 
 from ..errors import ConfigError, NotFound, PyruncError, StateError, SysError
-from .state import (FIFO, PROVISIONAL, STATE_FILE, Container, Lock, Store, check_id, proc_start_time, signal_init,
+from .state import (FIFO, PROVISIONAL, Container, Lock, Store, check_id, proc_start_time, signal_init,
                     write_pid_file)
 
 
@@ -252,67 +252,11 @@ class Runtime:
 
     # --- start, state, kill, delete --------------------------------------------------------------------
 
-    def _lock(self, cid):
-        """The container's lock for start and delete.  A directory without state.json is a create in progress
-        (it holds the lock: "does not exist", never wait on it) or one that died, whose leftovers the caller
-        removes: that lock is only tried, never waited for."""
-        path = self.store.path(cid)
-        blocking = os.path.exists(os.path.join(path, STATE_FILE))  # the caller loads it under the lock
-        if not blocking and not os.path.isdir(path):
-            raise NotFound("container does not exist")
-        return Lock(path, blocking=blocking)
-
     def start(self, cid):
-        """Let the init go on to exec the user program.  The container is claimed under the lock (its exec fifo
-        renamed: from then on it is "running", as under runc once `start` has read the fifo); the startContainer
-        hooks, the wait for the init and the poststart hooks all run after the lock is released, so that they
-        may call pyrunc on this container (and a concurrent pause/resume/delete is never stuck behind them)."""
-        with self._lock(cid):
-            c = self.store.load(cid)
-            status = c.status()
-            if status == "stopped":
-                raise StateError("cannot start a container that has stopped")
-            if status == "running":
-                raise StateError("cannot start an already running container")
-            if status != "created":
-                raise StateError(f"cannot start a container in the {status} state")
-            fifo = os.path.join(c.dir, FIFO + ".start")
-            os.rename(os.path.join(c.dir, FIFO), fifo)
-        try:
-            if (c.doc.get("hooks") or {}).get("startContainer"):
-                from .hooks import run_in_container
+        """Let the init go on to exec the user program: see start.start."""
+        from .start import start
 
-                run_in_container(self, c, "startContainer")
-            self._release(c, fifo)
-            self.log.debug(f"start {cid}: exec fifo released, init pid {c.pid} runs the process")
-        except BaseException:
-            # as under runc, where a failed startContainer hook ends the init: the container is stopped
-            try:
-                signal_init(c, signal.SIGKILL)
-            except PyruncError:
-                pass
-            raise
-        self._hooks(c.doc, "poststart", c.pid, "running")
-
-    @staticmethod
-    def _release(c, path):
-        """Open the exec fifo for reading: the init, blocked opening it for writing, goes on to exec."""
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            import select
-
-            poll = select.poll()
-            poll.register(fd, select.POLLIN)
-            while True:
-                if poll.poll(100):
-                    data = os.read(fd, 1)
-                    if data:
-                        break
-                if not c.alive():
-                    raise StateError("container init process exited before start")
-        finally:
-            os.close(fd)
-        os.unlink(path)
+        start(self.store, self.log, cid, lambda: self)
 
     def state(self, cid):
         return self.store.load(cid).oci_state()
@@ -340,7 +284,7 @@ class Runtime:
         """Kill under the lock, wait for the processes without it, then remove the cgroup and the state under
         it again; poststop hooks run last, outside the lock.  If the cgroup cannot be removed the state stays,
         so that delete can be run again."""
-        with self._lock(cid) as first:
+        with self.store.lock(cid) as first:
             try:
                 c = self.store.load(cid)  # under the lock: never a document another delete already acted on
             except NotFound:

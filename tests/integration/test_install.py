@@ -1,15 +1,23 @@
 """The installed `pyrunc` and `containerd-shim-pyrunc-v1` scripts: real pip installs (a venv, `--user`, `--prefix`)
 of a wheel built once from this tree, each run twice: the first run (with site, the #! line pip wrote) adds `-SP` to
-the script's #! line; from then on the script starts without site's code (bin/pyrunc) and still finds pyrunc.
+the script's #! line; from then on the script starts without site (bin/pyrunc, pyrunc/launch.py): it finds pyrunc
+next to itself, the hot verbs import neither site nor os, and the verbs that need third-party modules (click for
+--help, cffi's backend for features and create) get site's sys.path from launch.need_site().
+
+The third-party modules come from this test run's own site-packages (the wheels are installed --no-deps, offline):
+a .pth path line in the install's site dir points there, which only site's sys.path processing reads, or PYTHONPATH
+where site reads no .pth (--prefix).
 
 The marker of the slow path is a sitecustomize module on PYTHONPATH, which site.main() imports and the fast path
 never does; a .pth import line in the site dir is the same kind of marker.
 """
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 
@@ -17,6 +25,7 @@ from ..conftest import REPO, require
 
 PTH_MARK = "pth-import-line-ran"
 CUSTOMIZE_MARK = "sitecustomize-ran"
+DEPS = sysconfig.get_paths()["purelib"]  # click, cffi and its backend, jsonschema: pyrunc's dependencies
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +101,33 @@ def _check_both_runs(bindir, tmp_path, env, marks=(CUSTOMIZE_MARK,)):
     rc, out, err = _run(shim, "-v", env=env)
     assert rc == 0 and out.startswith("containerd-shim-pyrunc-v1:\n  Version:"), err
     assert not any(m in err for m in marks), err
+    # the short path: a hot verb imports neither site nor os (-X importtime lists every module a run imports)
+    rc, out, err = _run(pyrunc, "--root", str(tmp_path / "root"), "state", "nope",
+                        env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    mods = _imported(err)
+    assert rc == 1 and "container does not exist" in err and "pyrunc.cli.state" in mods, err
+    assert not {"site", "os"} & mods, f"`pyrunc state` imported {sorted({'site', 'os'} & mods)}"
+    # the verbs that need more: site's sys.path (its .pth path lines too), still none of site's code
+    rc, out, err = _run(pyrunc, "--help", env=env)
+    assert rc == 0 and out.startswith("Usage: pyrunc"), err
+    assert not any(m in err for m in marks), err
+    rc, out, err = _run(pyrunc, "features", env=env)
+    assert rc == 0 and json.loads(out)["ociVersionMax"], err
+    assert not any(m in err for m in marks), err
+
+
+def _check_short_path(pyrunc, tmp_path, env):
+    rc, out, err = _run(pyrunc, "--root", str(tmp_path / "root"), "state", "nope",
+                        env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    mods = _imported(err)
+    assert rc == 1 and "container does not exist" in err and "pyrunc.cli.state" in mods, err
+    assert not {"site", "os", "sitecustomize"} & mods, sorted(mods)
+
+
+def _imported(err):
+    """The module names of `-X importtime` lines ("import time:   536 |   2227 |   os")."""
+    return {line.rsplit("|", 1)[1].strip() for line in err.splitlines() if line.startswith("import time:") and
+            not line.rstrip().endswith("imported package")}
 
 
 def _venv(path):
@@ -103,9 +139,15 @@ def _venv(path):
 def test_venv_install(wheel, tmp_path):
     python, site = _venv(tmp_path / "venv")
     _pip(python, wheel)
-    (site / "probe.pth").write_text(f"import sys; sys.stderr.write({PTH_MARK!r} + '\\n')\n")
+    (site / "probe.pth").write_text(f"import sys; sys.stderr.write({PTH_MARK!r} + '\\n')\n{DEPS}\n")
     _check_both_runs(str(tmp_path / "venv" / "bin"), tmp_path, _marked_env(tmp_path),
                      marks=(CUSTOMIZE_MARK, PTH_MARK))
+    # a symlink to the script elsewhere (/usr/local/bin/pyrunc -> /opt/pyrunc/bin/pyrunc): pyrunc is looked for
+    # where the script really is
+    (tmp_path / "elsewhere" / "bin").mkdir(parents=True)
+    link = tmp_path / "elsewhere" / "bin" / "pyrunc"
+    link.symlink_to(os.path.relpath(tmp_path / "venv" / "bin" / "pyrunc", link.parent))
+    _check_short_path(str(link), tmp_path, _marked_env(tmp_path))
 
 
 def test_user_install(wheel, tmp_path):
@@ -117,7 +159,7 @@ def test_user_install(wheel, tmp_path):
     env = _marked_env(tmp_path, HOME=str(home))
     _pip(base, "--user", wheel, env={**env, "PYTHONPATH": ""})
     (site,) = home.glob(".local/lib/python3*/site-packages")
-    (site / "probe.pth").write_text(f"import sys; sys.stderr.write({PTH_MARK!r} + '\\n')\n")
+    (site / "probe.pth").write_text(f"import sys; sys.stderr.write({PTH_MARK!r} + '\\n')\n{DEPS}\n")
     _check_both_runs(str(home / ".local" / "bin"), tmp_path, env, marks=(CUSTOMIZE_MARK, PTH_MARK))
 
 
@@ -127,7 +169,41 @@ def test_prefix_install(wheel, tmp_path):
     prefix = tmp_path / "prefix"
     _pip(base, "--prefix", str(prefix), wheel)
     (site,) = prefix.glob("lib/python3*/site-packages")
-    _check_both_runs(str(prefix / "bin"), tmp_path, _marked_env(tmp_path, PYTHONPATH=str(site)))
+    _check_both_runs(str(prefix / "bin"), tmp_path, _marked_env(tmp_path, PYTHONPATH=f"{site}:{DEPS}"))
+
+
+def test_prefix_install_without_pythonpath(wheel, tmp_path):
+    """The script finds the pyrunc installed with it under --prefix even where site would not look (no
+    PYTHONPATH): the hot verbs work, and a verb that needs site still finds pyrunc's own modules."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    prefix = tmp_path / "prefix"
+    _pip(base, "--prefix", str(prefix), wheel)
+    pyrunc = str(prefix / "bin" / "pyrunc")
+    env = _marked_env(tmp_path, PYTHONPATH=DEPS)
+    _run(pyrunc, "--version", env=env)  # adds -SP
+    assert _first_line(pyrunc).endswith(" -SP")
+    _check_short_path(pyrunc, tmp_path, env)
+    rc, out, err = _run(pyrunc, "features", env=env)  # need_site() keeps the dir pyrunc came from
+    assert rc == 0 and json.loads(out)["ociVersionMax"], err
+
+
+def test_debian_dist_packages_layout(wheel, tmp_path):
+    """A Debian Python's pip puts packages in <prefix>/lib/pythonX.Y/dist-packages (/usr/local), scripts in
+    <prefix>/bin: the script looks there too."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    prefix = tmp_path / "local"
+    _pip(base, "--prefix", str(prefix), wheel)
+    (site,) = prefix.glob("lib/python3*/site-packages")
+    site.rename(site.parent / "dist-packages")
+    pyrunc = str(prefix / "bin" / "pyrunc")
+    env = _marked_env(tmp_path)
+    with open(pyrunc, "rb") as f:
+        first, rest = f.readline(), f.read()
+    with open(pyrunc, "wb") as f:  # what add_flag writes, without the first run (site would not find pyrunc here)
+        f.write(first.rstrip(b"\n") + b" -SP\n" + rest)
+    rc, out, err = _run(pyrunc, "--version", env=env)
+    assert rc == 0 and out.startswith("pyrunc version "), err
+    _check_short_path(pyrunc, tmp_path, env)
 
 
 def test_pyrunc_found_only_by_pth_code_falls_back_to_site(wheel, tmp_path):
@@ -161,3 +237,46 @@ def test_script_owned_by_another_user_is_left_alone(wheel, tmp_path):
     rc, out, err = _run(pyrunc, "--version", env=_marked_env(tmp_path))
     assert rc == 0 and out.startswith("pyrunc version "), err
     assert open(pyrunc, "rb").read() == before and os.stat(pyrunc).st_uid == 65534
+
+
+def test_container_lifecycle_through_the_installed_script(wheel, tmp_path, bundle):
+    """A real container through an installed venv whose dependencies only site's sys.path finds (a .pth path
+    line): create gets them from need_site(); start, state and kill run on the short path, without site or os.
+    The container has no mount namespace, so delete detaches its rootfs through the syscall helper, whose cffi
+    backend the short path lacks: the script's _Missing finder calls need_site() and the delete succeeds."""
+    python, site = _venv(tmp_path / "venv")
+    _pip(python, wheel)
+    (site / "deps.pth").write_text(f"{DEPS}\n")
+    pyrunc = str(tmp_path / "venv" / "bin" / "pyrunc")
+    env = _marked_env(tmp_path)
+    _run(pyrunc, "--version", env=env)  # adds -SP
+    b = bundle(["sleep", "30"], edit=lambda cfg: cfg["linux"].update(
+        namespaces=[ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "mount"]))
+    root, cid = str(tmp_path / "root"), "inst-life"
+
+    def verb(*argv):
+        with open(tmp_path / "err", "w+b") as err:  # a file: the created init keeps its stdio open
+            p = subprocess.run([pyrunc, "--root", root, *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+                               if argv[0] == "state" else subprocess.DEVNULL, stderr=err, timeout=60,
+                               env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+            err.seek(0)
+            text = err.read().decode()
+        assert p.returncode == 0, (argv, text)
+        assert CUSTOMIZE_MARK not in text, (argv, text)
+        return _imported(text), p.stdout
+
+    try:
+        mods, _ = verb("create", "--bundle", str(b), cid)
+        assert "site" in mods and "_cffi_backend" in mods, "create gets site's sys.path for cffi"
+        for argv in (["start", cid], ["state", cid], ["kill", cid, "KILL"]):
+            mods, out = verb(*argv)
+            assert f"pyrunc.cli.{argv[0]}" in mods and not {"site", "os"} & mods, (argv, sorted(mods))
+        assert json.loads(out if out else verb("state", cid)[1])["status"] in ("running", "stopped")
+        for _ in range(200):
+            if json.loads(verb("state", cid)[1])["status"] == "stopped":
+                break
+        mods, _ = verb("delete", cid)
+        assert {"site", "_cffi_backend"} <= mods, "the rootfs detach found cffi through the _Missing finder"
+        assert not os.path.exists(os.path.join(root, cid))
+    finally:
+        subprocess.run([pyrunc, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60, env=env)

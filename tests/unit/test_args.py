@@ -1,11 +1,11 @@
-"""pyrunc.cli.args: Go-style argv parsing (the forms runc's callers send), and the click fallback's exit codes."""
+"""pyrunc.cli.main.parse: Go-style argv parsing (the forms runc's callers send), and the click fallback's exit codes."""
 
 import subprocess
 import sys
 
 import pytest
 
-from pyrunc.cli import args
+from pyrunc.cli import main as args  # the parser lives in main (one module less for every verb)
 from tests.conftest import REPO
 
 

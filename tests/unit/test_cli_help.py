@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from pyrunc.cli.registry import VERBS
+from pyrunc.cli import VERBS
 from tests.conftest import pyrunc_argv, require
 
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pyrunc.cli import args
+from pyrunc.cli import main as args  # the parser lives in main (one module less for every verb)
 from pyrunc.container import resources as res
 from pyrunc.errors import ConfigError, PyruncError, UsageError
 

@@ -1,0 +1,76 @@
+"""start: let a created container's init exec the user program.
+
+Its own module, apart from lifecycle.py's create machinery: containerd execs `pyrunc start` for every container,
+so this path loads the state store and nothing else of the library (posix, not os: pyrunc/launch.py).  Hooks are
+the exception: a startContainer or poststart hook loads what it needs (lifecycle, hooks, the exec path) itself.
+"""
+
+import _signal  # the C module (`signal` imports enum), loaded by every interpreter
+import posix
+
+from ..errors import PyruncError, StateError
+from .state import FIFO, signal_init
+
+
+def start(store, log, cid, runtime):
+    """The container is claimed under the lock (its exec fifo renamed: from then on it is "running", as under runc
+    once `start` has read the fifo); the startContainer hooks, the wait for the init and the poststart hooks all
+    run after the lock is released, so that they may call pyrunc on this container (and a concurrent
+    pause/resume/delete is never stuck behind them).  runtime: a function returning the lifecycle.Runtime that
+    runs hooks, called only if there are any."""
+    with store.lock(cid):
+        c = store.load(cid)
+        status = c.status()
+        if status == "stopped":
+            raise StateError("cannot start a container that has stopped")
+        if status == "running":
+            raise StateError("cannot start an already running container")
+        if status != "created":
+            raise StateError(f"cannot start a container in the {status} state")
+        fifo = f"{c.dir}/{FIFO}.start"
+        posix.rename(f"{c.dir}/{FIFO}", fifo)
+    hooks = c.doc.get("hooks") or {}
+    try:
+        if hooks.get("startContainer"):
+            from .hooks import run_in_container
+
+            run_in_container(runtime(), c, "startContainer")
+        release(c, fifo)
+        log.debug(f"start {cid}: exec fifo released, init pid {c.pid} runs the process")
+    except BaseException:
+        # as under runc, where a failed startContainer hook ends the init: the container is stopped
+        try:
+            signal_init(c, _signal.SIGKILL)
+        except PyruncError:
+            pass
+        raise
+    if hooks.get("poststart"):
+        runtime()._hooks(c.doc, "poststart", c.pid, "running")
+
+
+def release(c, path):
+    """Open the exec fifo for reading: the init, blocked opening it for writing, goes on to exec."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+    try:
+        import select
+
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
+        while True:
+            if poll.poll(100):
+                data = posix.read(fd, 1)
+                if data:
+                    break
+            if not c.alive() and not _last_byte(fd):
+                raise StateError("container init process exited before start")
+    finally:
+        posix.close(fd)
+    posix.unlink(path)
+
+
+def _last_byte(fd):
+    """The init's byte after all: written (and the user program gone) between our poll's timeout and the check."""
+    try:
+        return posix.read(fd, 1)
+    except BlockingIOError:  # a writer still holds the fifo, without a byte
+        return b""
