@@ -336,8 +336,19 @@ def main(argv=None):
     and `delete`."""
     code = _main(sys.argv[1:] if argv is None else argv)
     if argv is None:
+        if sys.argv[-1] == "start":
+            _after_start(code)
         os._exit(code)
     return code
+
+
+def _after_start(code):
+    """After a `start` that succeeded (its answer is out): turn the installed script into the /bin/sh + Python
+    launcher, once (launcher.py: the `delete` after every clean teardown then costs a shell, not a Python)."""
+    if code == 0:
+        from .launcher import install
+
+        install(sys.argv[0])
 
 
 def _main(argv):
