@@ -6,8 +6,9 @@ are kept by the service publishing in that order.  On failure: reconnect at once
 event after 5 attempts (as the Go publisher).
 """
 
-import threading
 import time
+
+from . import sync
 
 FORWARD = ("containerd.services.events.ttrpc.v1.Events", "Forward")
 RETRIES = 5
@@ -20,7 +21,7 @@ class Publisher:
         self.log = log
         self.backoff = backoff
         self.queue = []
-        self.cond = threading.Condition()
+        self.cond = sync.Condition()
         self.closed = False
         self.client = None
         from .ttrpc import go

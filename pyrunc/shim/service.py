@@ -8,11 +8,10 @@ exec exits (and an OOM seen at that moment), and TaskDelete comes after TaskExit
 """
 
 import os
-import threading
 import time
 
 from ..errors import NotFound, PyruncError, StateError
-from . import api, ttrpc, wire
+from . import api, sync, ttrpc, wire
 from .cleanup import OPTIONS_FILE
 from .reaper import exit_code
 
@@ -34,7 +33,7 @@ class Proc:
         self.started = False
         self.exit_status = 0
         self.exited_at = 0  # ns; 0 = running
-        self.exited = threading.Event()
+        self.exited = sync.Event()
         self.io = None
         self.reaped = None  # raw status held back (the init waits for its exec exits)
 
@@ -44,7 +43,7 @@ class Task:
         self.id, self.bundle, self.rt, self.opts = cid, bundle, rt, opts
         self.init = init
         self.execs = {}
-        self.lock = threading.RLock()
+        self.lock = sync.RLock()
         self.mounted = False
         self.oom = None
         self.pidns = True
@@ -101,7 +100,7 @@ class Service:
         self.loop = loop
         self.on_empty_shutdown = on_empty_shutdown
         self.tasks = {}
-        self.lock = threading.Lock()
+        self.lock = sync.Lock()
 
     # --- plumbing ------------------------------------------------------------------------------------------
 

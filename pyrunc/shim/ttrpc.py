@@ -30,9 +30,8 @@ import _thread
 import os
 import select
 import struct
-import threading
 
-from . import api
+from . import api, sync
 from .wire import Msg
 
 OK = 0
@@ -162,7 +161,7 @@ class _Workers:
     def __init__(self):
         self.jobs = _queue.SimpleQueue()
         self.idle = 0
-        self.lock = threading.Lock()
+        self.lock = sync.Lock()
 
     def submit(self, fn, *args):
         with self.lock:
@@ -193,9 +192,9 @@ class _Conn:
     def __init__(self, server, sock):
         self.server = server
         self.sock = sock
-        self.wlock = threading.Lock()
+        self.wlock = sync.Lock()
         self.refs = 1  # the reader
-        self.rlock = threading.Lock()
+        self.rlock = sync.Lock()
 
     def _release(self):
         with self.rlock:
@@ -273,15 +272,15 @@ class Server:
         self.log = log
         self.check_creds = check_creds
         self.expected_creds = (os.geteuid(), os.getegid())  # what ttrpc's UnixSocketRequireSameUser checks
-        self._cond = threading.Condition()
+        self._cond = sync.Condition()
         self._inflight = 0
         self._closing = False
         self._conns = set()
-        self._local = threading.local()
+        self._local = sync.local()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        self._done = threading.Event()
+        self._done = sync.Event()
         self._serving = False
-        self._listener_closed = threading.Event()
+        self._listener_closed = sync.Event()
         self._workers = _Workers()
 
     # --- accounting -------------------------------------------------------------------------------------------
@@ -434,7 +433,7 @@ class Client:
         except BaseException:
             self.sock.close()
             raise
-        self._lock = threading.Lock()
+        self._lock = sync.Lock()
         self._next = 1
         self._pending = {}
         self._closed = None  # the Error every later call gets
@@ -470,7 +469,7 @@ class Client:
         req = api.Request(service=service, method=method, payload=payload,
                           timeout_nano=int(timeout * 1e9) if timeout else 0,
                           metadata=[api.KeyValue(key=k, value=v) for k, v in metadata])
-        slot = [threading.Event(), None]
+        slot = [sync.Event(), None]
         with self._lock:
             if self._closed is not None:
                 raise Closed(self._closed.message)

@@ -134,7 +134,20 @@ def test_daemon_modules_import_no_stdlib_wrappers():
     mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30,
                               check=True).stderr.decode().split())
     assert "pyrunc.shim.ttrpc" in mods
-    for heavy in ("socket", "signal", "queue", "enum", "selectors", "copy", "json"):
+    for heavy in ("socket", "signal", "queue", "enum", "selectors", "copy", "json", "threading"):
+        assert heavy not in mods, heavy
+
+
+def test_daemon_start_up_imports_no_threading():
+    """Nothing the daemon imports before its first Create (its own modules and the warm-up of Create's) loads
+    `threading` (functools, collections, _weakrefset...: ~3 ms): the shim's primitives are pyrunc/shim/sync.py."""
+    code = ("import sys, pyrunc; before = set(sys.modules); "
+            "from pyrunc.shim import daemon, events, reaper, service, stdio, ttrpc; daemon._warm_up(); "
+            "sys.stderr.write(' '.join(sorted(set(sys.modules) - before)))")
+    mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30,
+                              check=True).stderr.decode().split())
+    assert "pyrunc.process.child" in mods  # the warm-up ran
+    for heavy in ("threading", "functools", "collections", "_weakrefset"):
         assert heavy not in mods, heavy
 
 
