@@ -29,6 +29,9 @@ def delete(flags):
         except (ValueError, KeyError, TypeError):
             pass
     if root and os.path.isdir(os.path.join(root, cid)):
+        from ..launch import need_site
+
+        need_site()  # the library may load the C helper (cffi)
         from ..container.lifecycle import Runtime
         from ..errors import PyruncError
         from ..log import Logger

@@ -149,6 +149,7 @@ def start(flags):
             import gc
 
             gc.disable()  # until the daemon has imported Create's modules (daemon.run): ~2 ms of collections
+            need_site()  # the daemon loads third-party code (cffi for the C helper): start's parent did not
             from .daemon import run
 
             code = run(flags, bundle, address)
@@ -177,6 +178,12 @@ def start(flags):
     _oom_score_adj(pid)
     os.write(1, address.encode())
     return 0
+
+
+def need_site():
+    from ..launch import need_site
+
+    need_site()
 
 
 def _become_daemon(bundle, sock):
@@ -360,10 +367,11 @@ def _main(argv):
         if action == "start":
             return start(flags)
         if action == "delete":
-            from .cleanup import delete
+            from .cleanup import delete  # need_site() there, only when a crash left something to clean up
 
             return delete(flags)
         if action == "":
+            need_site()
             from .daemon import run
 
             return run(flags, os.getcwd(), None)
