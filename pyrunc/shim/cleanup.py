@@ -45,15 +45,15 @@ def delete(flags):
             rt.delete(cid, force=True)
         except PyruncError as e:
             os.write(2, f"delete {cid}: {e}\n".encode())
-    rootfs = os.path.join(bundle, "rootfs")
-    from . import mounts
+    if doc is not None:  # without the file nothing is mounted: Create writes it first, Delete removes it last
+        from . import mounts
 
-    if mounts.mounted(rootfs):
-        mounts.unmount(rootfs)
-    try:
-        os.unlink(os.path.join(bundle, OPTIONS_FILE))
-    except FileNotFoundError:
-        pass
+        rootfs = os.path.join(bundle, "rootfs")
+        if mounts.unmount(rootfs):
+            try:
+                os.unlink(os.path.join(bundle, OPTIONS_FILE))
+            except FileNotFoundError:
+                pass
     os.write(1, delete_response(pid, 137, time.time_ns()))
     return 0
 

@@ -215,15 +215,18 @@ class Service:
         return api.CreateTaskResponse(pid=init.pid)
 
     def _forget(self, t):
+        """Close the task's IO, unmount its rootfs, drop it; False when a rootfs mount stayed behind."""
         from . import mounts
 
         if t.init.io is not None:
             t.init.io.close(self.loop)
+        unmounted = True
         if t.mounted:
-            mounts.unmount(os.path.join(t.bundle, "rootfs"))
+            unmounted = mounts.unmount(os.path.join(t.bundle, "rootfs"))
             t.mounted = False
         with self.lock:
             self.tasks.pop(t.id, None)
+        return unmounted
 
     def start(self, req):
         t = self._task(req.id)
@@ -484,11 +487,13 @@ class Service:
             t.rt.delete(req.id, force=True)
             if p.io is not None:
                 p.io.wait(2.0)
-            self._forget(t)
-            try:
-                os.unlink(os.path.join(t.bundle, OPTIONS_FILE))
-            except FileNotFoundError:
-                pass
+            # the options file goes last, and only when nothing is left: its absence tells `delete` (the launcher's
+            # shell part, cleanup.py) that there is nothing to clean up
+            if self._forget(t):
+                try:
+                    os.unlink(os.path.join(t.bundle, OPTIONS_FILE))
+                except FileNotFoundError:
+                    pass
             self._publish(api.TaskDelete(container_id=req.id, pid=p.pid, exit_status=p.exit_status,
                                          exited_at=_ts(p.exited_at)))
         return api.DeleteResponse(pid=p.pid, exit_status=p.exit_status, exited_at=_ts(p.exited_at))
