@@ -77,3 +77,36 @@ def test_condition_wait_for_times_out_and_forgets_the_waiter():
         assert cond.wait(0.01) is False
     assert cond._waiters == []
     cond.notify_all()  # nobody waits: nothing to release
+
+
+def test_workers_reuse_an_idle_thread_and_start_one_when_all_are_busy():
+    from pyrunc.shim.ttrpc import _Workers
+
+    w = _Workers()
+    seen, done = [], sync.Condition()
+
+    def job(tag, gate=None):
+        if gate is not None:
+            assert gate.acquire(timeout=10.0)
+        with done:
+            seen.append((tag, _thread.get_ident()))
+            done.notify_all()
+
+    w.submit(job, "first")
+    with done:
+        assert done.wait_for(lambda: len(seen) == 1, 10.0)
+    deadline = time.monotonic() + 10  # the first worker goes idle right after its job
+    while not w.idle:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    gate = _thread.allocate_lock()
+    gate.acquire()
+    w.submit(job, "blocked", gate)  # takes the idle worker and blocks in it
+    w.submit(job, "second")  # nobody idle: a new thread, not a wait behind the blocked job
+    with done:
+        assert done.wait_for(lambda: len(seen) == 2, 10.0)
+    gate.release()
+    with done:
+        assert done.wait_for(lambda: len(seen) == 3, 10.0)
+    tags = dict(seen)
+    assert seen[1][0] == "second" and tags["blocked"] == tags["first"] != tags["second"]
