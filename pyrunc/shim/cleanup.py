@@ -8,7 +8,7 @@ prints the DeleteResponse containerd publishes: the init pid, 137, now.
 import os
 import time
 
-OPTIONS_FILE = "pyrunc-shim.json"  # in the bundle, written by Create: the state root `delete` needs after a crash
+from .main import OPTIONS_FILE
 
 
 def delete(flags):

@@ -4,7 +4,7 @@ path of every `ctr run --rm`).
 
 containerd 1.6 runs `<shim> ... -bundle B delete` after every task, also when the daemon already deleted the
 container and exited (SHIM.md §1.6).  Then there is nothing to do: the daemon's Delete removed the bundle's
-pyrunc-shim.json (cleanup.OPTIONS_FILE) after the unmount, and the file's absence is the whole decision
+pyrunc-shim.json (main.OPTIONS_FILE) after the unmount, and the file's absence is the whole decision
 (cleanup.delete makes the same one).  The shell part answers that case by itself; every other invocation (start,
 the daemon, `-v`, a delete after a crash, anything it does not recognise) execs Python on the same file, with the
 flags of pyrunc.launch, so the Python part runs as before.
@@ -47,7 +47,7 @@ for x do
   esac
 done
 case ${0##*/} in containerd-shim-*) ;; *) act= ;; esac  # never the pyrunc command's `delete`
-if [ "$act" = delete ] && [ ! -e "${b:-.}/pyrunc-shim.json" ] && read -r up _ 2>/dev/null </proc/uptime; then
+if [ "$act" = delete ] && [ ! -e "${b:-.}/@OPTIONS_FILE@" ] && read -r up _ 2>/dev/null </proc/uptime; then
   f= n=0
   byte() {
     o=$(( ($1 >> 6) * 100 + (($1 >> 3) & 7) * 10 + ($1 & 7) ))
@@ -74,8 +74,10 @@ fi
 def script(python, flags, body):
     """The launcher's text: the shell part, then `exec <python> <flags> <this file> <args>`, then body (the
     Python script pip installed, without its #! line)."""
+    from .main import OPTIONS_FILE
+
     exe = "exec '%s' %s \"$0\" \"$@\"\n" % (python, flags)
-    return "#!/bin/sh\n" + MARK + _SH + exe + SH_END + "\n" + body
+    return "#!/bin/sh\n" + MARK + _SH.replace("@OPTIONS_FILE@", OPTIONS_FILE) + exe + SH_END + "\n" + body
 
 
 def install(path):

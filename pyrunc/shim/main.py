@@ -19,6 +19,9 @@ _STRING_FLAGS = ("namespace", "address", "publish-binary", "id", "bundle", "sock
 _BOOL_FLAGS = ("debug", "v", "info")
 SOCKET_DIR = "/run/containerd/s"
 GROUP_LABELS = ("io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id")
+# in the bundle, written first by Create (the state root a cleanup after a crash needs) and removed last by Delete,
+# once the rootfs is unmounted: its absence means nothing is left to clean up (cleanup.py, launcher.py)
+OPTIONS_FILE = "pyrunc-shim.json"
 
 
 class Usage(Exception):

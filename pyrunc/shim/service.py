@@ -12,7 +12,7 @@ import time
 
 from ..errors import NotFound, PyruncError, StateError
 from . import api, sync, ttrpc, wire
-from .cleanup import OPTIONS_FILE
+from .main import OPTIONS_FILE  # main, not cleanup: one module less to load before the first Create
 from .reaper import exit_code
 
 STATUS = {"created": api.CREATED, "running": api.RUNNING, "paused": api.PAUSED, "stopped": api.STOPPED,

@@ -148,7 +148,8 @@ def test_daemon_start_up_imports_no_threading():
     mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30,
                               check=True).stderr.decode().split())
     assert "pyrunc.process.child" in mods  # the warm-up ran
-    for heavy in ("threading", "functools", "collections", "_weakrefset", "_queue"):
+    for heavy in ("threading", "functools", "collections", "_weakrefset", "_queue",
+                  "pyrunc.shim.cleanup"):
         assert heavy not in mods, heavy
 
 
