@@ -285,6 +285,27 @@ def _shutdown_keeps_serving(tmp_path):
         assert [t for t, _ in fake.got] == ["/tasks/create", "/tasks/exit", "/tasks/delete"]
 
 
+def test_publish_leaves_the_encoding_to_the_publisher_thread(tmp_path, monkeypatch):
+    """publish() runs under a container's lock, on the paths of Create, Start, Delete and of the exit that Wait
+    answers: it only queues the event (and its time); the publisher thread encodes it."""
+    import _thread
+
+    fake = FakeContainerd(str(tmp_path / "containerd.ttrpc"))
+    encoded_on = []
+    encode = api.ForwardRequest.encode
+    monkeypatch.setattr(api.ForwardRequest, "encode",
+                        lambda self: encoded_on.append(_thread.get_ident()) or encode(self))
+    pub = events.Publisher(str(tmp_path / "containerd.ttrpc"), "ns1", Logger(path=str(tmp_path / "log")))
+    try:
+        pub.publish("/tasks/exit", api.TaskExit(container_id="c1", exit_status=3))
+        fake.wait_for(lambda got: got)
+        assert encoded_on and _thread.get_ident() not in encoded_on
+        assert fake.got[0][1] == api.TaskExit(container_id="c1", exit_status=3)
+    finally:
+        pub.close(5)
+        fake.server.shutdown()
+
+
 def test_delete_keeps_the_options_file_while_the_rootfs_stays_mounted(tmp_path):
     """The options file's absence tells `delete` (the launcher's shell part, cleanup.py) that nothing is left to
     clean up: a Delete whose unmount failed keeps it, so that the cleanup after the shim tries again."""
