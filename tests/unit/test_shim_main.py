@@ -148,6 +148,11 @@ def test_daemon_start_up_imports_no_threading():
     mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30,
                               check=True).stderr.decode().split())
     assert "pyrunc.process.child" in mods  # the warm-up ran
+    # Stats' 25 Metrics messages are built on the first Stats (or REGISTRY), not before the first Create
+    code = "from pyrunc.shim import api, daemon; daemon._warm_up(); print('V1Metrics' in vars(api)," \
+           " api.V1Metrics.NAME, api.V2Metrics.NAME in api.REGISTRY)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30, check=True).stdout.split()
+    assert out == [b"False", b"io.containerd.cgroups.v1.Metrics", b"True"]
     for heavy in ("threading", "functools", "collections", "_weakrefset", "_queue",
                   "pyrunc.shim.cleanup"):
         assert heavy not in mods, heavy
