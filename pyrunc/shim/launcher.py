@@ -83,8 +83,8 @@ def script(python, flags, body):
 def install(path):
     """Rewrite the pip-installed script at path into the launcher, once; False when it is left as it is."""
     from ..launch import FLAGS
+    from .main import _write_atomic
 
-    tmp = None
     try:
         real = os.path.realpath(path)
         if not os.path.basename(real).startswith("containerd-shim-"):
@@ -100,22 +100,7 @@ def install(path):
             if first.rstrip(b"\n") not in (b"#!" + exe, b"#!" + exe + b" " + FLAGS) or b"'" in exe:
                 return False  # already the launcher, a distribution's own line, or a path the shell cannot quote
             rest = f.read()
-        text = script(sys.executable, FLAGS.decode(), rest.decode()).encode()
-        tmp = f"{real}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, text)
-            os.fchmod(fd, st.st_mode & 0o7777)
-        finally:
-            os.close(fd)
-        os.rename(tmp, real)
-        tmp = None
+        _write_atomic(real, script(sys.executable, FLAGS.decode(), rest.decode()), st.st_mode & 0o7777)
         return True
     except (OSError, UnicodeError):
         return False
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass

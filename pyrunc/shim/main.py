@@ -90,14 +90,25 @@ def _annotations(bundle):
     return cfg.get("annotations") or {}
 
 
-def _write_atomic(path, data):
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+def _write_atomic(path, data, mode=None):
+    """Replace path with data (str or bytes) by a rename; mode: the new file's exact permission bits (else 0o644
+    less the umask).  A failure leaves path as it was and no temporary file."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
     try:
-        os.write(fd, data.encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, data.encode() if isinstance(data, str) else data)
+            if mode is not None:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _listen(path):
