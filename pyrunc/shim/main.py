@@ -365,11 +365,19 @@ def main(argv=None):
 
 def _after_start(code):
     """After a `start` that succeeded (its answer is out): turn the installed script into the /bin/sh + Python
-    launcher, once (launcher.py: the `delete` after every clean teardown then costs a shell, not a Python)."""
-    if code == 0:
-        from .launcher import install
+    launcher, once (launcher.py: the `delete` after every clean teardown then costs a shell, not a Python).
+    containerd waits for this process to exit: an installed launcher costs a read of 10 bytes, no import."""
+    if code:
+        return
+    try:
+        with open(sys.argv[0], "rb") as f:
+            if f.read(10) == b"#!/bin/sh\n":
+                return
+    except OSError:
+        return
+    from .launcher import install
 
-        install(sys.argv[0])
+    install(sys.argv[0])
 
 
 def _main(argv):

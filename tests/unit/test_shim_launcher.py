@@ -180,3 +180,12 @@ def test_start_installs_the_launcher_when_run_as_the_program(tmp_path, monkeypat
     monkeypatch.setattr(sys, "argv", [str(path), "start"])
     assert shim._after_start(0) is None
     assert path.read_text().startswith("#!/bin/sh\n")
+
+
+def test_start_checks_an_installed_launcher_without_loading_launcher_py(tmp_path):
+    """Every start (its answer already out, but containerd waits for it to exit) looks at two bytes only."""
+    exe = _launcher(tmp_path)
+    code = ("import sys; from pyrunc.shim import main; sys.argv[0] = sys.argv[1]; main._after_start(0); "
+            "print('pyrunc.shim.launcher' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, exe], capture_output=True, timeout=30, check=True)
+    assert r.stdout == b"False\n"
