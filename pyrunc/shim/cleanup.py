@@ -8,7 +8,7 @@ prints the DeleteResponse containerd publishes: the init pid, 137, now.
 import os
 import time
 
-OPTIONS_FILE = "pyrunc-shim.json"  # in the bundle, written by Create: the state root `delete` needs after a crash
+from .main import OPTIONS_FILE
 
 
 def delete(flags):
@@ -29,6 +29,9 @@ def delete(flags):
         except (ValueError, KeyError, TypeError):
             pass
     if root and os.path.isdir(os.path.join(root, cid)):
+        from ..launch import need_site
+
+        need_site()  # the library may load the C helper (cffi)
         from ..container.lifecycle import Runtime
         from ..errors import PyruncError
         from ..log import Logger
@@ -42,15 +45,15 @@ def delete(flags):
             rt.delete(cid, force=True)
         except PyruncError as e:
             os.write(2, f"delete {cid}: {e}\n".encode())
-    rootfs = os.path.join(bundle, "rootfs")
-    from . import mounts
+    if doc is not None:  # without the file nothing is mounted: Create writes it first, Delete removes it last
+        from . import mounts
 
-    if mounts.mounted(rootfs):
-        mounts.unmount(rootfs)
-    try:
-        os.unlink(os.path.join(bundle, OPTIONS_FILE))
-    except FileNotFoundError:
-        pass
+        rootfs = os.path.join(bundle, "rootfs")
+        if mounts.unmount(rootfs):
+            try:
+                os.unlink(os.path.join(bundle, OPTIONS_FILE))
+            except FileNotFoundError:
+                pass
     os.write(1, delete_response(pid, 137, time.time_ns()))
     return 0
 

@@ -19,6 +19,9 @@ _STRING_FLAGS = ("namespace", "address", "publish-binary", "id", "bundle", "sock
 _BOOL_FLAGS = ("debug", "v", "info")
 SOCKET_DIR = "/run/containerd/s"
 GROUP_LABELS = ("io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id")
+# in the bundle, written first by Create (the state root a cleanup after a crash needs) and removed last by Delete,
+# once the rootfs is unmounted: its absence means nothing is left to clean up (cleanup.py, launcher.py)
+OPTIONS_FILE = "pyrunc-shim.json"
 
 
 class Usage(Exception):
@@ -87,14 +90,25 @@ def _annotations(bundle):
     return cfg.get("annotations") or {}
 
 
-def _write_atomic(path, data):
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+def _write_atomic(path, data, mode=None):
+    """Replace path with data (str or bytes) by a rename; mode: the new file's exact permission bits (else 0o644
+    less the umask).  A failure leaves path as it was and no temporary file."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
     try:
-        os.write(fd, data.encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, data.encode() if isinstance(data, str) else data)
+            if mode is not None:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _listen(path):
@@ -149,6 +163,7 @@ def start(flags):
             import gc
 
             gc.disable()  # until the daemon has imported Create's modules (daemon.run): ~2 ms of collections
+            need_site()  # the daemon loads third-party code (cffi for the C helper): start's parent did not
             from .daemon import run
 
             code = run(flags, bundle, address)
@@ -177,6 +192,12 @@ def start(flags):
     _oom_score_adj(pid)
     os.write(1, address.encode())
     return 0
+
+
+def need_site():
+    from ..launch import need_site
+
+    need_site()
 
 
 def _become_daemon(bundle, sock):
@@ -336,8 +357,27 @@ def main(argv=None):
     and `delete`."""
     code = _main(sys.argv[1:] if argv is None else argv)
     if argv is None:
+        if sys.argv[-1] == "start":
+            _after_start(code)
         os._exit(code)
     return code
+
+
+def _after_start(code):
+    """After a `start` that succeeded (its answer is out): turn the installed script into the /bin/sh + Python
+    launcher, once (launcher.py: the `delete` after every clean teardown then costs a shell, not a Python).
+    containerd waits for this process to exit: an installed launcher costs a read of 10 bytes, no import."""
+    if code:
+        return
+    try:
+        with open(sys.argv[0], "rb") as f:
+            if f.read(10) == b"#!/bin/sh\n":
+                return
+    except OSError:
+        return
+    from .launcher import install
+
+    install(sys.argv[0])
 
 
 def _main(argv):
@@ -349,10 +389,11 @@ def _main(argv):
         if action == "start":
             return start(flags)
         if action == "delete":
-            from .cleanup import delete
+            from .cleanup import delete  # need_site() there, only when a crash left something to clean up
 
             return delete(flags)
         if action == "":
+            need_site()
             from .daemon import run
 
             return run(flags, os.getcwd(), None)

@@ -5,7 +5,7 @@ CRI reads v1 cpu.usage.total (ns), memory.usage.usage, memory.total_inactive_fil
 memory.usage, memory.inactive_file (SHIM.md §3.1).  `ctr task metrics` prints a few more of each.
 """
 
-from . import api
+from . import api_cgroups as api  # the Metrics messages
 
 _V1_TOTALS = {n for _, n, _ in api.V1MemoryStat.FIELDS if n.startswith("total_")}
 _V1_PLAIN = {n for _, n, _ in api.V1MemoryStat.FIELDS[:17]}

@@ -30,7 +30,7 @@ def mounted(target):
 
 
 def unmount(target, lx=None):
-    """Detach every mount stacked on target (none is fine)."""
+    """Detach every mount stacked on target (none is fine); False when one of them could not be detached."""
     if lx is None:
         from ..linux import real as lx
     from ..errors import SysError
@@ -39,4 +39,5 @@ def unmount(target, lx=None):
         try:
             lx.umount2(target, MNT_DETACH)
         except SysError:
-            return
+            return False
+    return True

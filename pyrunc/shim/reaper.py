@@ -12,8 +12,9 @@ neither steals from the other; exits reaped late are still delivered.
 """
 
 import os
-import threading
 import time
+
+from . import sync
 
 PARK_SECONDS = 60.0
 
@@ -26,8 +27,8 @@ def exit_code(status):
 
 class Reaper:
     def __init__(self):
-        self.cond = threading.Condition()
-        self.gate = threading.RLock()  # held by reap() and by exclusive() sections
+        self.cond = sync.Condition()
+        self.gate = sync.RLock()  # held by reap() and by exclusive() sections
         self.parked = {}  # pid -> (raw status, monotonic time)
         self.subs = {}  # pid -> callback(raw status)
 

@@ -8,12 +8,11 @@ exec exits (and an OOM seen at that moment), and TaskDelete comes after TaskExit
 """
 
 import os
-import threading
 import time
 
 from ..errors import NotFound, PyruncError, StateError
-from . import api, ttrpc, wire
-from .cleanup import OPTIONS_FILE
+from . import api, sync, ttrpc, wire
+from .main import OPTIONS_FILE  # main, not cleanup: one module less to load before the first Create
 from .reaper import exit_code
 
 STATUS = {"created": api.CREATED, "running": api.RUNNING, "paused": api.PAUSED, "stopped": api.STOPPED,
@@ -34,7 +33,7 @@ class Proc:
         self.started = False
         self.exit_status = 0
         self.exited_at = 0  # ns; 0 = running
-        self.exited = threading.Event()
+        self.exited = sync.Event()
         self.io = None
         self.reaped = None  # raw status held back (the init waits for its exec exits)
 
@@ -44,7 +43,7 @@ class Task:
         self.id, self.bundle, self.rt, self.opts = cid, bundle, rt, opts
         self.init = init
         self.execs = {}
-        self.lock = threading.RLock()
+        self.lock = sync.RLock()
         self.mounted = False
         self.oom = None
         self.pidns = True
@@ -101,7 +100,7 @@ class Service:
         self.loop = loop
         self.on_empty_shutdown = on_empty_shutdown
         self.tasks = {}
-        self.lock = threading.Lock()
+        self.lock = sync.Lock()
 
     # --- plumbing ------------------------------------------------------------------------------------------
 
@@ -216,15 +215,18 @@ class Service:
         return api.CreateTaskResponse(pid=init.pid)
 
     def _forget(self, t):
+        """Close the task's IO, unmount its rootfs, drop it; False when a rootfs mount stayed behind."""
         from . import mounts
 
         if t.init.io is not None:
             t.init.io.close(self.loop)
+        unmounted = True
         if t.mounted:
-            mounts.unmount(os.path.join(t.bundle, "rootfs"))
+            unmounted = mounts.unmount(os.path.join(t.bundle, "rootfs"))
             t.mounted = False
         with self.lock:
             self.tasks.pop(t.id, None)
+        return unmounted
 
     def start(self, req):
         t = self._task(req.id)
@@ -485,11 +487,13 @@ class Service:
             t.rt.delete(req.id, force=True)
             if p.io is not None:
                 p.io.wait(2.0)
-            self._forget(t)
-            try:
-                os.unlink(os.path.join(t.bundle, OPTIONS_FILE))
-            except FileNotFoundError:
-                pass
+            # the options file goes last, and only when nothing is left: its absence tells `delete` (the launcher's
+            # shell part, cleanup.py) that there is nothing to clean up
+            if self._forget(t):
+                try:
+                    os.unlink(os.path.join(t.bundle, OPTIONS_FILE))
+                except FileNotFoundError:
+                    pass
             self._publish(api.TaskDelete(container_id=req.id, pid=p.pid, exit_status=p.exit_status,
                                          exited_at=_ts(p.exited_at)))
         return api.DeleteResponse(pid=p.pid, exit_status=p.exit_status, exited_at=_ts(p.exited_at))

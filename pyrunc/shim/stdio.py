@@ -14,7 +14,8 @@ until CloseIO; then the client's close gives EOF and the container's stdin pipe 
 import _signal as signal  # not `signal`: its enum wrappers cost ~4 ms on the daemon's start-up path
 import os
 import select
-import threading
+
+from . import sync
 
 _BUF = 65536
 
@@ -25,7 +26,7 @@ class _Copy:
     def __init__(self, src, dst, on_eof, close_dst, name):
         self.src, self.dst, self.on_eof, self.close_dst, self.name = src, dst, on_eof, close_dst, name
         self.pending = b""
-        self.done = threading.Event()
+        self.done = sync.Event()
         self.finished = False  # set once, under the loop's lock: its fds are closed exactly once
 
 
@@ -39,7 +40,7 @@ class Loop:
         # Held around every read/write of a copy's fds and around closing them: a copy cancelled from another
         # thread (Delete, CloseIO) and finished by the loop at once must not close an fd twice, nor may the loop
         # read an fd number that a cancel closed and something else reused meanwhile.
-        self.lock = threading.RLock()
+        self.lock = sync.RLock()
         self.thread = None
 
     def add(self, src, dst, *, on_eof=None, close_dst=True, name=""):

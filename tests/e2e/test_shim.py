@@ -16,7 +16,7 @@ import pytest
 
 from . import test_ctr as tc
 from ..conftest import require
-from .conftest import CMD_TIMEOUT, Ctr, Runtime, _mounts_under, _pids_with_cmdline, wait_caught
+from .conftest import CMD_TIMEOUT, IMAGE, Ctr, Runtime, _mounts_under, _pids_with_cmdline, wait_caught
 
 pytestmark = pytest.mark.e2e
 
@@ -325,6 +325,58 @@ def test_shim_sigkilled(ctr):
     assert not os.path.exists(cgroup)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(sock)  # the Go shim leaks it too (SHIM.md §6); the next `start` would unlink it as stale
+    ctr.d.ctr("container", "rm", cid, check=True)
+
+
+def test_launcher_answers_the_clean_delete_without_python(ctr, tmp_path):
+    """The script as pip writes it (#!<python>) becomes the /bin/sh + Python launcher on its first start
+    (pyrunc/shim/launcher.py).  Then the `delete` containerd runs after a clean teardown never starts Python; the
+    one after a SIGKILLed shim does, and cleans up."""
+    from pyrunc.shim import launcher
+
+    with open(_shim_binary()) as f:
+        text = f.read()
+    body = text.partition("\n" + launcher.SH_END + "\n")[2] if text.startswith("#!/bin/sh\n") else \
+        text.partition("\n")[2]
+    os.chmod(tmp_path, 0o755)
+    path = tmp_path / SHIM
+    path.write_text(f"#!{sys.executable}\n" + body)
+    path.chmod(0o755)
+
+    def run(cid, *args):
+        return ctr.d.ctr("run", "--fifo-dir", ctr.d.fifo, "--runtime", str(path), *args, IMAGE, cid, *(
+            ["true"] if "-d" not in args else ["sleep", "60"]))
+
+    r = run(ctr.new_id(), "--rm")
+    assert r.returncode == 0, r.stderr_s
+    text = path.read_text()
+    assert text.startswith("#!/bin/sh\n" + launcher.MARK), text[:200]
+    # from now on, every run of the Python part with the `delete` action leaves a mark
+    marks = tmp_path / "python-deletes"
+    head, sep, rest = text.partition("\n" + launcher.SH_END + "\n")
+    path.write_text(head + sep + f"import sys\nif sys.argv[-1] == 'delete':\n    open({str(marks)!r}, 'a').write('x')\n"
+                    + rest)
+    for _ in range(2):
+        r = run(ctr.new_id(), "--rm")
+        assert r.returncode == 0, r.stderr_s
+    assert not marks.exists()
+    cid = ctr.new_id()
+    r = run(cid, "-d", "--null-io")
+    assert r.returncode == 0, r.stderr_s
+    pid = ctr.d.tasks()[cid][0]
+    bundle = os.path.join(ctr.d.state, "io.containerd.runtime.v2.task", ctr.d.ns, cid)
+    sock = open(os.path.join(bundle, "address")).read()[len("unix://"):]
+    [daemon] = [p for p in _shim_pids(ctr.d) if cid in _task_ids_of(p)]
+    os.kill(daemon, signal.SIGKILL)
+    _wait_gone(pid)
+    deadline = time.monotonic() + 15
+    while cid in ctr.d.tasks() or os.path.exists(bundle):
+        assert time.monotonic() < deadline, ctr.d.tasks()
+        time.sleep(0.1)
+    assert marks.read_text() == "x"  # the crash's cleanup ran in Python
+    assert not os.path.exists(os.path.join(STATE_ROOT, ctr.d.ns, cid))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(sock)  # a SIGKILLed shim leaks its socket (as the Go shim does)
     ctr.d.ctr("container", "rm", cid, check=True)
 
 

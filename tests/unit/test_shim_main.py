@@ -104,7 +104,7 @@ def test_delete_with_nothing_left_is_light_and_prints_a_response(tmp_path):
     mods = set(subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, timeout=30,
                               check=True).stderr.decode().split())
     for heavy in ("pyrunc.shim.wire", "pyrunc.shim.api", "pyrunc.container.lifecycle", "threading", "socket",
-                  "pyrunc.fastjson", "_json"):
+                  "pyrunc.fastjson", "_json", "pyrunc.shim.mounts"):  # no options file: nothing was mounted
         assert heavy not in mods, heavy
 
 
@@ -134,7 +134,27 @@ def test_daemon_modules_import_no_stdlib_wrappers():
     mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30,
                               check=True).stderr.decode().split())
     assert "pyrunc.shim.ttrpc" in mods
-    for heavy in ("socket", "signal", "queue", "enum", "selectors", "copy", "json"):
+    for heavy in ("socket", "signal", "queue", "enum", "selectors", "copy", "json", "threading"):
+        assert heavy not in mods, heavy
+
+
+def test_daemon_start_up_imports_no_threading():
+    """Nothing the daemon imports before its first Create (its own modules and the warm-up of Create's) loads
+    `threading` (functools, collections, _weakrefset...: ~3 ms): the shim's primitives are pyrunc/shim/sync.py;
+    nor the C extension _queue (~0.25 ms to load): ttrpc's idle workers wait on locks of their own."""
+    code = ("import sys, pyrunc; before = set(sys.modules); "
+            "from pyrunc.shim import daemon, events, reaper, service, stdio, ttrpc; daemon._warm_up(); "
+            "sys.stderr.write(' '.join(sorted(set(sys.modules) - before)))")
+    mods = set(subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30,
+                              check=True).stderr.decode().split())
+    assert "pyrunc.process.child" in mods  # the warm-up ran
+    # Stats' 25 Metrics messages are built on the first Stats (or REGISTRY), not before the first Create
+    code = "from pyrunc.shim import api, daemon; daemon._warm_up(); print('V1Metrics' in vars(api)," \
+           " api.V1Metrics.NAME, api.V2Metrics.NAME in api.REGISTRY)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30, check=True).stdout.split()
+    assert out == [b"False", b"io.containerd.cgroups.v1.Metrics", b"True"]
+    for heavy in ("threading", "functools", "collections", "_weakrefset", "_queue",
+                  "pyrunc.shim.cleanup"):
         assert heavy not in mods, heavy
 
 

@@ -285,6 +285,69 @@ def _shutdown_keeps_serving(tmp_path):
         assert [t for t, _ in fake.got] == ["/tasks/create", "/tasks/exit", "/tasks/delete"]
 
 
+def test_publish_leaves_the_encoding_to_the_publisher_thread(tmp_path, monkeypatch):
+    """publish() runs under a container's lock, on the paths of Create, Start, Delete and of the exit that Wait
+    answers: it only queues the event (and its time); the publisher thread encodes it."""
+    import _thread
+
+    fake = FakeContainerd(str(tmp_path / "containerd.ttrpc"))
+    encoded_on = []
+    encode = api.ForwardRequest.encode
+    monkeypatch.setattr(api.ForwardRequest, "encode",
+                        lambda self: encoded_on.append(_thread.get_ident()) or encode(self))
+    pub = events.Publisher(str(tmp_path / "containerd.ttrpc"), "ns1", Logger(path=str(tmp_path / "log")))
+    try:
+        pub.publish("/tasks/exit", api.TaskExit(container_id="c1", exit_status=3))
+        fake.wait_for(lambda got: got)
+        assert encoded_on and _thread.get_ident() not in encoded_on
+        assert fake.got[0][1] == api.TaskExit(container_id="c1", exit_status=3)
+    finally:
+        pub.close(5)
+        fake.server.shutdown()
+
+
+def test_delete_keeps_the_options_file_while_the_rootfs_stays_mounted(tmp_path):
+    """The options file's absence tells `delete` (the launcher's shell part, cleanup.py) that nothing is left to
+    clean up: a Delete whose unmount failed keeps it, so that the cleanup after the shim tries again."""
+    run_isolated(_options_file_kept, tmp_path)
+
+
+def _options_file_kept(tmp_path):
+    from pyrunc.shim import mounts
+
+    with _shim(tmp_path) as (svc, call, fake, bundle, stopped):
+        options = os.path.join(bundle, "pyrunc-shim.json")
+        call("Create", id="c4", bundle=bundle)
+        assert os.path.exists(options)
+        svc.tasks["c4"].mounted = True
+        mounts.unmount = lambda target, lx=None: False  # this forked test child only: a mount that stays
+        call("Delete", id="c4")
+        assert os.path.exists(options)
+        call("Create", id="c5", bundle=bundle)
+        svc.tasks["c5"].mounted = True
+        mounts.unmount = lambda target, lx=None: True
+        call("Delete", id="c5")
+        assert not os.path.exists(options)
+
+
+def test_unmount_reports_a_mount_left_behind(monkeypatch):
+    from pyrunc.errors import SysError
+    from pyrunc.shim import mounts
+
+    class Lx:
+        calls = 0
+
+        def umount2(self, target, flags):
+            self.calls += 1
+            if self.calls == 2:
+                raise SysError("umount2", target, 16)
+
+    monkeypatch.setattr(mounts, "mounted", lambda target: 3)
+    assert mounts.unmount("/x", Lx()) is False
+    monkeypatch.setattr(mounts, "mounted", lambda target: 0)
+    assert mounts.unmount("/x", Lx()) is True
+
+
 def test_runtime_options(tmp_path):
     assert service.parse_options(None)["root"] == ""
     runc = api.RuncOptions(root="/r", systemd_cgroup=True, no_pivot_root=True, io_uid=1000, io_gid=1001)
