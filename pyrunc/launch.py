@@ -117,5 +117,3 @@ def add_flag(script):
                 os.unlink(tmp)
             except OSError:
                 pass
-def need_site():
-    """placeholder: helper hot implements it"""
