@@ -6,8 +6,8 @@ module does exactly that with posix (no os, no cgroup manager: pyrunc/launch.py)
 lifecycle.Runtime.delete: a container that is not stopped, a cgroup that is busy or not empty (the manager waits,
 retries for 3 s and names it), the systemd driver's unit, an Intel RDT group, a rootfs without its own mount
 namespace to detach, a container without its own pid namespace (whose processes outlive the init: they are
-killed, wherever they are in its cgroups), poststop hooks, a dead create's leftovers.  A first rmdir that fails changes nothing the full
-path would not do itself: it sees the dirs already gone as removed.
+killed, wherever they are in its cgroups), poststop hooks, a dead create's leftovers.  A first rmdir that fails
+changes nothing the full path would not do itself: it sees the dirs already gone as removed.
 """
 
 import posix

@@ -25,8 +25,11 @@ def mount_all(mounts, target, lx=None):
 
 
 def mounted(target):
+    """How many mounts are stacked on target (mountinfo escapes a space or a backslash in a path as \\ooo)."""
+    from ..mountinfo import unescape
+
     with open("/proc/self/mountinfo") as f:
-        return sum(1 for line in f if line.split()[4] == target)
+        return sum(1 for line in f if unescape(line.split()[4]) == target)
 
 
 def unmount(target, lx=None):

@@ -360,3 +360,21 @@ def test_runtime_options(tmp_path):
     toml.write_text('rooot = "/x"\n')
     with pytest.raises(ttrpc.Error, match="unknown or mistyped key 'rooot'"):
         service.parse_options(wire.pack(api.RuntimeOptions(config_path=str(toml))))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+def test_unmount_finds_a_rootfs_whose_path_mountinfo_escapes(tmp_path):
+    """mountinfo writes a space in a mount point as \\040: a bundle path with one is still found and detached."""
+    from pyrunc.linux import real as lx
+    from pyrunc.shim import mounts
+
+    target = tmp_path / "my bundle" / "rootfs"
+    target.mkdir(parents=True)
+    lx.mount("tmpfs", str(target), "tmpfs", 0, None)
+    try:
+        assert mounts.mounted(str(target)) == 1
+        assert mounts.unmount(str(target)) is True
+        assert mounts.mounted(str(target)) == 0
+    finally:
+        while os.path.ismount(target):
+            lx.umount2(str(target), mounts.MNT_DETACH)
