@@ -3,14 +3,14 @@
     python3 bench/waterfall.py [--pyrunc PATH] [--runc PATH] [-n 7] [--markdown] [--json FILE]
 
 1. Untraced: n interleaved `create` + `delete -f` of a busybox `sleep` container with pyrunc and runc; medians.
-2. Traced: `strace -f -ttt -T` of one pyrunc create.  strace follows the container's init, which waits on
-   exec.fifo and never exits, so we watch the trace for the exit of the pyrunc process, then `delete -f`.
-   Phase boundaries are the first of each recognizable syscall (MARKERS below): execve; the first look-up of the
-   pyrunc package; the open of config.json; the mkdir of the state dir; the first cgroup mkdir; the stub's
-   memfd_create; the first fork (clone); the first cgroup.procs open; a child's unshare; the first mount;
-   execveat of the stub; the state.json write; exit_group.  A phase runs from its marker to the next one in time, whatever the
-   order.  "blocked" is the time the pyrunc process itself spent in syscalls of >= 0.5 ms (waiting on its children,
-   the first cgroup.procs write, ...).
+2. Traced: `strace -f -ttt -T` of one pyrunc create.  strace follows the container's init, which waits on exec.fifo
+   and never exits, so we watch the trace for the exit of the pyrunc process, then `delete -f`.  Phase boundaries are
+   the first of each recognizable syscall (MARKERS below): execve; the first look-up of the pyrunc package; the open
+   of config.json; the mkdir of the state dir; the first cgroup mkdir; the stub's memfd_create; the first fork
+   (clone); the first cgroup.procs open; a child's unshare; the first mount; execveat of the stub; the state.json
+   write; exit_group.  A phase runs from its marker to the next one in time, whatever the order.  "blocked" is the
+   time the pyrunc process itself spent in syscalls of >= 0.5 ms (waiting on its children, the first cgroup.procs
+   write, ...).
 3. `python -X importtime` of one create: the import share, before and after the first pyrunc module.
 
 strace slows every syscall (here about 2-4x overall), most of all in syscall-heavy phases (imports stat many

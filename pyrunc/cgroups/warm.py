@@ -7,11 +7,11 @@ on every create, in the middle of its init protocol; pyrunc paid it the same way
 
 start() writes our own pid into the cgroup2 cgroup we are already in, in a thread: a migration to where we are,
 which changes nothing but takes (and so readies) that lock, while the main thread imports, reads the config and
-plans.  The create and run verbs start it first thing, before they import the library.  The container's cgroup
-steps come last before the fork: a cgroup mkdir takes cgroup_mutex, which the waiting write holds all along.  wait() joins it before the first fork, so that no thread of ours is running when
-the init protocol forks.  It never moves a process and never touches a cgroup other than the one we are in; any
-error (no cgroup2, no permission, a cgroup that refuses processes) is ignored: the real write then pays the wait,
-as without it.
+plans.  The create and run verbs start it first thing, before they import the library.  The container's cgroup steps
+come last before the fork: a cgroup mkdir takes cgroup_mutex, which the waiting write holds all along.  wait() joins
+it before the first fork, so that no thread of ours is running when the init protocol forks.  It never moves a
+process and never touches a cgroup other than the one we are in; any error (no cgroup2, no permission, a cgroup that
+refuses processes) is ignored: the real write then pays the wait, as without it.
 
 The lock stays ready only for about one more grace period after its last writer (kernel/rcu/sync.c: GP_EXIT, then
 GP_IDLE): measured here, a write 15 ms after the previous one is fast, one 20 ms after it pays the whole wait
