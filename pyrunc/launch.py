@@ -20,7 +20,8 @@ container, so the script starts as close to `python -I -S` as it can:
   dispatch before the verb and before click; the shim where it needs it), which builds the sys.path site.main()
   would: the venv, the user site, site-packages, and the path lines of .pth files.  What site would also run is
   skipped: the import lines of .pth files (setuptools' _distutils_hack...) and sitecustomize/usercustomize, 2-3 ms
-  in a plain venv and tens of ms where a .pth imports packages, that pyrunc never needs.
+  in a plain venv and tens of ms where a .pth imports packages, that pyrunc never needs.  In a venv that leaves
+  the system's packages out, the short sys.path already holds the one directory site would add: nothing to build.
 - A safety net: the script puts a finder last on sys.meta_path (Missing, which keeps the interpreter's own
   sys.path for need_site()).  A top-level module that nothing on the short sys.path has (cffi's `_cffi_backend`
   from a startContainer hook, say) calls need_site() through find_missing() and is looked for again, so a path
@@ -38,27 +39,63 @@ BINPRM_BUF = 255  # the kernel reads this much of a #! line (BINPRM_BUF_SIZE, 25
 def need_site():
     """Build the sys.path that site.main() would (without running .pth import lines or sitecustomize), if the
     script started on the short path and nobody did so yet.  Idempotent and cheap once done; True if it did it.
-    Call it before importing anything from outside the standard library and pyrunc (cffi, click, jsonschema...)."""
+    Call it before importing anything from outside the standard library and pyrunc (cffi, click, jsonschema...).
+    In a venv that leaves the system's packages out (the usual install), the short path already is site's but for
+    the path lines of .pth files, which the Missing finder still covers: nothing to build then (~1 ms)."""
+    finder = _missing()
+    if finder is None or _venv_site() in sys.path:
+        return False
+    return _build(finder)
+
+
+def _missing():
+    """The script's Missing finder (it holds the interpreter's own sys.path), or None: site ran (the slow path),
+    or pyrunc was not started by bin/pyrunc, and the caller set sys.path up."""
     for finder in sys.meta_path:
-        base = getattr(finder, "pyrunc_sys_path", None)  # the script's Missing: the interpreter's own sys.path
-        if base is not None:
-            break
-    else:
-        return False  # site ran (the slow path), or not started by bin/pyrunc: the caller set sys.path up
+        if getattr(finder, "pyrunc_sys_path", None) is not None:
+            return finder
+    return None
+
+
+def _build(finder):
     sys.meta_path.remove(finder)
     here = __file__.rpartition("/")[0].rpartition("/")[0]  # the sys.path entry the script found pyrunc in
-    sys.path[:] = base
+    sys.path[:] = finder.pyrunc_sys_path
     site_main()
     if here not in sys.path:  # `--prefix P` without PYTHONPATH: site never looks there, pyrunc's deps may be there
         sys.path.append(here)
     return True
 
 
-def find_missing(name, path=None, target=None):
-    """The script's Missing finder, last on sys.meta_path: a top-level module nothing found makes need_site()
-    build site's sys.path, and is looked for once more."""
-    if path is not None or not need_site():
+def _venv_site():
+    """The one directory site.main() adds (site.venv, then getsitepackages) when this interpreter runs in a venv
+    whose pyvenv.cfg says include-system-site-packages = false (no user site either), else None."""
+    bindir = sys.executable.rpartition("/")[0]
+    prefix = bindir.rpartition("/")[0]
+    if sys.platlibdir != "lib":  # site adds lib64 and lib there: not the simple case
         return None
+    for d in bindir, prefix:
+        try:
+            with open(d + "/pyvenv.cfg", encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, eq, value = line.partition("=")
+            if eq and key.strip().lower() == "include-system-site-packages":
+                if value.strip().lower() == "false":
+                    return "%s/lib/python%d.%d/site-packages" % (prefix, *sys.version_info[:2])
+        return None  # site's default: the system's packages too
+    return None
+
+
+def find_missing(name, path=None, target=None):
+    """The script's Missing finder, last on sys.meta_path: a top-level module nothing found makes it build site's
+    sys.path, and is looked for once more."""
+    finder = None if path is not None else _missing()
+    if finder is None:
+        return None
+    _build(finder)
     from importlib.machinery import PathFinder
 
     return PathFinder.find_spec(name, None, target)

@@ -83,3 +83,41 @@ before = sys.path[:]
 print(launch.need_site(), sys.path == before, "site" in sys.modules)
 """, tmp_path)
     assert rc == 0 and out == "False True False\n", err
+
+
+def _venv_site_packages(python):
+    return subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+
+
+def test_plain_venv_needs_no_site(tmp_path):
+    """The usual install: the script found pyrunc in its venv's site-packages, which is all site would add (the
+    venv leaves the system's packages out): need_site() builds nothing, and third-party modules are found there."""
+    here = _venv_site_packages(sys.executable)
+    rc, out, err = _run(SHORT + f"""
+sys.path.append({here!r})  # the script's guess: <bin>/../lib/pythonX.Y/site-packages
+assert launch.need_site() is False and "site" not in sys.modules
+import click
+assert click.__file__.startswith({here!r}) and "site" not in sys.modules
+print("ok")
+""", tmp_path)
+    assert rc == 0 and out == "ok\n", err
+
+
+def test_venv_with_system_site_packages_builds_sites_path(tmp_path):
+    """A venv that includes the system's packages (and the user site): site adds more than the venv's own dir, in
+    its own order, so need_site() builds it."""
+    venv = tmp_path / "v"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    python = str(venv / "bin" / "python")
+    here = _venv_site_packages(python)
+    code = SHORT + f"""
+sys.path.append({here!r})
+assert launch.need_site() is True and "site" in sys.modules
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    p = subprocess.run([python, "-SP", "-c", code], capture_output=True, text=True, timeout=60, env=env,
+                       cwd=str(tmp_path))
+    assert p.returncode == 0 and p.stdout == "ok\n", p.stderr
