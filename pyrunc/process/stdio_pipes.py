@@ -21,15 +21,6 @@ import os
 BUF = 65536
 
 
-def has_userns(cfg):
-    """True if the config (a dict, as read from config.json) asks for a user namespace (new or joined); a malformed
-    one is create's to report."""
-    try:
-        return any(ns.get("type") == "user" for ns in (cfg.get("linux") or {}).get("namespaces") or ())
-    except AttributeError:
-        return False
-
-
 class Pipes:
     """theirs: the container's (stdin, stdout, stderr); ours: the other ends, which copy() serves."""
 
