@@ -4,8 +4,8 @@ Messages are lowercase, carry no trailing period and name the thing that failed 
 callers show them to users verbatim (containerd shows the last error line of the log) and some match on them
 (see ../shared/CALLERS.md: "container does not exist", "container not running", ...).
 
-The Logger lives here (pyrunc/log.py re-exports it): every call loads this module anyway, and each module more costs
-~0.1 ms of the start-up of the hot verbs (pyrunc/launch.py).  Logs are an interface: logrus-style lines that
+The Logger lives here: every call loads this module anyway, and each module more costs ~0.1 ms of the start-up
+of the hot verbs (pyrunc/launch.py).  Logs are an interface: logrus-style lines that
 containerd and humans read.
 
 text: time="2026-01-02T03:04:05Z" level=error msg="..."

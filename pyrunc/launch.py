@@ -36,6 +36,7 @@ FLAGS = b"-SP"  # no site (see above); -P: the script's directory (bin/) is not 
 # can shadow a module (the kernel passes one argument after the interpreter: both flags in one word)
 BINPRM_BUF = 255  # the kernel reads this much of a #! line (BINPRM_BUF_SIZE, 256 with the NUL): no longer
 
+
 def need_site():
     """Build the sys.path that site.main() would (without running .pth import lines or sitecustomize), if the
     script started on the short path and nobody did so yet.  Idempotent and cheap once done; True if it did it.

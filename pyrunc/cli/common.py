@@ -1,7 +1,7 @@
-"""Small helpers shared by verb modules (one_id, out and dump live in main.py, which every verb has loaded)."""
+"""Small helpers shared by the verb modules that need the library (one_id, out and dump live in main.py, which
+every verb has loaded)."""
 
 from ..errors import PyruncError, UsageError
-from .main import dump, one_id, out  # noqa: F401: verb modules import them from here too
 
 
 def runtime(g, log, create=False):

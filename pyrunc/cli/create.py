@@ -1,7 +1,8 @@
 """pyrunc create [--bundle B] [--pid-file P] ... ID: set up the container; its init waits for `start`."""
 
 from ..errors import PyruncError
-from .common import failed, one_id, runtime
+from .common import failed, runtime
+from .main import one_id
 
 
 def run(g, o, log):

@@ -8,7 +8,7 @@ def run(g, o, log):
     from ..container.state import Store
 
     cid = one_id(o, "delete")
-    if not quick(Store(g.root), log, cid, o.force):  # a stopped container, a few rmdirs: no lifecycle, no cgroup manager
+    if not quick(Store(g.root), log, cid, o.force):  # stopped, a few rmdirs: no lifecycle, no cgroup manager
         from .common import runtime
 
         runtime(g, log).delete(cid, force=o.force)

@@ -4,7 +4,7 @@
 container stops.  Lines are flushed one by one (a caller reads them as a stream).
 """
 
-from .common import dump, one_id, out
+from .main import dump, one_id, out
 
 
 def run(g, o, log):

@@ -1,6 +1,6 @@
 """pyrunc pause ID: freeze every process of a running (or created) container (v1 freezer / v2 cgroup.freeze)."""
 
-from .common import one_id
+from .main import one_id
 
 
 def run(g, o, log):

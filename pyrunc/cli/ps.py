@@ -5,7 +5,7 @@ filtered to the lines whose PID column is one of the container's pids, header ke
 """
 
 from ..errors import PyruncError
-from .common import dump, one_id, out
+from .main import dump, one_id, out
 
 
 def run(g, o, log):

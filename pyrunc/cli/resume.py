@@ -1,6 +1,6 @@
 """pyrunc resume ID: thaw a paused container."""
 
-from .common import one_id
+from .main import one_id
 
 
 def run(g, o, log):

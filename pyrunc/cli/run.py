@@ -6,7 +6,8 @@ import _signal as signal  # the C module: `signal` imports enum (README, Speed)
 import os
 
 from ..errors import PyruncError, UsageError
-from .common import failed, one_id, runtime
+from .common import failed, runtime
+from .main import one_id
 
 # runc forwards every signal but SIGCHLD (it reaps), SIGWINCH (it resizes the terminal) and SIGURG (the Go
 # runtime's own); SIGKILL and SIGSTOP cannot be caught.  The real-time signals are forwarded too: SIGRTMIN+3 is

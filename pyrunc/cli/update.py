@@ -3,7 +3,7 @@
 With --resources, every other flag is ignored (as in runc); the JSON is a LinuxResources object.
 """
 
-from .common import one_id
+from .main import one_id
 
 
 def run(g, o, log):

@@ -34,7 +34,7 @@ def delete(flags):
         need_site()  # the library may load the C helper (cffi)
         from ..container.lifecycle import Runtime
         from ..errors import PyruncError
-        from ..log import Logger
+        from ..errors import Logger
 
         rt = Runtime(root, Logger())
         try:

@@ -15,7 +15,7 @@ import os
 
 def run(flags, bundle, address):
     from ..linux import PR_SET_CHILD_SUBREAPER, real
-    from ..log import Logger
+    from ..errors import Logger
     from . import events, reaper, service, stdio, ttrpc
 
     log = Logger(debug=flags["debug"])  # fd 2: the bundle's log fifo, non-blocking, lines dropped on EAGAIN

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from pyrunc.log import Logger
+from pyrunc.errors import Logger
 from pyrunc.process import waiter
 from pyrunc.shim import api, events, reaper, service, stdio, ttrpc, wire
 from tests.conftest import require

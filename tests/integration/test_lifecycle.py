@@ -568,7 +568,7 @@ def test_kill_signal_zero_checks_the_container_like_runc(pyrunc, bundle, runc):
 SLOW_STAGE_A = """
 import os, sys, time
 from pyrunc.container.lifecycle import Runtime
-from pyrunc.log import Logger
+from pyrunc.errors import Logger
 
 top = os.getpid()
 real_fork = os.fork
@@ -607,7 +607,7 @@ def test_create_when_stage_a_is_slow_after_forking_stage_b(pyrunc, bundle):
 RACING_DELETE = """
 import subprocess, sys
 from pyrunc.container import lifecycle
-from pyrunc.log import Logger
+from pyrunc.errors import Logger
 
 root, cid, bundle, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 real_wait = lifecycle._wait_empty

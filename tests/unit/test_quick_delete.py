@@ -10,7 +10,7 @@ import pytest
 from pyrunc.container.delete import quick
 from pyrunc.container.state import Store
 from pyrunc.errors import UsageError
-from pyrunc.log import Logger
+from pyrunc.errors import Logger
 
 MOUNT_NS = {"linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}}
 

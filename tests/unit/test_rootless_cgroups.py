@@ -14,7 +14,7 @@ from pyrunc import procfs
 from pyrunc.cli import common
 from pyrunc.container.lifecycle import Runtime
 from pyrunc.errors import PyruncError, UsageError
-from pyrunc.log import Logger
+from pyrunc.errors import Logger
 from tests.unit.test_cgroups_fake import build_v1, build_v2, fake, fake_kernel, own, read  # noqa: F401: fixtures
 
 

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from pyrunc.log import Logger
+from pyrunc.errors import Logger
 from pyrunc.shim import api, events, reaper, service, stdio, ttrpc, wire
 
 TIMEOUT = 20
