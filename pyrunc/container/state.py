@@ -51,6 +51,11 @@ def abspath(path):
     return lead + "/".join(parts)
 
 
+def _join(root, cid):
+    """root/cid, root being absolute and normalized (Store's): os.path.join's result for these, without os."""
+    return f"{root}/{cid}" if root != "/" else "/" + cid
+
+
 def valid_id(cid):
     """[A-Za-z0-9_+.-]{1,1024}, not . or .. (a set check: `re` alone costs milliseconds at start-up)."""
     return 0 < len(cid) <= MAX_ID and cid not in (".", "..") and _ID_CHARS.issuperset(cid)
@@ -81,7 +86,7 @@ class Container:
     def __init__(self, root, cid, doc):
         self.root = root
         self.id = cid
-        self.dir = f"{root}/{cid}" if root != "/" else "/" + cid
+        self.dir = _join(root, cid)
         self.doc = doc
 
     @property
@@ -175,8 +180,7 @@ class Store:
         self.root = abspath(root)
 
     def path(self, cid):
-        cid = check_id(cid)
-        return f"{self.root}/{cid}" if self.root != "/" else "/" + cid
+        return _join(self.root, check_id(cid))
 
     def load(self, cid):
         d = self.path(cid)

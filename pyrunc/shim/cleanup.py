@@ -33,8 +33,7 @@ def delete(flags):
 
         need_site()  # the library may load the C helper (cffi)
         from ..container.lifecycle import Runtime
-        from ..errors import PyruncError
-        from ..errors import Logger
+        from ..errors import Logger, PyruncError
 
         rt = Runtime(root, Logger())
         try:

@@ -96,7 +96,7 @@ def _warm_up():
     Create), with the C helper loaded, while containerd is still reading `start`'s answer and dialling us, and
     before gc.freeze().  The exec path (container.execute) waits for the first Exec."""
     try:
-        from ..cgroups import manager, planner  # noqa: F401: warm-up, imported for the load only
+        from ..cgroups import manager, v1, v2  # noqa: F401: warm-up, imported for the load only
         from ..container import lifecycle, procsetup  # noqa: F401: warm-up, imported for the load only
         from ..linux import real
         from ..process import child, plan  # noqa: F401: warm-up, imported for the load only
