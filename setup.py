@@ -1,4 +1,4 @@
-"""Build glue that setup.cfg cannot express: the cffi module and the static pyrunc-init exec stub."""
+"""Build glue that setup.cfg cannot express: the cffi module, the static pyrunc-init exec stub, the code cache."""
 
 import os
 import subprocess
@@ -10,7 +10,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class BuildWithInit(build_ext):
-    """build_ext plus csrc/pyrunc_init.c -> pyrunc/pyrunc-init (a static executable, see that file for why)."""
+    """build_ext plus csrc/pyrunc_init.c -> pyrunc/pyrunc-init (a static executable, see that file for why), and
+    the empty pyrunc/_code.cache of a wheel."""
 
     def run(self):
         super().run()
@@ -22,6 +23,9 @@ class BuildWithInit(build_ext):
         for dest in dests:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             subprocess.check_call([cc, "-static", "-Os", "-s", "-Wall", "-o", dest, src])
+        if not self.inplace:  # the code cache, empty: the script's first run fills it (pyrunc.CodeCache); an
+            # editable (in-place) build has none, so its modules always come from the source tree
+            open(os.path.join(self.build_lib, "pyrunc", "_code.cache"), "wb").close()
 
 
 setup(cffi_modules=["csrc/build_helper.py:ffibuilder", "csrc/build_seccomp.py:ffibuilder"], cmdclass={"build_ext": BuildWithInit})

@@ -123,7 +123,8 @@ def add_flag(script):
     calls this for its next runs.  Only a file that its owner runs and whose first line is exactly what pip wrote
     for this Python; anything else (a read-only install, another owner, a distribution's own #! line, a line the
     flag would make too long for the kernel, a rename racing us) is left as it is: the script still works, with
-    site."""
+    site.  Once the flag is there, this first run also fills the code cache that the next runs load pyrunc's
+    modules from (build_code_cache)."""
     import os
 
     tmp = None
@@ -146,8 +147,75 @@ def add_flag(script):
             os.close(fd)
         os.rename(tmp, path)
         tmp = None
-        return True
     except OSError:
+        return False
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    build_code_cache(os.path.dirname(os.path.abspath(__file__)))  # what the next runs load (pyrunc.CodeCache)
+    return True
+
+
+def build_code_cache(pkgdir):
+    """Fill `pkgdir`/_code.cache (pyrunc.CodeCache) with the code of every module of the package: from the .pyc
+    file pip wrote where it matches its source (as importlib checks it: the bytecode magic, the source's mtime and
+    size), else compiled from the source.  Only a file the wheel installed (setup.py ships it empty: pip's RECORD
+    lists it, so an uninstall removes it) and that belongs to us, replaced by an atomic rename; an editable
+    install has none.  True if it wrote the cache."""
+    import marshal
+    import os
+    from importlib.util import MAGIC_NUMBER, cache_from_source
+
+    from . import CODE_CACHE, CODE_CACHE_MAGIC
+
+    dest = os.path.join(pkgdir, CODE_CACHE)
+    tmp = None
+    try:
+        st = os.stat(dest)
+        if st.st_uid != os.geteuid():
+            return False
+        root = os.path.dirname(pkgdir) + "/"
+        index, chunks, offset = {}, [], 0
+        for dirpath, dirnames, filenames in os.walk(pkgdir):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for fn in sorted(f for f in filenames if f.endswith(".py")):
+                src = os.path.join(dirpath, fn)
+                name = src[len(root):-3].replace("/", ".")
+                if fn == "__init__.py":
+                    name = name.rpartition(".")[0]
+                src_st = os.stat(src)
+                mtime, size = int(src_st.st_mtime) & 0xFFFFFFFF, src_st.st_size & 0xFFFFFFFF
+                code = None
+                try:
+                    with open(cache_from_source(src), "rb") as f:
+                        data = f.read()
+                    if data[:16] == MAGIC_NUMBER + bytes(4) + mtime.to_bytes(4, "little") + size.to_bytes(4, "little"):
+                        code = data[16:]
+                        if marshal.loads(code).co_filename != src:  # compiled elsewhere (a staged install)
+                            code = None
+                except (OSError, ValueError, EOFError):
+                    pass
+                if code is None:
+                    with open(src, "rb") as f:
+                        code = marshal.dumps(compile(f.read(), src, "exec", dont_inherit=True))
+                index[name] = (src[len(root):], fn == "__init__.py", mtime, size, offset, len(code))
+                chunks.append(code)
+                offset += len(code)
+        head = marshal.dumps(index)
+        tmp = f"{dest}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with open(fd, "wb") as f:
+            f.write(CODE_CACHE_MAGIC + len(head).to_bytes(4, "little") + head)
+            for code in chunks:
+                f.write(code)
+            os.fchmod(fd, st.st_mode & 0o7777)
+        os.rename(tmp, dest)
+        tmp = None
+        return True
+    except (OSError, SyntaxError, ValueError):
         return False
     finally:
         if tmp is not None:

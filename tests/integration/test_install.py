@@ -280,3 +280,37 @@ def test_container_lifecycle_through_the_installed_script(wheel, tmp_path, bundl
         assert not os.path.exists(os.path.join(root, cid))
     finally:
         subprocess.run([pyrunc, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60, env=env)
+
+
+def test_code_cache_of_an_installed_pyrunc(wheel, tmp_path):
+    """The wheel installs pyrunc/_code.cache empty; the first run fills it (launch.build_code_cache) and the next
+    runs load pyrunc's modules from it (pyrunc.CodeCache), except one whose installed source was edited since,
+    which comes from its source as it would without the cache.  pip's uninstall removes the cache with the rest."""
+    python, site = _venv(tmp_path / "venv")
+    _pip(python, wheel)
+    cache = site / "pyrunc" / "_code.cache"
+    assert cache.read_bytes() == b"", "the wheel ships it empty"
+    pyrunc, env = str(tmp_path / "venv" / "bin" / "pyrunc"), _marked_env(tmp_path)
+    rc, out, err = _run(pyrunc, "--version", env=env)  # the first run: -SP, and the cache
+    assert rc == 0, err
+    assert cache.stat().st_size > 100000 and cache.stat().st_mode & 0o7777 == 0o644
+
+    def loaders():
+        rc, out, err = _run(pyrunc, "--root", str(tmp_path / "root"), "state", "nope",
+                            env={**env, "PYTHONVERBOSE": "1"})
+        assert rc == 1 and "container does not exist" in err, err
+        # -v: "import 'pyrunc.cli.state' # <class 'pyrunc.CodeCache'>"
+        return {line.split("'")[1]: line.rpartition("# ")[2] for line in err.splitlines()
+                if line.startswith("import 'pyrunc")}
+
+    got = loaders()
+    assert {"pyrunc.cli.main", "pyrunc.cli.state", "pyrunc.container.state"} <= got.keys(), got
+    assert all(v == "<class 'pyrunc.CodeCache'>" for k, v in got.items() if k != "pyrunc"), got
+    state_py = site / "pyrunc" / "cli" / "state.py"
+    state_py.write_text(state_py.read_text() + "\nimport sys\nsys.stderr.write('edited state.py ran\\n')\n")
+    rc, out, err = _run(pyrunc, "--root", str(tmp_path / "root"), "state", "nope", env=env)
+    assert rc == 1 and "edited state.py ran" in err, err
+    assert loaders()["pyrunc.cli.state"].startswith("<_frozen_importlib_external.SourceFileLoader")
+    subprocess.run([sys.executable, "-m", "pip", "--python", python, "uninstall", "-q", "-y", "pyrunc"],
+                   check=True, capture_output=True, timeout=120)
+    assert not (site / "pyrunc").exists(), sorted(os.listdir(site / "pyrunc"))

@@ -1,0 +1,118 @@
+"""The code cache (pyrunc.CodeCache, pyrunc.launch.build_code_cache): one file that an installed pyrunc loads its
+modules from.  It must answer exactly as the .pyc files would: a module whose source changed comes from the source.
+A throwaway package stands in for pyrunc; each check runs in a fresh interpreter (the finder is process-wide)."""
+
+import ast
+import os
+import py_compile
+import subprocess
+import sys
+
+import pytest
+
+from pyrunc import CODE_CACHE, launch
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def pkg(tmp_path):
+    """tmp/site/fakepkg: a package, a subpackage, a module with a pip-style .pyc and one without, and the empty
+    cache file a wheel installs."""
+    root = tmp_path / "site" / "fakepkg"
+    (root / "sub").mkdir(parents=True)
+    (root / "__init__.py").write_text("WHO = 'pkg'\n")
+    (root / "sub" / "__init__.py").write_text("")
+    (root / "sub" / "mod.py").write_text("VALUE = 'from source'\n")
+    (root / "plain.py").write_text("VALUE = 'plain'\n")
+    py_compile.compile(str(root / "sub" / "mod.py"), doraise=True)  # pip compiles at install; plain.py has none
+    (root / CODE_CACHE).write_bytes(b"")
+    return root
+
+
+def _in_fresh_python(pkgdir, code):
+    """Run code after use_code_cache(pkgdir) in a new interpreter; its stdout, stripped."""
+    prog = ("import sys; sys.path[:0] = [%r, %r]; import pyrunc; used = pyrunc.use_code_cache(%r)\n%s"
+            % (REPO, os.path.dirname(pkgdir), str(pkgdir), code))
+    p = subprocess.run([sys.executable, "-S", "-B", "-c", prog], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def _loaders(pkgdir, *names):
+    code = ("import importlib\nfor n in %r:\n    m = importlib.import_module(n)\n"
+            "    print(n, getattr(m.__spec__.loader, '__name__', type(m.__spec__.loader).__name__), m.__file__)"
+            % (names,))
+    return dict((line.split(" ", 1)[0], line.split(" ", 1)[1]) for line in _in_fresh_python(pkgdir, code).splitlines())
+
+
+def test_modules_come_from_the_cache_with_their_own_file(pkg):
+    assert launch.build_code_cache(str(pkg))
+    got = _loaders(pkg, "fakepkg", "fakepkg.sub.mod", "fakepkg.plain")
+    assert got == {"fakepkg": f"CodeCache {pkg}/__init__.py", "fakepkg.sub.mod": f"CodeCache {pkg}/sub/mod.py",
+                   "fakepkg.plain": f"CodeCache {pkg}/plain.py"}
+    assert _in_fresh_python(pkg, "import fakepkg.sub.mod as m, fakepkg.plain as p; print(m.VALUE, p.VALUE)") == \
+        "from source plain"
+    assert sorted(os.listdir(pkg)) == sorted([CODE_CACHE, "__init__.py", "plain.py", "sub"]), "no temp file"
+
+
+def test_a_changed_source_is_read_from_the_source(pkg):
+    """The .pyc rule: the source's mtime and size are checked at every import."""
+    assert launch.build_code_cache(str(pkg))
+    (pkg / "sub" / "mod.py").write_text("VALUE = 'edited after the cache was made'\n")
+    assert _in_fresh_python(pkg, "import fakepkg.sub.mod as m; print(m.VALUE)") == "edited after the cache was made"
+    (pkg / "new.py").write_text("VALUE = 'new'\n")  # not in the cache: the package's path still finds it
+    assert _in_fresh_python(pkg, "import fakepkg.new as m; print(m.VALUE)") == "new"
+    os.utime(pkg / "plain.py", (1, 1))  # same size, other mtime
+    assert _loaders(pkg, "fakepkg.plain")["fakepkg.plain"].startswith("SourceFileLoader ")
+
+
+def test_pip_pyc_is_used_only_where_it_matches_its_source(pkg):
+    """A .pyc whose header records the source's mtime and size is taken as is (pip's, from the install); one
+    that does not is ignored and the source compiled."""
+    mod = pkg / "sub" / "mod.py"
+    pyc = pkg / "sub" / "__pycache__" / f"mod.{sys.implementation.cache_tag}.pyc"
+    st = os.stat(mod)
+    other = pkg.parent / "other.py"  # outside the package
+    other.write_text("VALUE = 'from the pyc!'\n")
+    py_compile.compile(str(other), cfile=str(pyc), dfile=str(mod), doraise=True)
+    data = pyc.read_bytes()  # its header made to record mod.py's mtime and size, as pip's would
+    pyc.write_bytes(data[:8] + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") +
+                    (st.st_size & 0xFFFFFFFF).to_bytes(4, "little") + data[16:])
+    assert launch.build_code_cache(str(pkg))
+    assert _in_fresh_python(pkg, "import fakepkg.sub.mod as m; print(m.VALUE)") == "from the pyc!"
+    pyc.write_bytes(data[:8] + b"\0\0\0\0" + data[12:])  # a header that does not match: compiled from the source
+    assert launch.build_code_cache(str(pkg))
+    assert _in_fresh_python(pkg, "import fakepkg.sub.mod as m; print(m.VALUE)") == "from source"
+
+
+def test_no_cache_file_none_built_and_none_used(pkg):
+    (pkg / CODE_CACHE).unlink()
+    assert not launch.build_code_cache(str(pkg)), "only the file the wheel installed is filled"
+    assert CODE_CACHE not in os.listdir(pkg)
+    assert _in_fresh_python(pkg, "print(used)") == "False"
+
+
+def test_empty_or_foreign_file_is_not_used(pkg):
+    assert _in_fresh_python(pkg, "print(used, pyrunc.CodeCache in sys.meta_path)") == "False False"
+    (pkg / CODE_CACHE).write_bytes(b"pyrunc\0\1" + b"\0\0\0\0" + b"\4\0\0\0garbage")  # another Python's magic
+    assert _in_fresh_python(pkg, "print(used, pyrunc.CodeCache in sys.meta_path)") == "False False"
+
+
+def test_someone_elses_file_is_left_alone(pkg):
+    os.chown(pkg / CODE_CACHE, 65534, 65534)
+    assert not launch.build_code_cache(str(pkg))
+    assert (pkg / CODE_CACHE).read_bytes() == b""
+
+
+def test_no_descriptor_stays_open(pkg):
+    """Nothing of the cache's may reach a container: the caller picks the fds 3.. that it keeps (--preserve-fds,
+    LISTEN_FDS), so pyrunc holds none open between imports."""
+    assert launch.build_code_cache(str(pkg))
+    code = ("import os, fakepkg.sub.mod, fakepkg.plain\n"
+            "print(type(fakepkg.plain.__spec__.loader).__name__ if not isinstance(fakepkg.plain.__spec__.loader, type)"
+            " else fakepkg.plain.__spec__.loader.__name__)\n"
+            "fds = []\nfor f in os.listdir('/proc/self/fd'):\n    try:\n        fds.append(os.readlink('/proc/self/fd/' + f))\n"
+            "    except OSError:  # listdir's own\n        pass\nprint(sorted(fds))")
+    loader, fds = _in_fresh_python(pkg, code).splitlines()
+    assert loader == "CodeCache" and not [f for f in ast.literal_eval(fds) if f.endswith(CODE_CACHE)], fds
