@@ -1,8 +1,8 @@
 """pyrunc: a runc-compatible OCI container runtime.
 
 Nothing happens at import time: the CLI, the library and the syscall boundary are imported by whoever needs them.
-The one other thing here is the code cache's finder, because every start of the installed script loads this module
-anyway (see CodeCache).
+The other things here are what the installed script (bin/pyrunc) runs once it found pyrunc, main(), with the code
+cache's finder: every start loads this module anyway, and the script is compiled on every run (pyrunc/launch.py).
 """
 
 import marshal as _marshal
@@ -71,6 +71,40 @@ class CodeCache:
     @staticmethod
     def exec_module(module):
         exec(module.__spec__.loader_state, module.__dict__)
+
+
+def main(sys_path):
+    """bin/pyrunc's work once pyrunc is importable: the verb (or the shim, under a containerd-shim-* name), after
+    the first run's -SP flag, or on the short path (-SP, pyrunc next to the script) the code cache and the
+    _Missing finder.  sys_path: the interpreter's own sys.path, before the script added pyrunc's directory."""
+    import sys
+
+    if not sys.flags.no_site:
+        from .launch import add_flag
+
+        add_flag(sys.argv[0])
+    elif "site" not in sys.modules:  # not the script's fallback to site.main()
+        use_code_cache(__path__[0])
+        sys.meta_path.append(_Missing(sys_path))
+    if sys.argv[0].rpartition("/")[2].startswith("containerd-shim-"):  # containerd runs shims by that name
+        from .shim.main import main
+    else:
+        from .cli.main import program as main  # leaves with posix._exit, after flushing
+    return main()
+
+
+class _Missing:
+    """Last on sys.meta_path on the short path: a top-level module that the short sys.path lacks gets site's
+    (launch.find_missing, launch.need_site), so a path that forgot need_site() is slower, never broken."""
+
+    def __init__(self, sys_path):
+        self.pyrunc_sys_path = sys_path  # what launch.need_site() builds site's sys.path from
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        from .launch import find_missing
+
+        return find_missing(name, path, target)
 
 
 def use_code_cache(pkgdir):

@@ -22,12 +22,15 @@ container, so the script starts as close to `python -I -S` as it can:
   skipped: the import lines of .pth files (setuptools' _distutils_hack...) and sitecustomize/usercustomize, 2-3 ms
   in a plain venv and tens of ms where a .pth imports packages, that pyrunc never needs.  In a venv that leaves
   the system's packages out, the short sys.path already holds the one directory site would add: nothing to build.
-- A safety net: the script puts a finder last on sys.meta_path (Missing, which keeps the interpreter's own
-  sys.path for need_site()).  A top-level module that nothing on the short sys.path has (cffi's `_cffi_backend`
+- The script only finds pyrunc; pyrunc.main() does the rest (a module's code comes from its .pyc, the script's
+  is compiled on every run).  On the short path it puts the code cache first on sys.meta_path (pyrunc.CodeCache:
+  pyrunc's modules out of one file, filled by the first run, build_code_cache below).
+- A safety net: pyrunc.main() puts a finder last on sys.meta_path (pyrunc._Missing, which keeps the interpreter's
+  own sys.path for need_site()).  A top-level module that nothing on the short sys.path has (cffi's `_cffi_backend`
   from a startContainer hook, say) calls need_site() through find_missing() and is looked for again, so a path
   that forgot need_site() is slower, never broken.
 
-`os` is imported only inside add_flag (the first run, with site).
+`os` is imported only inside add_flag and build_code_cache (the first run, with site).
 """
 
 import sys
@@ -50,7 +53,7 @@ def need_site():
 
 
 def _missing():
-    """The script's Missing finder (it holds the interpreter's own sys.path), or None: site ran (the slow path),
+    """The short path's _Missing finder (it holds the interpreter's own sys.path), or None: site ran (the slow path),
     or pyrunc was not started by bin/pyrunc, and the caller set sys.path up."""
     for finder in sys.meta_path:
         if getattr(finder, "pyrunc_sys_path", None) is not None:
@@ -91,7 +94,7 @@ def _venv_site():
 
 
 def find_missing(name, path=None, target=None):
-    """The script's Missing finder, last on sys.meta_path: a top-level module nothing found makes it build site's
+    """pyrunc._Missing's work, last on sys.meta_path: a top-level module nothing found makes it build site's
     sys.path, and is looked for once more."""
     finder = None if path is not None else _missing()
     if finder is None:

@@ -243,7 +243,7 @@ def test_container_lifecycle_through_the_installed_script(wheel, tmp_path, bundl
     """A real container through an installed venv whose dependencies only site's sys.path finds (a .pth path
     line): create gets them from need_site(); start, state and kill run on the short path, without site or os.
     The container has no mount namespace, so delete detaches its rootfs through the syscall helper, whose cffi
-    backend the short path lacks: the script's _Missing finder calls need_site() and the delete succeeds."""
+    backend the short path lacks: pyrunc._Missing calls need_site() and the delete succeeds."""
     python, site = _venv(tmp_path / "venv")
     _pip(python, wheel)
     (site / "deps.pth").write_text(f"{DEPS}\n")
@@ -276,7 +276,7 @@ def test_container_lifecycle_through_the_installed_script(wheel, tmp_path, bundl
             if json.loads(verb("state", cid)[1])["status"] == "stopped":
                 break
         mods, _ = verb("delete", cid)
-        assert {"site", "_cffi_backend"} <= mods, "the rootfs detach found cffi through the _Missing finder"
+        assert {"site", "_cffi_backend"} <= mods, "the rootfs detach found cffi through pyrunc._Missing"
         assert not os.path.exists(os.path.join(root, cid))
     finally:
         subprocess.run([pyrunc, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60, env=env)

@@ -15,16 +15,10 @@ SHORT = f"""
 import sys
 base = sys.path[:]
 sys.path.append({REPO!r})  # pyrunc where the script would have found it
+import pyrunc
 from pyrunc import launch
 
-
-class Missing:  # as bin/pyrunc makes it
-    pyrunc_sys_path = base
-
-    def find_spec(name, path=None, target=None):
-        return launch.find_missing(name, path, target)
-
-
+Missing = pyrunc._Missing(base)  # as pyrunc.main() makes it on the script's short path
 sys.meta_path.append(Missing)
 """
 
