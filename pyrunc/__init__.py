@@ -89,6 +89,12 @@ def main(sys_path):
     if sys.argv[0].rpartition("/")[2].startswith("containerd-shim-"):  # containerd runs shims by that name
         from .shim.main import main
     else:
+        import gc
+
+        # A verb lives for milliseconds and makes few reference cycles, but its imports alone would run a dozen
+        # collections (~2 ms of create), and one in a forked child touches every object it scans (copy-on-write
+        # faults): off, until a verb settles into a long wait on a container (cli/run.py, exec.py, events.py)
+        gc.disable()
         from .cli.main import program as main  # leaves with posix._exit, after flushing
     return main()
 

@@ -8,7 +8,12 @@ from .main import dump, one_id, out
 
 
 def run(g, o, log):
+    import gc
+
     from ..container.resources import events, parse_duration
+
+    if not o.stats:
+        gc.enable()  # it runs until the container stops (pyrunc.main turned it off for the start-up)
 
     interval = parse_duration(o.interval) if isinstance(o.interval, str) else float(o.interval)
     events(g.root, one_id(o, "events"), interval=interval, once=o.stats,

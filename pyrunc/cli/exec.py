@@ -24,6 +24,9 @@ def run(g, o, log):
     from .run import forward_signals, reap
 
     forward_signals(pid)
+    import gc
+
+    gc.enable()  # a long wait from here on (pyrunc.main turned it off for the start-up)
     if ours is not None:
         from ..process.console import proxy, recv_master
 

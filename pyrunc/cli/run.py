@@ -116,6 +116,9 @@ def _run(g, o, log, warming):
     if o.detach:
         return 0
     fwd.attach(c.pid)
+    import gc
+
+    gc.enable()  # a long wait from here on (pyrunc.main turned it off for the start-up)
     try:
         if ours is not None:
             from ..process.console import proxy, recv_master
