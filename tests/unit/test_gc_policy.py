@@ -54,7 +54,12 @@ from pyrunc.cli import run as r
 gc.disable()
 seen = []
 
+from pyrunc.container import delete as quick_delete
+quick_delete.quick = lambda store, log, cid, force=False: seen.append(("quick delete", gc.isenabled())) or False
+
 class Rt:
+    store = None
+
     def create(self, cid, bundle, **kw):
         seen.append(("create", gc.isenabled()))
         return types.SimpleNamespace(pid=os.getpid(), doc={})
@@ -74,4 +79,4 @@ r.bundle_and_id = lambda o, log: (".", "gc-test")
 r._peek_config = lambda bundle: {}
 print(r._run(None, o, None, None), seen)
 """)
-    assert out == "0 [('create', False), ('start', False), ('wait', True), ('delete', True)]"
+    assert out == "0 [('create', False), ('start', False), ('wait', True), ('quick delete', True), ('delete', True)]"
