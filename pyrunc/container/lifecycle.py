@@ -411,12 +411,17 @@ def _manager(c):
 def _record_cgroup(prov, mgr, before):
     """Into the creation record: the cgroup dirs create makes.  Before mgr.create(), the leaf dirs that do not
     exist yet (a kill during create leaves some of them); after it, exactly those it made.  The systemd driver's
-    unit too: delete reopens that manager (it stops the unit and removes all of the unit's dirs)."""
+    unit too: delete reopens that manager (it stops the unit and removes all of the unit's dirs).  A record that
+    would say what the file already says is not written again: on a plain create mkdir makes exactly the leaves
+    the first record named (one file write and rename less)."""
     if mgr is None:  # rootless without cgroup access: none made
-        prov.doc.update(cgroup_paths={}, cgroup_created=[], cgroup_unit=None)
+        rec = {"cgroup_paths": {}, "cgroup_created": [], "cgroup_unit": None}
     else:
         made = [d for d in dict.fromkeys(mgr.paths.values()) if not os.path.isdir(d)] if before else mgr.created
-        prov.doc.update(cgroup_paths=mgr.paths, cgroup_created=made, cgroup_unit=mgr.unit)
+        rec = {"cgroup_paths": mgr.paths, "cgroup_created": made, "cgroup_unit": mgr.unit}
+    if not before and all(k in prov.doc and prov.doc[k] == v for k, v in rec.items()):
+        return
+    prov.doc.update(rec)
     prov.save(PROVISIONAL)
 
 
