@@ -110,10 +110,16 @@ V1_TO_V2 = {"cpuset": "cpuset", "memory": "memory", "cpu": "cpu", "pids": "pids"
             "hugetlb": "hugetlb", "rdma": "rdma"}
 
 
-def _planners():
-    from pyrunc.cgroups import v1, v2
+def _v2():
+    from pyrunc.cgroups import v2
 
-    return v1, v2
+    return v2
+
+
+# The linux.resources keys each cgroup2 section reads (v2.SECTIONS): on a hybrid host the v2 planners (and their
+# module) are needed only when one of them, or `unified`, is set for a controller that lives on cgroup2 there.
+_V2_SECTION_KEYS = {"cpuset": ("cpu",), "memory": ("memory",), "cpu": ("cpu",), "pids": ("pids",),
+                    "io": ("blockIO",), "hugetlb": ("hugepageLimits",), "rdma": ("rdma",)}
 
 
 def _network_asked(r):
@@ -124,7 +130,8 @@ def _network_asked(r):
 def plan_writes(layout, paths, r, probe, *, default_devices=True):
     """Dispatch linux.resources to the v1 and/or v2 planners according to the layout.  (Here rather than in a
     module of its own: one module less to load on every create.)"""
-    v1, v2 = _planners()
+    from pyrunc.cgroups import v1
+
     if layout.mode == "v1":
         if r.get("unified"):
             raise ConfigError("invalid configuration: cannot use unified on cgroup v1")
@@ -133,15 +140,16 @@ def plan_writes(layout, paths, r, probe, *, default_devices=True):
         if _network_asked(r):
             raise ConfigError("cannot set network limits (linux.resources.network): net_cls and net_prio "
                               "do not exist on cgroup v2")
-        return v2.plan(r, paths[UNIFIED], probe, base=layout.unified, available=layout.unified_controllers,
-                       default_devices=default_devices)
+        return _v2().plan(r, paths[UNIFIED], probe, base=layout.unified, available=layout.unified_controllers,
+                          default_devices=default_devices)
     # hybrid: v1 for what v1 has; controllers only cgroup2 has are written into the cgroup2 dir.
     on_v2 = {c for c, sec in V1_TO_V2.items()
              if c not in paths and sec in layout.unified_controllers}
     out = v1.plan(r, paths, probe, default_devices=default_devices, skip=on_v2)
-    if UNIFIED in paths:
-        out += v2.plan(r, paths[UNIFIED], probe, base=layout.unified, available=layout.unified_controllers,
-                       sections={V1_TO_V2[c] for c in on_v2}, default_devices=False, hybrid=True)
+    sections = {V1_TO_V2[c] for c in on_v2}
+    if UNIFIED in paths and (r.get("unified") or any(r.get(k) for s in sections for k in _V2_SECTION_KEYS[s])):
+        out += _v2().plan(r, paths[UNIFIED], probe, base=layout.unified, available=layout.unified_controllers,
+                          sections=sections, default_devices=False, hybrid=True)
     elif r.get("unified"):
         raise ConfigError("invalid configuration: cannot use unified: no cgroup2 hierarchy")
     return out
@@ -241,7 +249,8 @@ class Manager:
         # The code apply() needs, loaded before the first mkdir: that mkdir waits while the cgroup lock is held
         # by cgroups.warm's write (an RCU grace period), and this CPU work then runs during that sleep.
         _fs()
-        _planners()
+        from pyrunc.cgroups import v1  # noqa: F401 (v2 only where the plan needs it: plan_writes)
+
         created = []
         try:
             for key, d in self._dirs():

@@ -209,8 +209,13 @@ def plan_devices(r, d, probe, default_devices=True):
         return []
     out = [Write("devices", "devices.deny", "a", d)]
     for i, rule in enumerate(_dev.rule_list(r, default_devices)):
-        f = "devices.allow" if rule.get("allow") else "devices.deny"
-        out.append(Write("devices", f, _dev.rule_string(rule, i), d))
+        text = _dev.rule_string(rule, i)  # validates every rule, written or not
+        if len(out) == 1 and not rule.get("allow") and text[0] == "a":
+            # a deny of type "a" resets the cgroup to deny-all whatever its access (the kernel's
+            # devcgroup_update_access): right after our own reset it changes nothing (runc's spec default
+            # starts with one), so it is not written a second time
+            continue
+        out.append(Write("devices", "devices.allow" if rule.get("allow") else "devices.deny", text, d))
     return out
 
 

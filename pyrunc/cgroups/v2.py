@@ -135,6 +135,8 @@ def enable_writes(needed, d, base, available, probe):
         if c not in available:
             raise ConfigError(f"cannot set {c} limit: controller {c!r} is not available on cgroup v2 "
                               f"({base}/cgroup.controllers)")
+    if not needed:
+        return []
     have = (probe.read(d, "cgroup.controllers") or "").split()
     todo = [c for c in needed if c not in have]
     if not todo:

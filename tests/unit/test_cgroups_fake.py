@@ -339,8 +339,7 @@ def test_v1_full_plan_in_runc_order(fake, fake_kernel):
     assert got == [
         ("cpuset", "cpuset/c/cpuset.cpus", "0-1"),
         ("cpuset", "cpuset/c/cpuset.mems", "0"),
-        ("devices", "devices/c/devices.deny", "a"),
-        ("devices", "devices/c/devices.deny", "a *:* rwm"),
+        ("devices", "devices/c/devices.deny", "a"),  # the spec's own "a" deny repeats it: written once
         ("devices", "devices/c/devices.allow", "c 1:3 rw"),
         # the current limit (MAX) is not below the new memsw: lowering, so the limit goes first
         ("memory", "memory/c/memory.limit_in_bytes", str(100 << 20)),
@@ -530,6 +529,44 @@ def test_v2_enables_missing_controllers_on_the_way_down(fake, fake_kernel):
     m = manager_from_paths({"": os.path.join(root, "a")}, root=root, proc=proc)
     got = brief(m.plan({"pids": {"limit": 5}}, default_devices=False), root)
     assert got == [("", "cgroup.subtree_control", "+pids"), ("", "a/pids.max", "5")]
+
+
+class ReadsProbe(fs.Probe):
+    """The real probe, keeping the files it was asked about."""
+
+    def __init__(self):
+        self.asked = []
+
+    def exists(self, dirpath, filename):
+        self.asked.append(filename)
+        return super().exists(dirpath, filename)
+
+    def read(self, dirpath, filename):
+        self.asked.append(filename)
+        return super().read(dirpath, filename)
+
+
+def test_hybrid_default_resources_need_no_cgroup2_planner(fake, fake_kernel, monkeypatch):
+    """A plain config (device rules only) on a hybrid host writes nothing into the cgroup2 dir: create neither
+    loads the v2 planners (~16 KB of bytecode) nor reads the dir's cgroup.controllers for them."""
+    import pyrunc.cgroups
+
+    root, proc = fake
+    build_hybrid(root)
+    m = open_manager("/t/c", "c", root=root, proc=proc)
+    monkeypatch.delitem(sys.modules, "pyrunc.cgroups.v2", raising=False)
+    monkeypatch.delattr(pyrunc.cgroups, "v2", raising=False)
+    m.create()
+    probe = ReadsProbe()
+    got = brief(m.plan({"devices": [{"allow": False, "access": "rwm"}]}, probe=probe), root)
+    assert got[:2] == [("devices", "devices/t/c/devices.deny", "a"), ("devices", "devices/t/c/devices.allow",
+                                                                          "c *:* m")]
+    assert all(c == "devices" for c, _, _ in got)
+    assert "pyrunc.cgroups.v2" not in sys.modules
+    assert "cgroup.controllers" not in probe.asked
+    # a key a cgroup2 controller of this host serves still goes there (and loads the planners)
+    got = brief(m.plan({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}, default_devices=False), root)
+    assert ("", "unified/t/c/hugetlb.2MB.max", "2097152") in got
 
 
 def test_hybrid_hugetlb_goes_to_cgroup2(fake, fake_kernel):
