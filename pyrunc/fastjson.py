@@ -40,7 +40,19 @@ def loads(s):
     return obj
 
 
+def _default(o):
+    raise TypeError(f"cannot encode {type(o).__name__} as JSON")
+
+
+# json.dumps's own C encoder (what json uses without indent), built once: no cycle markers (a dict kept across
+# calls would keep the ids of an encode that failed half-way; a cyclic document ends in RecursionError instead),
+# no NaN/Infinity (not JSON)
+_encode = _json.make_encoder(None, _default, _str, None, ":", ",", False, False, False)
+
+
 def dumps(obj, indent=None):
+    if not indent:
+        return "".join(_encode(obj, 0))
     out = []
     _emit(obj, out, indent, 0)
     return "".join(out)
@@ -58,6 +70,8 @@ def _emit(o, out, indent, level):
     elif isinstance(o, int):
         out.append(int.__repr__(o))
     elif isinstance(o, float):
+        if o != o or o in (float("inf"), float("-inf")):
+            raise ValueError(f"cannot encode {o!r} as JSON")
         out.append(float.__repr__(o))
     elif isinstance(o, dict):
         if not o:
@@ -80,4 +94,4 @@ def _emit(o, out, indent, level):
             _emit(v, out, indent, level + 1)
         out.append(("\n" + " " * (indent * level) if indent else "") + "]")
     else:
-        raise TypeError(f"cannot encode {type(o).__name__} as JSON")
+        _default(o)
