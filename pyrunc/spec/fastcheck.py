@@ -103,6 +103,35 @@ def resolve(root, ref):
     return node
 
 
+# resolve() of the last root's references, kept with that root (held, so its id cannot be reused meanwhile): a
+# config walks the same few $defs dozens of times.  One slot holding the (root, refs) pair, read and replaced
+# whole: threads checking against different roots (the shim's) never see one root's refs under another's.
+_refs = [(None, {})]
+
+
+def _ref(root, ref):
+    cache = _refs[0]
+    if cache[0] is not root:
+        cache = _refs[0] = (root, {})
+    node = cache[1].get(ref)
+    if node is None:
+        node = cache[1][ref] = resolve(root, ref)
+    return node
+
+
+def _plain(sub, root):
+    """(sub with the $ref-only nodes on top followed, the type check when that schema is nothing but one
+    known type, else None): what a property or an array item most often meets, checked without a step of its
+    own (a config's env, args, capability sets and path lists are arrays of strings)."""
+    while type(sub) is dict and len(sub) == 1 and "$ref" in sub:
+        sub = _ref(root, sub["$ref"])
+    if type(sub) is dict and len(sub) == 1:
+        t = sub.get("type")
+        if type(t) is str:
+            return sub, _TYPES.get(t)
+    return sub, None
+
+
 def _valid(schema, v, root):
     if schema is True:
         return True
@@ -126,8 +155,10 @@ def _valid(schema, v, root):
         elif kw == "properties":
             if type(v) is dict:
                 for name, sub in arg.items():
-                    if name in v and not _valid(sub, v[name], root):
-                        return False
+                    if name in v:
+                        sub, check = _plain(sub, root)
+                        if not (check(v[name]) if check is not None else _valid(sub, v[name], root)):
+                            return False
         elif kw == "required":
             if type(v) is dict:
                 for name in arg:
@@ -151,10 +182,15 @@ def _valid(schema, v, root):
         elif kw == "items":
             if type(arg) is not dict and type(arg) is not bool:
                 raise Unknown("items as an array (use prefixItems)")
-            if type(v) is list:
-                for item in v:
-                    if not _valid(arg, item, root):
+            if type(v) is list and v:
+                sub, check = _plain(arg, root)
+                if check is not None:
+                    if not all(map(check, v)):
                         return False
+                else:
+                    for item in v:
+                        if not _valid(sub, item, root):
+                            return False
         elif kw == "enum":
             if not any(_equal(v, e) for e in arg):
                 return False
@@ -200,7 +236,7 @@ def _valid(schema, v, root):
             if schema is not root:
                 raise Unknown("$id below the root")
         elif kw == "$ref":
-            if not _valid(resolve(root, arg), v, root):
+            if not _valid(_ref(root, arg), v, root):
                 return False
         elif kw == "allOf":
             if not all(_valid(sub, v, root) for sub in arg):
