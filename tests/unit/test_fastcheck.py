@@ -9,8 +9,9 @@ import random
 import pytest
 
 from pyrunc.errors import ConfigError
-from pyrunc.spec import fastcheck, validate
-from pyrunc.spec.validate import CONFIG_SCHEMA, STATE_SCHEMA, jsonschema_validator, load_schema
+from pyrunc.spec import explain, fastcheck, validate
+from pyrunc.spec.explain import jsonschema_validator
+from pyrunc.spec.validate import CONFIG_SCHEMA, STATE_SCHEMA, load_schema
 
 _spec = importlib.util.spec_from_file_location(
     "_pyrunc_test_schema_samples", os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_schema.py"))
@@ -138,7 +139,7 @@ def test_validate_falls_back_to_jsonschema_when_fastcheck_cannot_decide():
             validate._validate(key[0], None, {"NotOk": 1}, "doc")
     finally:
         validate._schemas.pop(key, None)
-        validate._validators.pop(key, None)
+        explain._validators.pop(key, None)
 
 
 # --- agreement on mutated configs --------------------------------------------------------------------------------
