@@ -16,16 +16,16 @@ _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL
 
 
 def _peek_config(bundle):
-    """config.json, read once for a foreground run's own choices (a terminal? a user namespace?), or {}: a
-    missing or malformed file is create's to report."""
+    """config.json, read once for a foreground run's own choices (a terminal? a user namespace?) and handed to
+    create (which validates it), or None: a missing or malformed file is create's to read and report."""
     from .. import fastjson  # not `json`: it imports `re` (~5 ms)
 
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
             cfg = fastjson.loads(f.read())
     except (OSError, ValueError):
-        return {}
-    return cfg if isinstance(cfg, dict) else {}
+        return None
+    return cfg if isinstance(cfg, dict) else None
 
 
 def _wants_tty(cfg):
@@ -81,7 +81,8 @@ def _run(g, o, log, warming):
         raise UsageError("run --no-subreaper: not supported in the foreground (pyrunc reaps the container's init "
                          "as its subreaper)")
     ours = theirs = None
-    cfg = {} if o.detach else _peek_config(bundle)
+    peeked = None if o.detach else _peek_config(bundle)
+    cfg = peeked or {}
     if not o.detach and not o.console_socket and _wants_tty(cfg):
         import socket
 
@@ -95,7 +96,7 @@ def _run(g, o, log, warming):
     try:
         c = rt.create(cid, bundle, warming=warming, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
                       no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
-                      pidfd_socket=o.pidfd_socket, stdio=pipes and pipes.theirs)
+                      pidfd_socket=o.pidfd_socket, stdio=pipes and pipes.theirs, config=peeked)
         if pipes:
             pipes.hand_over(c.pid, ((c.doc["config"].get("process") or {}).get("user") or {}).get("uid", 0))
         rt.start(cid)  # run is create + start, hooks and all

@@ -14,7 +14,14 @@ from .state import (FIFO, PROVISIONAL, Container, Lock, Store, check_id, proc_st
                     write_pid_file)
 
 
-def load_bundle(bundle):
+def load_bundle(bundle, cfg=None):
+    """config.json of the bundle, parsed and validated; cfg: the file's document, already parsed by the caller
+    (a foreground run peeks at it), only validated here."""
+    if cfg is not None:
+        from ..spec.validate import validate_config
+
+        validate_config(cfg)
+        return cfg
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
@@ -58,8 +65,9 @@ class Runtime:
     def create(self, cid, bundle, warming=None, **kw):
         """Bring up the init process, blocked on the exec fifo until start().  Keywords: pid_file,
         console_socket, console, no_pivot, no_new_keyring, preserve_fds, pidfd_socket, stdio (the process's
-        (stdin, stdout, stderr) fds instead of ours).  warming: a cgroups.warm.start() the caller began earlier
-        (the CLI does, before it imports this module); it is ended here either way."""
+        (stdin, stdout, stderr) fds instead of ours), config (config.json's document, if the caller parsed it).
+        warming: a cgroups.warm.start() the caller began earlier (the CLI does, before it imports this module); it
+        is ended here either way."""
         if warming is None:
             from ..cgroups import warm
 
@@ -70,13 +78,13 @@ class Runtime:
             warming.stop()
 
     def _create(self, warming, cid, bundle, *, pid_file=None, console_socket=None, console=None, no_pivot=False,
-                no_new_keyring=False, preserve_fds=0, pidfd_socket=None, stdio=None):
+                no_new_keyring=False, preserve_fds=0, pidfd_socket=None, stdio=None, config=None):
         from ..process.init import Ctx, Spawn
         from .procsetup import _security, _spec_version, listen_fds, seccomp_notify, send_pidfd
 
         check_id(cid)
         bundle = os.path.abspath(bundle or ".")
-        cfg = load_bundle(bundle)
+        cfg = load_bundle(bundle, config)
         self.log.debug(f"create {cid}: config loaded from {bundle}/config.json")
         from ..process.plan import build
 

@@ -57,3 +57,38 @@ def test_foreground_run_with_keep_deletes_nothing(pyrunc, bundle):
     assert cid in Store(pyrunc.root).ids()
     assert pyrunc.state(cid)["status"] == "stopped"
     pyrunc("delete", cid, check=True)
+
+
+_COUNT_OPENS = """
+import builtins, sys
+real, opened = builtins.open, []
+def counting(path, *a, **kw):
+    if str(path).endswith("/config.json"):
+        opened.append(str(path))
+    return real(path, *a, **kw)
+builtins.open = counting
+from pyrunc.cli.main import main
+try:
+    main(sys.argv[1:])
+finally:
+    sys.stderr.write(f"CONFIG-OPENS {len(opened)}\\n")
+"""
+
+
+def test_foreground_run_reads_config_json_once(pyrunc, bundle):
+    """run peeks at config.json for its own choices (a terminal? a user namespace?); create then uses that
+    document instead of reading and parsing the file a second time."""
+    cid = pyrunc.new_id("r1")
+    p = subprocess.run([sys.executable, "-c", _COUNT_OPENS, "--root", pyrunc.root, "run", "--bundle",
+                        str(bundle(["true"])), cid], cwd=REPO, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert b"CONFIG-OPENS 1\n" in p.stderr, p.stderr
+
+
+def test_foreground_run_of_a_malformed_config_says_so(pyrunc, tmp_path, bundle):
+    b = bundle(["true"])
+    (b / "config.json").write_text('{"ociVersion": ')
+    cid = pyrunc.new_id("rm")
+    p = pyrunc("run", "--bundle", b, cid)
+    assert p.returncode != 0
+    assert f"parse {b}/config.json" in p.err, p.err
