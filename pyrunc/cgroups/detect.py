@@ -83,12 +83,10 @@ def _from_dirs(root):
 def detect(root="/sys/fs/cgroup", mountinfo=None):
     """Return the Layout under root. mountinfo: text of /proc/self/mountinfo (read when None)."""
     root = os.path.normpath(root)
+    from pyrunc.cgroups.fs import read_text
+
     if mountinfo is None:
-        try:
-            with open("/proc/self/mountinfo", encoding="utf-8") as f:
-                mountinfo = f.read()
-        except OSError:
-            mountinfo = ""
+        mountinfo = read_text("/proc/self/mountinfo") or ""
     v1, v1root, unified = _from_mountinfo(root, mountinfo)
     if not v1 and unified is None:
         if os.path.exists(os.path.join(root, "cgroup.controllers")):
@@ -105,11 +103,7 @@ def detect(root="/sys/fs/cgroup", mountinfo=None):
         raise PyruncError(f"detect cgroups {root}: no cgroup hierarchy found")
     ctrls = ()
     if unified:
-        try:
-            with open(os.path.join(unified, "cgroup.controllers"), encoding="utf-8") as f:
-                ctrls = tuple(f.read().split())
-        except OSError:
-            ctrls = ()
+        ctrls = tuple((read_text(os.path.join(unified, "cgroup.controllers")) or "").split())
     return Layout(root, mode, v1, v1root, unified, ctrls)
 
 

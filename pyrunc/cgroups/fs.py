@@ -72,11 +72,32 @@ def write_file(dirpath, filename, value):
         os.close(fd)
 
 
+def read_raw(path):
+    """The whole file as text (bad UTF-8 replaced); raises OSError.  os.open + os.read: cgroupfs and /proc files
+    are small, and open()'s buffered text stack costs five more syscalls (fstat twice, the isatty ioctl, two
+    lseeks) and ~15 us of Python per file, a dozen times per create."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = b""
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace")
+
+
+def read_text(path):
+    """read_raw(path), or None when it cannot be read."""
+    try:
+        return read_raw(path)
+    except OSError:
+        return None
+
+
 def read_file(dirpath, filename):
     path = os.path.join(dirpath, filename)
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
+        return read_raw(path)
     except OSError as exc:
         raise SysError("read", path, exc.errno) from None
 
@@ -113,11 +134,7 @@ class Probe:
 
     def read(self, dirpath, filename):
         """File content, or None when it cannot be read."""
-        try:
-            with open(os.path.join(dirpath, filename), encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return None
+        return read_text(os.path.join(dirpath, filename))
 
 
 def apply_writes(writes):

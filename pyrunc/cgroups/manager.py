@@ -41,11 +41,7 @@ _rmdir = os.rmdir
 
 
 def _read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return None
+    return _fs().read_text(path)
 
 
 def _layout(root, proc):
