@@ -243,7 +243,8 @@ def test_netdevice_move_is_where_pyroute2_comes_in():
 # from the repo and the venv's site-packages on PYTHONPATH: the editable install's finder, run by `site`,
 # imports re, enum and more itself, and would hide them in the baseline.
 CREATE_FORBIDDEN = HOT_FORBIDDEN | {"socket", "selectors", "jsonschema", "pyroute2", "click"}
-CREATE_MAX_MODULES = 63  # 60 for create, 61 for run (Dec 2026)
+CREATE_MAX_MODULES = 56  # 57 before the v2 planners left a hybrid host's create (Dec 2026)
+RUN_MAX_MODULES = 60  # create's + container.start and select (start), container.delete (the quick delete), gc
 
 
 def _modules_bare(code, err_file):
@@ -297,4 +298,4 @@ def test_create_import_budget(tmp_path, needs_root, busybox):
 def test_run_import_budget(tmp_path, needs_root, busybox):
     added = _create_run_added(tmp_path, busybox, "run")
     assert not added & CREATE_FORBIDDEN, f"`pyrunc run` imported {sorted(added & CREATE_FORBIDDEN)}"
-    assert len(added) <= CREATE_MAX_MODULES, f"`pyrunc run` imported {len(added)} modules: {sorted(added)}"
+    assert len(added) <= RUN_MAX_MODULES, f"`pyrunc run` imported {len(added)} modules: {sorted(added)}"
