@@ -569,6 +569,23 @@ def test_hybrid_default_resources_need_no_cgroup2_planner(fake, fake_kernel, mon
     assert ("", "unified/t/c/hugetlb.2MB.max", "2097152") in got
 
 
+@pytest.mark.parametrize("resources", [
+    {"memory": {"limit": 1 << 30}}, {"cpu": {"shares": 512}}, {"cpu": {"cpus": "0"}}, {"pids": {"limit": 9}},
+    {"blockIO": {"weight": 100}}, {"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]},
+    {"rdma": {"mlx5_0": {"hcaHandles": 3}}}])
+def test_hybrid_host_with_every_controller_on_cgroup2_still_plans_each(fake, fake_kernel, resources):
+    """The shortcut that leaves the v2 planners out on a hybrid host (nothing asked of a cgroup2 controller) knows
+    every section they serve: with all of them on cgroup2, each limit is still written there."""
+    root, proc = fake
+    build_v1(root, ("devices", "freezer", "systemd"))
+    _files(os.path.join(root, "unified"), {"cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma",
+                                           "cgroup.subtree_control": "", "cgroup.procs": "1\n"})
+    m = open_manager("/t/c", "c", root=root, proc=proc)
+    m.create()
+    got = brief(m.plan(resources, default_devices=False), root)
+    assert any(c == "" and not f.endswith("cgroup.subtree_control") for c, f, _ in got), got
+
+
 def test_cgroup_steps_of_a_create_read_without_python_file_objects(fake, fake_kernel):
     """Every cgroupfs and /proc read of a create's cgroup steps (layout, own cgroup, occupancy, the cpuset copy,
     the planners' probe) is os.open + os.read: open()'s buffered text stack costs five more syscalls (fstat
