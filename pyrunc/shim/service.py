@@ -92,7 +92,7 @@ def _read_toml(path):
 
 
 class Service:
-    def __init__(self, namespace, publisher, reaper, log, loop, on_empty_shutdown):
+    def __init__(self, namespace, publisher, reaper, log, loop, on_empty_shutdown, warming=None):
         self.ns = namespace
         self.events = publisher
         self.reaper = reaper
@@ -101,6 +101,20 @@ class Service:
         self.on_empty_shutdown = on_empty_shutdown
         self.tasks = {}
         self.lock = sync.Lock()
+        # the cgroup lock's warm-up (cgroups/warm.py) the daemon began at fork, for the first Create: its grace
+        # period (8-20 ms here) passes while the daemon imports, not in the middle of Create's cgroup steps
+        self.warming = warming
+
+    def _take_warming(self):
+        with self.lock:
+            w, self.warming = self.warming, None
+        return w
+
+    def drop_warming(self):
+        """End the daemon's warm-up if no Create took it (the daemon calls this when idle and at exit)."""
+        w = self._take_warming()
+        if w is not None:
+            w.stop()
 
     # --- plumbing ------------------------------------------------------------------------------------------
 
@@ -192,9 +206,11 @@ class Service:
                 init.io = stdio.open_io(self.loop, req.id, self.ns, req.stdin, req.stdout, req.stderr,
                                         terminal=req.terminal, uid=opts["io_uid"], gid=opts["io_gid"])
                 console, theirs = _console_pair(req.terminal)
+                warming = self._take_warming()
                 try:
                     c = t.rt.create(req.id, req.bundle, console=theirs, no_pivot=opts["no_pivot"],
-                                    no_new_keyring=opts["no_new_keyring"], stdio=init.io.child)
+                                    no_new_keyring=opts["no_new_keyring"], stdio=init.io.child,
+                                    warming=warming and warming.threaded())
                     if console is not None:
                         stdio.attach_console(self.loop, init.io, _recv_master(console), req.id)
                 finally:
