@@ -381,6 +381,72 @@ def test_threaded_warmup_waits_for_the_last_write_only(tmp_path, monkeypatch):
     assert w.writes == writes  # ended: nothing writes after wait()
 
 
+class GatedOomService(FakeService):
+    """_watch_oom blocks until the test opens the gate; rt.start records whether the watch was set up by then."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.gate = threading.Event()
+        self.watch_began = threading.Event()
+        self.watched = []
+
+    def _runtime(self, root, opts):
+        rt = super()._runtime(root, opts)
+        start = rt.start
+        rt.start = lambda cid: (self.watched.append(("start", cid)), start(cid))
+        return rt
+
+    def _watch_oom(self, t):
+        self.watch_began.set()
+        assert self.gate.wait(TIMEOUT)
+        self.watched.append(("watch", t.id))
+
+
+def test_oom_watch_is_set_up_after_the_create_reply_and_before_start(tmp_path):
+    """The OOM watch (cgroup files, an eventfd, a thread: ~1.5 ms) is set up after Create has answered, in the gap
+    before containerd sends Start, and Start waits for it before it lets the process run: an OOM kill is still
+    never missed, and neither reply waits for the watch in the usual case."""
+    run_isolated(_oom_watch_deferred, tmp_path)
+
+
+def _oom_watch_deferred(tmp_path):
+    with _shim(tmp_path) as (svc0, call0, fake, bundle, stopped):
+        svc = GatedOomService("ns1", svc0.events, svc0.reaper, svc0.log, svc0.loop, lambda: None)
+        h = svc.handlers()
+
+        def call(method, **kw):
+            req_cls, resp_cls = api.TASK_METHODS[method]
+            return resp_cls.decode(h[method](req_cls(**kw).encode()))
+
+        pid = call("Create", id="c10", bundle=bundle).pid  # answered while the watch set-up is still blocked
+        assert svc.watch_began.wait(TIMEOUT) and svc.watched == []
+        starter = threading.Thread(target=lambda: call("Start", id="c10"))
+        starter.start()
+        starter.join(0.05)
+        assert starter.is_alive() and svc.watched == []  # Start waits for the watch
+        svc.gate.set()
+        starter.join(TIMEOUT)
+        assert svc.watched == [("watch", "c10"), ("start", "c10")]
+        svc.rt.release(pid)
+        assert call("Wait", id="c10").exit_status == 7
+        call("Delete", id="c10")
+
+        # killed before Start: the exit waits for the set-up too (no watch is left running after the exit)
+        svc.gate.clear()
+        svc.watch_began.clear()
+        pid = call("Create", id="c11", bundle=bundle).pid
+        assert svc.watch_began.wait(TIMEOUT)
+        svc.rt.release(pid)
+        waiter = threading.Thread(target=lambda: call("Wait", id="c11"))
+        waiter.start()
+        waiter.join(0.05)
+        assert waiter.is_alive()
+        svc.gate.set()
+        waiter.join(TIMEOUT)
+        assert not waiter.is_alive() and svc.watched[-1] == ("watch", "c11")
+        call("Delete", id="c11")
+
+
 def test_delete_keeps_the_options_file_while_the_rootfs_stays_mounted(tmp_path):
     """The options file's absence tells `delete` (the launcher's shell part, cleanup.py) that nothing is left to
     clean up: a Delete whose unmount failed keeps it, so that the cleanup after the shim tries again."""
