@@ -348,8 +348,9 @@ class Service:
             p.io.close_stdin()
 
     def _watch_oom_soon(self, t):
-        """Set the OOM watch up in a thread of its own, after Create's reply: containerd sends Start only after a
-        Connect or two, and Start waits for it (_oom_watched) before it lets the process run."""
+        """Set the OOM watch up once Create's reply is out (in a thread of its own, it took the GIL from the reply):
+        containerd sends Start only after a Connect or two, and Start waits for it (_oom_watched) before it lets
+        the process run."""
         t.oom_ready = sync.Lock()
         t.oom_ready.acquire()
 
@@ -359,7 +360,7 @@ class Service:
             finally:
                 t.oom_ready.release()
 
-        ttrpc.go(watch)
+        ttrpc.after_reply(watch)
 
     def _watch_oom(self, t):
         from . import oom
