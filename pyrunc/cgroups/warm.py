@@ -117,10 +117,19 @@ class Warmup:
         self.stop()
         if self._done.acquire():
             self._done.release()
+        if self._threads is None:
+            return
         for _ in range(10000):  # the thread ends right after its release: a few yields at most
             if _thread._count() <= self._threads:
                 break
             os.sched_yield()
+
+    def threaded(self):
+        """For a caller that runs threads of its own anyway (the shim daemon, whose server threads start after its
+        warm-up and come and go): wait() then waits for the thread's last write only, not for the thread count to
+        fall back to start()'s (it may never: 10000 yields).  Returns self."""
+        self._threads = None
+        return self
 
     def stop(self):
         """Tell the thread to end after its current write and give the switch interval back, without waiting

@@ -2,9 +2,10 @@
 events, and exits after a Shutdown that finds no task left (or on SIGTERM/SIGINT), removing its socket.
 
 Threads: the main thread handles signals and runs the reaper (the only wait4 of the process); the ttrpc server
-runs one thread per request; one thread publishes events; one runs the stdio epoll loop.  The library forks
-(stage A of create/exec) from request threads: Python 3.11 allows that; what the child runs touches no lock
-another thread may hold — the shim's log writes are single os.write calls (no logging module, no buffered
+runs one thread per request; one thread publishes events; one runs the stdio epoll loop; until the first Create
+(or WARM_IDLE), one more writes the cgroup lock's warm-up that `start` began at fork (cgroups/warm.py).  The
+library forks (stage A of create/exec) from request threads: Python 3.11 allows that; what the child runs touches
+no lock another thread may hold — the shim's log writes are single os.write calls (no logging module, no buffered
 stream), and the event queue, the reaper and the stdio loop are never used after fork in the child.
 """
 
@@ -13,7 +14,11 @@ import _socket
 import os
 
 
-def run(flags, bundle, address):
+WARM_IDLE = 1.0  # seconds a warm-up begun at fork waits for the first Create before it is ended
+
+
+def run(flags, bundle, address, warming=None):
+    """Serve until stopped; warming: the cgroup lock's warm-up `start` began at fork, for the first Create."""
     from ..linux import PR_SET_CHILD_SUBREAPER, real
     from ..errors import Logger
     from . import events, reaper, service, stdio, ttrpc
@@ -57,7 +62,7 @@ def run(flags, bundle, address):
 
     publisher = events.Publisher(os.environ.get("TTRPC_ADDRESS", ""), ns, log)
     loop = stdio.Loop(log)
-    svc = service.Service(ns, publisher, rp, log, loop, request_stop)
+    svc = service.Service(ns, publisher, rp, log, loop, request_stop, warming)
     server = ttrpc.Server(sock, {"containerd.task.v2.Task": svc.handlers()}, log=log)
     # Create's imports before serving, on this thread: the first request is Create, which needs them all, and a
     # warm-up running beside it only made the two threads take turns at the GIL (5 ms switch interval).
@@ -72,7 +77,8 @@ def run(flags, bundle, address):
 
     while not stop:
         try:
-            select.select([wake_r], [], [])
+            if not select.select([wake_r], [], [], WARM_IDLE if svc.warming else None)[0]:
+                svc.drop_warming()  # no Create came: its writes end
         except InterruptedError:
             pass
         try:
@@ -81,6 +87,7 @@ def run(flags, bundle, address):
         except BlockingIOError:
             pass
         rp.reap()
+    svc.drop_warming()
     server.shutdown()
     if address.startswith("unix://"):
         try:

@@ -160,13 +160,20 @@ def start(flags):
         _exit = os._exit
         try:
             _become_daemon(bundle, sock)
+            warming = None
+            if not cgroup:  # else the parent moves us to shim_cgroup: a write to where we were would undo it
+                from ..cgroups import warm
+
+                # first: the cgroup lock's grace period (8-20 ms here) then passes while the daemon imports, and
+                # the first Create's cgroup steps find the lock ready (Service.create hands this to the library)
+                warming = warm.start()
             import gc
 
             gc.disable()  # until the daemon has imported Create's modules (daemon.run): ~2 ms of collections
             need_site()  # the daemon loads third-party code (cffi for the C helper): start's parent did not
             from .daemon import run
 
-            code = run(flags, bundle, address)
+            code = run(flags, bundle, address, warming)
         except BaseException:  # noqa: BLE001: never return into start's stack
             code = 1
             try:

@@ -46,6 +46,7 @@ class Task:
         self.lock = sync.RLock()
         self.mounted = False
         self.oom = None
+        self.oom_ready = None  # held while the OOM watch is being set up (Service._watch_oom_soon)
         self.pidns = True
 
 
@@ -92,7 +93,7 @@ def _read_toml(path):
 
 
 class Service:
-    def __init__(self, namespace, publisher, reaper, log, loop, on_empty_shutdown):
+    def __init__(self, namespace, publisher, reaper, log, loop, on_empty_shutdown, warming=None):
         self.ns = namespace
         self.events = publisher
         self.reaper = reaper
@@ -101,6 +102,20 @@ class Service:
         self.on_empty_shutdown = on_empty_shutdown
         self.tasks = {}
         self.lock = sync.Lock()
+        # the cgroup lock's warm-up (cgroups/warm.py) the daemon began at fork, for the first Create: its grace
+        # period (8-20 ms here) passes while the daemon imports, not in the middle of Create's cgroup steps
+        self.warming = warming
+
+    def _take_warming(self):
+        with self.lock:
+            w, self.warming = self.warming, None
+        return w
+
+    def drop_warming(self):
+        """End the daemon's warm-up if no Create took it (the daemon calls this when idle and at exit)."""
+        w = self._take_warming()
+        if w is not None:
+            w.stop()
 
     # --- plumbing ------------------------------------------------------------------------------------------
 
@@ -192,9 +207,11 @@ class Service:
                 init.io = stdio.open_io(self.loop, req.id, self.ns, req.stdin, req.stdout, req.stderr,
                                         terminal=req.terminal, uid=opts["io_uid"], gid=opts["io_gid"])
                 console, theirs = _console_pair(req.terminal)
+                warming = self._take_warming()
                 try:
                     c = t.rt.create(req.id, req.bundle, console=theirs, no_pivot=opts["no_pivot"],
-                                    no_new_keyring=opts["no_new_keyring"], stdio=init.io.child)
+                                    no_new_keyring=opts["no_new_keyring"], stdio=init.io.child,
+                                    warming=warming and warming.threaded())
                     if console is not None:
                         stdio.attach_console(self.loop, init.io, _recv_master(console), req.id)
                 finally:
@@ -209,6 +226,7 @@ class Service:
                 self._publish(api.TaskCreate(container_id=req.id, bundle=req.bundle, rootfs=list(req.rootfs),
                                              io=api.TaskIO(stdin=req.stdin, stdout=req.stdout, stderr=req.stderr,
                                                            terminal=req.terminal), pid=c.pid))
+                self._watch_oom_soon(t)
         except BaseException:
             self._forget(t)
             raise
@@ -235,10 +253,10 @@ class Service:
             if p.started:
                 raise ttrpc.Error(ttrpc.FAILED_PRECONDITION, f"process {req.exec_id or req.id} already started")
             if not req.exec_id:
+                _oom_watched(t)  # before the process runs: no OOM kill can come before its watch
                 t.rt.start(req.id)
                 p.started = True
                 self._publish(api.TaskStart(container_id=req.id, pid=p.pid))
-                self._watch_oom(t)
                 return api.StartResponse(pid=p.pid)
             self._start_exec(t, p)
             return api.StartResponse(pid=p.pid)
@@ -312,6 +330,7 @@ class Service:
         return [p for p in t.execs.values() if p.started and not p.exited_at]
 
     def _finish_init(self, t):
+        _oom_watched(t)  # killed before Start: no watch may be left running after the exit
         if t.oom is not None:
             t.oom.check_now()  # an OOM kill is reported before the exit it caused
             t.oom.stop()
@@ -327,6 +346,21 @@ class Service:
         p.exited.set()
         if p.io is not None:
             p.io.close_stdin()
+
+    def _watch_oom_soon(self, t):
+        """Set the OOM watch up once Create's reply is out (in a thread of its own, it took the GIL from the reply):
+        containerd sends Start only after a Connect or two, and Start waits for it (_oom_watched) before it lets
+        the process run."""
+        t.oom_ready = sync.Lock()
+        t.oom_ready.acquire()
+
+        def watch():
+            try:
+                self._watch_oom(t)
+            finally:
+                t.oom_ready.release()
+
+        ttrpc.after_reply(watch)
 
     def _watch_oom(self, t):
         from . import oom
@@ -504,6 +538,12 @@ class Service:
                 return None
         self.on_empty_shutdown()
         return None
+
+
+def _oom_watched(t):
+    """Wait until the task's OOM watch is set up (or has failed: logged); a hung set-up is waited for 10 s."""
+    if t.oom_ready is not None and t.oom_ready.acquire(timeout=10.0):
+        t.oom_ready.release()
 
 
 def _console_pair(terminal):

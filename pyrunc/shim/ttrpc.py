@@ -71,6 +71,20 @@ def go(fn, *args):
     return done
 
 
+_after = sync.local()  # .fns: what the request this thread handles leaves for after its response (after_reply)
+
+
+def after_reply(fn):
+    """Run fn() once the response of the request this thread is handling has been written, in the same thread (a
+    handler's follow-up work, off the reply's path: Create's OOM watch); outside a handler (a test calling handlers
+    directly), in a thread of its own."""
+    fns = getattr(_after, "fns", None)
+    if fns is None:
+        go(fn)
+    else:
+        fns.append(fn)
+
+
 def joined(done, timeout):
     """Wait at most timeout seconds for the thread `go` returned `done` for; True once it has returned."""
     if done.acquire(timeout=timeout):
@@ -252,9 +266,17 @@ class _Conn:
     def _handle(self, sid, body):
         srv = self.server
         srv._local.handling = True
+        _after.fns = fns = []
         try:
             self.send(sid, srv._dispatch(body))
         finally:
+            _after.fns = None
+            for fn in fns:
+                try:
+                    fn()
+                except Exception as e:  # a bug in the follow-up: report it, keep serving
+                    if srv.log is not None:
+                        srv.log.error("ttrpc: after reply: %s: %s" % (type(e).__name__, e))
             srv._local.handling = False
             srv._end()
             self._release()

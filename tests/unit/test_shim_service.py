@@ -47,6 +47,7 @@ class FakeRuntime:
 
     def create(self, cid, bundle, **kw):
         assert kw["stdio"] and len(kw["stdio"]) == 3
+        self.warmings = getattr(self, "warmings", []) + [kw.get("warming")]
         self.inits = getattr(self, "inits", {})
         self.inits[cid] = self.fork(7)
         return FakeContainer(self.inits[cid])
@@ -164,14 +165,14 @@ def _reap_forever(rp, stop):
 
 
 @contextlib.contextmanager
-def _shim(tmp_path):
+def _shim(tmp_path, warming=None):
     fake = FakeContainerd(str(tmp_path / "containerd.ttrpc"))
     rp = reaper.Reaper()
     log = Logger(path=str(tmp_path / "shim.log"))
     pub = events.Publisher(str(tmp_path / "containerd.ttrpc"), "ns1", log)
     loop = stdio.Loop(log)
     stopped = []
-    svc = FakeService("ns1", pub, rp, log, loop, lambda: stopped.append(True))
+    svc = FakeService("ns1", pub, rp, log, loop, lambda: stopped.append(True), warming=warming)
     stop = threading.Event()
     t = threading.Thread(target=_reap_forever, args=(rp, stop), daemon=True)
     t.start()
@@ -306,6 +307,146 @@ def test_publish_leaves_the_encoding_to_the_publisher_thread(tmp_path, monkeypat
         fake.server.shutdown()
 
 
+class FakeWarmup:
+    """A cgroups.warm.Warmup as the daemon begins it at fork (its thread does not matter here)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def threaded(self):
+        self.calls.append("threaded")
+        return self
+
+    def stop(self):
+        self.calls.append("stop")
+
+
+def test_the_first_create_gets_the_cgroup_warmup_the_daemon_began(tmp_path):
+    """The daemon begins the cgroup lock's warm-up (cgroups/warm.py) at fork, so that its grace period passes while
+    the daemon imports; the first Create hands it to the library (counted again: the daemon has started threads
+    since, so it is told not to wait for the thread count), later ones let the library begin their own."""
+    run_isolated(_first_create_warming, tmp_path)
+
+
+def _first_create_warming(tmp_path):
+    w = FakeWarmup()
+    with _shim(tmp_path, warming=w) as (svc, call, fake, bundle, stopped):
+        call("Create", id="c6", bundle=bundle)
+        call("Create", id="c7", bundle=bundle)
+        assert (svc.tasks["c6"].rt.warmings, svc.tasks["c7"].rt.warmings) == ([w], [None])
+        assert w.calls == ["threaded"]  # the library's create stops it (a fake runtime here)
+        svc.drop_warming()
+        assert w.calls == ["threaded"]
+
+
+def test_a_warmup_no_create_took_is_stopped(tmp_path):
+    """A daemon whose first request is not a Create (or none comes): drop_warming() ends the warm-up's writes,
+    and a Create after that begins its own."""
+    run_isolated(_warming_dropped, tmp_path)
+
+
+def _warming_dropped(tmp_path):
+    w = FakeWarmup()
+    with _shim(tmp_path, warming=w) as (svc, call, fake, bundle, stopped):
+        svc.drop_warming()
+        svc.drop_warming()
+        assert w.calls == ["stop"]
+        call("Create", id="c8", bundle=bundle)
+        assert svc.tasks["c8"].rt.warmings == [None]
+
+
+def test_threaded_warmup_waits_for_the_last_write_only(tmp_path, monkeypatch):
+    """wait() waits for the thread count to fall back to what it was at start(): in the shim daemon, which starts
+    its server threads after the warm-up, it never does (10000 yields in Create) unless told threaded(); then it
+    waits for the warm-up thread's last write only."""
+    import _thread
+
+    from pyrunc.cgroups import warm
+
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    yields = []
+    monkeypatch.setattr(warm.os, "sched_yield", lambda: yields.append(1))
+    w = warm.start(str(procs))
+    held = _thread.allocate_lock()
+    held.acquire()
+    other = ttrpc.go(held.acquire)  # a thread that outlives the warm-up: a server thread of the daemon
+    assert w.threaded() is w
+    w.wait()
+    assert w.result == 0 and w.writes >= 1
+    assert yields == []
+    writes = w.writes
+    held.release()
+    assert ttrpc.joined(other, TIMEOUT)
+    assert w.writes == writes  # ended: nothing writes after wait()
+
+
+class GatedOomService(FakeService):
+    """_watch_oom blocks until the test opens the gate; rt.start records whether the watch was set up by then."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.gate = threading.Event()
+        self.watch_began = threading.Event()
+        self.watched = []
+
+    def _runtime(self, root, opts):
+        rt = super()._runtime(root, opts)
+        start = rt.start
+        rt.start = lambda cid: (self.watched.append(("start", cid)), start(cid))
+        return rt
+
+    def _watch_oom(self, t):
+        self.watch_began.set()
+        assert self.gate.wait(TIMEOUT)
+        self.watched.append(("watch", t.id))
+
+
+def test_oom_watch_is_set_up_after_the_create_reply_and_before_start(tmp_path):
+    """The OOM watch (cgroup files, an eventfd, a thread: ~1.5 ms) is set up after Create has answered, in the gap
+    before containerd sends Start, and Start waits for it before it lets the process run: an OOM kill is still
+    never missed, and neither reply waits for the watch in the usual case."""
+    run_isolated(_oom_watch_deferred, tmp_path)
+
+
+def _oom_watch_deferred(tmp_path):
+    with _shim(tmp_path) as (svc0, call0, fake, bundle, stopped):
+        svc = GatedOomService("ns1", svc0.events, svc0.reaper, svc0.log, svc0.loop, lambda: None)
+        h = svc.handlers()
+
+        def call(method, **kw):
+            req_cls, resp_cls = api.TASK_METHODS[method]
+            return resp_cls.decode(h[method](req_cls(**kw).encode()))
+
+        pid = call("Create", id="c10", bundle=bundle).pid  # answered while the watch set-up is still blocked
+        assert svc.watch_began.wait(TIMEOUT) and svc.watched == []
+        starter = threading.Thread(target=lambda: call("Start", id="c10"))
+        starter.start()
+        starter.join(0.05)
+        assert starter.is_alive() and svc.watched == []  # Start waits for the watch
+        svc.gate.set()
+        starter.join(TIMEOUT)
+        assert svc.watched == [("watch", "c10"), ("start", "c10")]
+        svc.rt.release(pid)
+        assert call("Wait", id="c10").exit_status == 7
+        call("Delete", id="c10")
+
+        # killed before Start: the exit waits for the set-up too (no watch is left running after the exit)
+        svc.gate.clear()
+        svc.watch_began.clear()
+        pid = call("Create", id="c11", bundle=bundle).pid
+        assert svc.watch_began.wait(TIMEOUT)
+        svc.rt.release(pid)
+        waiter = threading.Thread(target=lambda: call("Wait", id="c11"))
+        waiter.start()
+        waiter.join(0.05)
+        assert waiter.is_alive()
+        svc.gate.set()
+        waiter.join(TIMEOUT)
+        assert not waiter.is_alive() and svc.watched[-1] == ("watch", "c11")
+        call("Delete", id="c11")
+
+
 def test_delete_keeps_the_options_file_while_the_rootfs_stays_mounted(tmp_path):
     """The options file's absence tells `delete` (the launcher's shell part, cleanup.py) that nothing is left to
     clean up: a Delete whose unmount failed keeps it, so that the cleanup after the shim tries again."""
@@ -378,3 +519,34 @@ def test_unmount_finds_a_rootfs_whose_path_mountinfo_escapes(tmp_path):
     finally:
         while os.path.ismount(target):
             lx.umount2(str(target), mounts.MNT_DETACH)
+
+
+def test_daemon_ends_a_warmup_no_create_came_for(tmp_path):
+    """The daemon's main loop ends the warm-up begun at fork once it has waited WARM_IDLE for a Create, and serves
+    on; SIGTERM then stops it."""
+    run_isolated(_daemon_idle_warming, tmp_path)
+
+
+def _daemon_idle_warming(tmp_path):
+    import signal
+
+    from pyrunc.shim import daemon, main
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(tmp_path / "shim.sock"))
+    sock.listen(8)
+    os.dup2(sock.fileno(), 3)  # where `start` leaves the listening socket for the daemon
+    sock.close()
+    os.environ.pop("TTRPC_ADDRESS", None)
+    daemon.WARM_IDLE = 0.05
+    w = FakeWarmup()
+
+    def stop_when_dropped():
+        _until(lambda: w.calls)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    ttrpc.go(stop_when_dropped)
+    flags, _ = main.parse(["-namespace", "ns1", "-id", "c9"])
+    assert daemon.run(flags, str(tmp_path), "unix://" + str(tmp_path / "shim.sock"), w) == 0
+    assert w.calls == ["stop"]
+    assert not os.path.exists(tmp_path / "shim.sock")
