@@ -131,7 +131,8 @@ def test_hot_verbs_add_no_costly_stdlib_modules(tmp_path):
 # in: stat, posixpath, _collections_abc) nor `site`.  Each module costs ~0.1 ms of a ~10 ms floor, so the
 # ceilings are exact (Dec 2026, issue 12).  state and kill: pyrunc, pyrunc.cli (the registry), cli.main (the
 # parser), pyrunc.errors (the Logger too), the verb module, pyrunc.container, container.state, fastjson and _json
-# (9); start: + its library module container.start, fcntl (the lock) and select (the fifo's poll) (12); delete of a
+# (9); start: + its library module container.start, fcntl (the lock) and select (the fifo's poll: loaded
+# only when the init has not written its byte 0.05 ms after start opened the fifo, rarely) (12); delete of a
 # stopped container: + container.delete (the quick path: rmdirs, no cgroup manager, no lifecycle) and fcntl (11).
 # Before: start 17, state 14, kill 14 and delete 18 modules, all of them with os.  (pyrunc.launch, need_site()'s
 # module, is for the other verbs: neither the hot verbs nor the installed script's short path import it.)
