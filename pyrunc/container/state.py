@@ -16,6 +16,7 @@ STATE_FILE = "state.json"
 # state.json exists, `delete` still knows what to remove.  Never read by state/list: the container does not exist.
 PROVISIONAL = "creating.json"
 FIFO = "exec.fifo"
+_OWN_FILES = (STATE_FILE, PROVISIONAL, FIFO, FIFO + ".start")  # what create and start leave in the directory
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 MAX_ID = 1024
 
@@ -267,7 +268,22 @@ class Store:
 
     def remove(self, cid):
         d = self.path(cid)
-        for name in posix.listdir(d) if _isdir(d) else ():
+        # the files pyrunc makes here, by name (a listing is an open, two getdents and a close more); anything
+        # else (the temp file of a save that died) is found by listing once rmdir says the directory is not empty
+        for name in _OWN_FILES:
+            try:
+                posix.unlink(f"{d}/{name}")
+            except OSError:
+                pass
+        try:
+            posix.rmdir(d)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if not _isdir(d):
+                raise
+        for name in posix.listdir(d):
             try:
                 posix.unlink(f"{d}/{name}")
             except OSError:

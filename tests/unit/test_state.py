@@ -285,3 +285,28 @@ def test_creation_record_survives_a_crash_inside_its_rewrite(tmp_path, monkeypat
     assert store.load_provisional("c1").doc["cgroup_created"] == ["/a", "/b"]
     store.remove("c1")
     assert not os.path.exists(d)
+
+
+def test_remove_unlinks_known_files_without_listing(tmp_path, monkeypatch):
+    """delete's last step: the files pyrunc makes in a container's directory are unlinked by name (no listing:
+    an open, two getdents and a close less); anything else there is found by listing once rmdir says not empty."""
+    store = st.Store(str(tmp_path))
+    d = store.reserve("c1")
+    c = st.Container(store.root, "c1", {"id": "c1"})
+    c.save(st.PROVISIONAL)
+    c.save()
+    os.mkfifo(os.path.join(d, st.FIFO))
+    real_listdir = st.posix.listdir
+
+    def no_listdir(path):
+        raise AssertionError(f"listed {path}")
+
+    monkeypatch.setattr(st.posix, "listdir", no_listdir)
+    store.remove("c1")
+    assert not os.path.exists(d)
+    store.remove("c1")  # gone already: nothing to do
+    d = store.reserve("c2")
+    open(os.path.join(d, ".state.json.12345"), "w").close()  # a save that died before its rename
+    monkeypatch.setattr(st.posix, "listdir", real_listdir)
+    store.remove("c2")
+    assert not os.path.exists(d)
