@@ -270,28 +270,20 @@ class Store:
         d = self.path(cid)
         # the files pyrunc makes here, by name (a listing is an open, two getdents and a close more); anything
         # else (the temp file of a save that died) is found by listing once rmdir says the directory is not empty
-        for name in _OWN_FILES:
+        for names in _OWN_FILES, None:
+            for name in names if names is not None else posix.listdir(d):
+                try:
+                    posix.unlink(f"{d}/{name}")
+                except OSError:
+                    pass
             try:
-                posix.unlink(f"{d}/{name}")
+                posix.rmdir(d)
+                return
+            except FileNotFoundError:
+                return
             except OSError:
-                pass
-        try:
-            posix.rmdir(d)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            if not _isdir(d):
-                raise
-        for name in posix.listdir(d):
-            try:
-                posix.unlink(f"{d}/{name}")
-            except OSError:
-                pass
-        try:
-            posix.rmdir(d)
-        except FileNotFoundError:
-            pass
+                if names is None or not _isdir(d):
+                    raise
 
 
 class Lock:
