@@ -239,9 +239,11 @@ def test_creation_record_names_the_systemd_unit(tmp_path):
 
 
 def test_creation_record_is_never_renamed_over_an_old_one(tmp_path, monkeypatch):
-    """create writes the creation record twice.  On ext4 (this VM's /run and /tmp) a rename over an existing file
-    makes the kernel write the new file's data out at once (auto_da_alloc), and unlinking a file whose blocks
-    were allocated cost delete ~0.3 ms, up to several ms with that I/O queued (~0.07 ms otherwise).  So the
+    """create writes the creation record again when its cgroup mkdirs made more than the first record named (a
+    parent made on the way: containerd's /<namespace>, whenever no other container of the namespace exists).  On
+    ext4 (this VM's /run and /tmp) a rename over an existing file makes the kernel write the new file's data out
+    at once (auto_da_alloc), and delete's unlink of such a record cost 0.22-0.26 ms (0.01-0.02 ms for one never
+    renamed over; strace -T, cgroupsPath /hot4ns/<id>), up to several ms with that I/O queued.  So the
     record is rewritten by unlink + rename to a free name; state.json, read by `state` without the lock, keeps
     the atomic rename over the old one."""
     store = st.Store(str(tmp_path))
