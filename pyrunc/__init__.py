@@ -9,6 +9,7 @@ import marshal as _marshal
 import posix as _posix
 from _frozen_importlib import ModuleSpec as _ModuleSpec
 from _frozen_importlib_external import MAGIC_NUMBER as _MAGIC_NUMBER
+from _frozen_importlib_external import ExtensionFileLoader as _ExtensionFileLoader
 
 __version__ = "0.1.0"
 OCI_VERSION = "1.2.0"
@@ -27,6 +28,10 @@ class CodeCache:
     since (its mtime or size, what a .pyc records) is left to the path finder, which reads the source.  So an
     edit of an installed file takes effect as it would without the cache.
 
+    The C extensions that the verbs load (pyrunc's own, the standard library's `_json`, `fcntl`...) are in the
+    index too, by absolute path and offset -1: loaded from the file the path finder found when the cache was made
+    (~0.09 ms of path search each), with the same mtime and size check.
+
     The file: CODE_CACHE_MAGIC (12 bytes), the index's length (4 bytes, little-endian), the index (marshal: module
     name -> (path relative to the package's parent, is a package, source mtime, source size, offset, length)),
     then each module's marshalled code object, at its offset from the end of the index (launch.build_code_cache).
@@ -44,11 +49,15 @@ class CodeCache:
         if entry is None:
             return None
         rel, is_pkg, mtime, size, offset, length = entry
-        origin = cls.root + rel
+        origin = cls.root + rel if offset >= 0 else rel
         try:
             st = _posix.stat(origin)
             if int(st.st_mtime) & 0xFFFFFFFF != mtime or st.st_size & 0xFFFFFFFF != size:
                 return None
+            if offset < 0:  # a C extension: where the path finder found it when the cache was made
+                spec = _ModuleSpec(name, _ExtensionFileLoader(name, origin), origin=origin)
+                spec.has_location = True
+                return spec
             fd = _posix.open(cls.path, _posix.O_RDONLY | _posix.O_CLOEXEC)
             try:
                 code = _marshal.loads(_posix.pread(fd, length, cls.base + offset))

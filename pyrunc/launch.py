@@ -162,14 +162,22 @@ def add_flag(script):
     return True
 
 
+# The C extensions the verbs import, which the code cache points at directly (pyrunc.CodeCache): pyrunc's own
+# (the syscall helper, seccomp's) and the standard library's that the hot verbs, create and run use.  Not a third
+# party's (cffi's backend): where those are depends on site's sys.path (need_site), as it did without the cache.
+EXTENSIONS = ("pyrunc._helper", "pyrunc._seccomp", "_json", "fcntl", "select", "_socket", "_struct", "termios")
+
+
 def build_code_cache(pkgdir):
     """Fill `pkgdir`/_code.cache (pyrunc.CodeCache) with the code of every module of the package: from the .pyc
     file pip wrote where it matches its source (as importlib checks it: the bytecode magic, the source's mtime and
     size), else compiled from the source.  Only a file the wheel installed (setup.py ships it empty: pip's RECORD
     lists it, so an uninstall removes it) and that belongs to us, replaced by an atomic rename; an editable
-    install has none.  True if it wrote the cache."""
+    install has none.  The C extensions that the verbs load (EXTENSIONS) go in by the path the path finder gives
+    them now.  True if it wrote the cache."""
     import marshal
     import os
+    from importlib.machinery import ExtensionFileLoader, PathFinder
     from importlib.util import MAGIC_NUMBER, cache_from_source
 
     from . import CODE_CACHE, CODE_CACHE_MAGIC
@@ -207,6 +215,13 @@ def build_code_cache(pkgdir):
                 index[name] = (src[len(root):], fn == "__init__.py", mtime, size, offset, len(code))
                 chunks.append(code)
                 offset += len(code)
+        for name in EXTENSIONS:  # where an import would find it now (not what sys.modules holds)
+            parent, _, _ = name.rpartition(".")
+            spec = PathFinder.find_spec(name, [pkgdir] if parent == "pyrunc" else None) if parent in ("", "pyrunc") \
+                else None
+            if spec is not None and isinstance(spec.loader, ExtensionFileLoader) and spec.origin:
+                ext_st = os.stat(spec.origin)
+                index[name] = (spec.origin, False, int(ext_st.st_mtime) & 0xFFFFFFFF, ext_st.st_size & 0xFFFFFFFF, -1, 0)
         head = marshal.dumps(index)
         tmp = f"{dest}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)

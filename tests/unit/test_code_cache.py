@@ -116,3 +116,25 @@ def test_no_descriptor_stays_open(pkg):
             "    except OSError:  # listdir's own\n        pass\nprint(sorted(fds))")
     loader, fds = _in_fresh_python(pkg, code).splitlines()
     assert loader == "CodeCache" and not [f for f in ast.literal_eval(fds) if f.endswith(CODE_CACHE)], fds
+
+
+def test_c_extensions_are_loaded_from_where_the_path_finder_found_them(pkg, tmp_path, monkeypatch):
+    """The C extensions the verbs load (launch.EXTENSIONS) are in the index by path: no search of sys.path, the
+    same mtime and size check.  A copy of the standard library's _json stands in, first on sys.path."""
+    import _json
+    import shutil
+
+    ext = tmp_path / "site" / os.path.basename(_json.__file__)
+    shutil.copy(_json.__file__, ext)
+    monkeypatch.setattr(launch, "EXTENSIONS", ("_json",))
+    monkeypatch.syspath_prepend(str(ext.parent))
+    import importlib
+
+    importlib.invalidate_caches()
+    assert launch.build_code_cache(str(pkg))
+    code = ("from importlib.machinery import PathFinder\nfind = PathFinder.find_spec\n"
+            "def noted(name, path=None, target=None):\n    print('path finder:', name)\n    return find(name, path, target)\n"
+            "PathFinder.find_spec = noted\nimport _json\nprint(_json.__file__, _json.__spec__.loader.__class__.__name__)")
+    assert _in_fresh_python(pkg, code) == f"{ext} ExtensionFileLoader"
+    os.utime(ext, (1, 1))  # changed since: the path finder's, as without the cache
+    assert _in_fresh_python(pkg, code).splitlines() == ["path finder: _json", f"{ext} ExtensionFileLoader"]
