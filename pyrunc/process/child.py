@@ -327,11 +327,12 @@ def stage_b(plan, ctx, sock, lx):
     if plan.domainname:
         lx.setdomainname(plan.domainname)
     proc = plan.process
-    try:
-        cwdfd = rootfs.mkdir_all_in_root(lx, rootfd, proc.cwd)
-    except SysError as e:
-        raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
-    os.close(cwdfd)
+    if proc.cwd.strip("/"):  # "/" is the root itself
+        try:
+            cwdfd = rootfs.mkdir_all_in_root(lx, rootfd, proc.cwd)
+        except SysError as e:
+            raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
+        os.close(cwdfd)
     forbid_imports()
     enter_rootfs(plan, rootfd, lx)
     finish_rootfs(plan, lx)
@@ -370,15 +371,17 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     if proc.terminal:
         console.setup(lx, ctx.console, proc.console_size, ctty=not in_stage_a)
     console.fix_stdio_owner(proc.uid, proc.terminal)  # the final stdio becomes the user's (runc's setupUser)
-    rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)
-    except SysError as e:
-        raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
-    finally:
-        os.close(rootdir)
-    os.fchdir(cwd)  # resolved inside the root: never a host directory reached through /proc/self/fd (CVE-2024-21626)
-    os.close(cwd)
+    if in_stage_a or proc.cwd.strip("/"):  # stage B's cwd is "/" already (enter_rootfs)
+        rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)
+        except SysError as e:
+            raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
+        finally:
+            os.close(rootdir)
+        # resolved inside the root: never a host directory reached through /proc/self/fd (CVE-2024-21626)
+        os.fchdir(cwd)
+        os.close(cwd)
     env = environ(proc)
     path = getattr(proc, "exec_path", None) or lookup(proc.args[0], env)
     os.umask(0o022 if proc.umask is None else int(proc.umask))
@@ -445,9 +448,10 @@ def _home(uid):
     except OSError:
         return "/"
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             return "/"
-        data = os.read(fd, 1 << 20)
+        data = os.read(fd, min(st.st_size, 1 << 20))  # not a 1 MiB buffer for 100 bytes (mmap, mremap, munmap)
     except OSError:
         return "/"
     finally:

@@ -111,6 +111,7 @@ class Ctx:
     userns_fd = None  # exec: the container's user namespace, joined by the stub (set in stage A)
     stdio = None  # (stdin, stdout, stderr) fds for the process instead of ours (a shim's pipes); stage A dup2s them
     own_rlimits = None  # set by Spawn.run: parsed rlimits the init sets itself (no user namespace), else None
+    cgroup_hier = None  # set by Spawn.run: the host's cgroup mounts (cgroupfs.host_hierarchies) for a cgroup mount
 
 
 class InitError(PyruncError):
@@ -207,6 +208,14 @@ class Spawn:
         # search the state directory's ancestors (runc passes it the same way).
         if self.ctx.fifo and self.ctx.fifo_fd is None:
             self.ctx.fifo_fd = os.open(self.ctx.fifo, O_PATH | os.O_CLOEXEC)
+        if not self.ctx.exec_mode and not any(t == "mount" for t, _ in self.plan.ns_join) and any(
+                op.fstype in ("cgroup", "cgroup2") and not op.bind for op in self.plan.mounts):
+            # Read here, not in the init: Python work in a just-forked child runs several times slower (each page
+            # it touches first is a copy-on-write or a page-table fault; this read: 0.69 ms there, 0.19 ms here).
+            # The init's mount namespace is a copy of ours (none joined), so it sees the same mounts.
+            from .cgroupfs import host_hierarchies
+
+            self.ctx.cgroup_hier = host_hierarchies()
         if not self.ctx.exec_mode:
             from .idmap import idmapped_trees
 

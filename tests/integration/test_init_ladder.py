@@ -198,3 +198,41 @@ def test_user_namespace_keeps_stage_a(pyrunc, ubundle, tmp_path):
     senders = {e: pid for pid, e in ev if e in ("pid", "ready")}
     assert senders["pid"] != senders["ready"], ev  # stage A reports the init's pid
     assert not any(pid == parent and e.startswith("unshare") for pid, e in ev), ev
+
+
+def init_syscalls(pyrunc, b, tmp_path):
+    """(run, {syscall name: count}) of what the container's init calls from its fork to its execveat of the stub,
+    from strace -f of a real `run`."""
+    require(shutil.which("strace"), "strace is not installed")
+    out = tmp_path / "strace-all.txt"
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "signal=none", "-s", "16", "-o", str(out)]
+                       + pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("s")), capture_output=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    lines = out.read_text().splitlines()
+    init = next(line.split()[0] for line in lines if "execveat(" in line)
+    counts = {}
+    for line in lines:
+        pid, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if pid != init or rest.startswith(("<...", "+++", "---")):
+            continue
+        name = rest.split("(", 1)[0]
+        if name == "execveat":
+            break
+        counts[name] = counts.get(name, 0) + 1
+    return p, counts
+
+
+def test_default_init_syscall_budget(pyrunc, bundle, tmp_path):
+    """The init's work between its fork and the stub is Python between syscalls, on the critical path of every
+    create: the default config's must stay within a budget.  Per cgroup v1 hierarchy it makes its directory in the
+    fresh tmpfs and bind-mounts it, and one recursive mount_setattr makes them all read-only (no remount of each);
+    /dev and /dev/null are opened once for the device nodes and the masked paths, not once per node."""
+    p, counts = init_syscalls(pyrunc, bundle(["true"]), tmp_path)
+    assert p.returncode == 0, p.stderr
+    with open("/proc/self/mountinfo") as f:
+        hier = sum(1 for line in f if " - cgroup " in line or " - cgroup2 " in line)
+    total = sum(counts.values())
+    # 324 (44 mounts) on this VM's ten hierarchies before (9 a hierarchy, /dev opened per node), 213 (33) after
+    assert total <= 180 + 4 * hier, (total, hier, counts)
+    assert counts.get("mount", 0) <= 24 + hier and counts.get("mount_setattr", 0) <= 1, counts
