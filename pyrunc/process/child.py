@@ -165,8 +165,8 @@ def stage_init(plan, ctx, sock, lx):
     """The container's init forked by the parent itself (Spawn.direct: its namespaces all new, no user or time
     namespace, no seccomp agent): stage A's part of such a plan, then stage B.  Born in its new pid namespace
     (the parent's unshare), it makes the others while the parent writes cgroup.procs, the cgroup namespace
-    after GO; then it says PID (sync 3) from inside them, so the parent may move net devices and open bind
-    sources in its mount namespace."""
+    after GO; then it says PID (sync 3) from inside them when the parent is to move net devices or open bind
+    sources in its mount namespace (init.reports_pid)."""
     lx.prctl(PR_SET_DUMPABLE, 0)
     for i, fd in enumerate(ctx.stdio or ()):
         os.dup2(fd, i)
@@ -177,7 +177,8 @@ def stage_init(plan, ctx, sock, lx):
     expect(sock, proto.GO)  # sync 2.
     if new & CLONE_NEWCGROUP:
         lx.unshare(CLONE_NEWCGROUP)
-    sock.send(proto.PID + b"1")  # sync 3.
+    if proto.reports_pid(plan):  # else the parent goes on to wait for READY: no wake-up for nothing
+        sock.send(proto.PID + b"1")  # sync 3.
     stage_b(plan, ctx, sock, lx)
 
 

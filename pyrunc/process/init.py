@@ -55,7 +55,8 @@
 Most creates skip stage A (Spawn.direct: every namespace new, no user or time namespace, no seccomp agent): the
 parent itself unshares CLONE_NEWPID (only where its next child is born), forks the init, and sets its own pid
 namespace back at once; the init (child.stage_init) makes its other namespaces while the parent writes cgroup.procs,
-the cgroup namespace after 2. GO, and sends 3. PID from inside them; steps 1 and the reaping of A do not exist.
+the cgroup namespace after 2. GO, and sends 3. PID from inside them only when the parent needs to know that (net
+devices to move, bind sources to open: reports_pid); steps 1 and the reaping of A do not exist.
 
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
@@ -80,7 +81,7 @@ from ..errors import PyruncError, SysError
 from ..linux import CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWUSER, O_PATH, PR_SET_CHILD_SUBREAPER, real
 from . import sock as socket  # `socket` imports selectors and enum (~3 ms)
 from . import waiter
-from .idmap import write_id_maps
+from .idmap import source_binds, write_id_maps
 
 USERNS, GO, PID, MOUNTS, HOOKS, EXEC, READY, ERROR = (b"userns", b"go", b"pid ", b"mounts", b"hooks", b"exec", b"ready",
                                                 b"error ")
@@ -171,6 +172,13 @@ def set_rlimits(lx, pid, limits):
         lx.prlimit(pid, res, soft, hard, what)
 
 
+def reports_pid(plan):
+    """Whether the init forked by the parent itself (Spawn.direct) says PID (sync 3): only when the parent needs
+    to know it is in its namespaces, to move net devices into them or open bind sources in its mount namespace.
+    Stage A always does: the parent learns the init's pid from it."""
+    return bool(plan.net_devices or source_binds(plan))
+
+
 def _kill_reap(pid):
     if pid:
         try:
@@ -255,7 +263,7 @@ class Spawn:
                 parent.send(GO)  # sync 2.
             except BrokenPipeError:
                 pass  # stage A failed before sync 2 (a setns, the seccomp agent): its ERROR is read next
-            msg = recv(parent)  # sync 3.
+            msg = recv(parent) if not direct or reports_pid(self.plan) else PID  # sync 3.
             if not msg.startswith(PID):
                 if exec_mode:  # the exec'd stub may fail (and say why) before stage A has reported its pid
                     raise InitError("unable to start container process: " + msg.decode(errors="replace"))
