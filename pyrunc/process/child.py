@@ -38,6 +38,14 @@ MSG_CMSG_CLOEXEC = 0x40000000
 _FORBIDDEN = []  # the import state forbid_imports() replaced, kept alive (see there)
 
 def run_stage(fn, plan, ctx, sock, lx):
+    # No collection in a forked stage: it would write the header of every object it walks, a copy-on-write
+    # fault per page shared with the parent; the stage is short and ends in execve or _exit.  The CLI turned the
+    # collector off already (pyrunc.main) and the shim, which keeps it on, has imported gc: the module is taken
+    # from sys.modules, not imported here (create's import budget, tests/unit/test_imports.py); a caller that
+    # never imported gc keeps its collector on here too.
+    gc = sys.modules.get("gc")
+    if gc is not None:
+        gc.disable()
     code = 1
     try:
         fn(plan, ctx, sock, lx)
@@ -409,23 +417,37 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     for fd in (sock.fileno(), fifo, ctx.seccomp_fd, ctx.userns_fd) + (notify[:2] if notify else ()):
         if fd is not None and fd >= 0:
             os.set_inheritable(fd, True)
-    default_signals()
+    default_signals(ctx.ignored_signals)
     env[INIT_ENV] = str(init_args(ctl, path, proc.args))  # the stub reads its arguments from this fd, not argv
     return stub, ["pyrunc", "init"], env
 
 
-def default_signals():
-    """Every signal back to SIG_DFL and none blocked: an ignored disposition survives execve, and Python ignores SIGPIPE and
-    SIGXFSZ at startup (run also installs forwarding handlers); the container must start with runc's clean slate.
-    Only ignored signals need a call: execve itself resets every handled one.  Python's table (getsignal) knows
-    each disposition: those it set, and those it found at startup (a caller's SIG_IGN)."""
+def ignored_signals():
+    """The signals whose disposition is SIG_IGN, from Python's table (getsignal), which knows each: those Python set
+    (SIGPIPE, SIGXFSZ at startup) and those it found at startup (a caller's SIG_IGN).  Read by the parent before
+    the fork (Ctx.ignored_signals): the same table, and the init's ~60 lookups would each be Python work in a
+    just-forked process."""
+    out = []
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
         try:
             h = signal.getsignal(sig)
-            if isinstance(h, int) and h == signal.SIG_IGN:  # an int, or the `signal` module's IntEnum
-                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue
+        if isinstance(h, int) and h == signal.SIG_IGN:  # an int, or the `signal` module's IntEnum
+            out.append(sig)
+    return out
+
+
+def default_signals(ignored=None):
+    """Every signal back to SIG_DFL and none blocked: an ignored disposition survives execve, and Python ignores
+    SIGPIPE and SIGXFSZ at startup (run also installs forwarding handlers); the container must start with runc's
+    clean slate.  Only ignored signals need a call (ignored: ignored_signals(), read before the fork, else now):
+    execve itself resets every handled one."""
+    for sig in ignored_signals() if ignored is None else ignored:
+        try:
+            signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, ())  # a blocked mask survives execve as well

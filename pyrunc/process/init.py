@@ -113,6 +113,7 @@ class Ctx:
     stdio = None  # (stdin, stdout, stderr) fds for the process instead of ours (a shim's pipes); stage A dup2s them
     own_rlimits = None  # set by Spawn.run: parsed rlimits the init sets itself (no user namespace), else None
     cgroup_hier = None  # set by Spawn.run: the host's cgroup mounts (cgroupfs.host_hierarchies) for a cgroup mount
+    ignored_signals = None  # set by Spawn.run: child.ignored_signals(), for the process to start with none ignored
 
 
 class InitError(PyruncError):
@@ -210,6 +211,7 @@ class Spawn:
         # one, so the parent sets them at sync 6, as runc does; and so for exec, whose stage B is prepared by A.
         self.ctx.own_rlimits = limits if not (self.ctx.exec_mode or self.plan.userns) else None
         lx.lib  # noqa: B018: load the helper before forking, once
+        self.ctx.ignored_signals = child.ignored_signals()
         lx.prctl(PR_SET_CHILD_SUBREAPER, 1)
         # The exec fifo is opened (O_PATH) here, by the host's root, and inherited: in a new user namespace the
         # init is an unprivileged host uid by the time it could open the path itself, and may not be able to
