@@ -17,7 +17,7 @@ from . import rootfs
 def host_hierarchies():
     """[(mountpoint, fstype, subsystems-option, root)] of the cgroup mounts under /sys/fs/cgroup, as seen now."""
     out = []
-    for line in _read("/proc/self/mountinfo").splitlines():
+    for line in rootfs.read_all("/proc/self/mountinfo").decode().splitlines():
         left, _, right = line.partition(" - ")
         rfields = right.split()
         if len(rfields) < 3 or rfields[0] not in ("cgroup", "cgroup2"):
@@ -39,26 +39,10 @@ _V1 = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pid
 def own_cgroups():
     """{subsystems-key or '' (v2): path} from /proc/self/cgroup."""
     out = {}
-    for line in _read("/proc/self/cgroup").splitlines():
+    for line in rootfs.read_all("/proc/self/cgroup").decode().splitlines():
         _, subs, path = line.split(":", 2)
         out[subs] = path
     return out
-
-
-def _read(path):
-    """A procfs file's text: four syscalls and no io objects (open() adds an fstat, an ioctl, an lseek and three
-    objects, which in the just-forked init also means copy-on-write faults)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, 65536)
-            if not b:
-                break
-            chunks.append(b)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode()
 
 
 def mount_cgroup(lx, rootfd, op, plan, hier=None):

@@ -171,17 +171,7 @@ def hide_full_proc_sys(rootfs_path, lx):
     is anywhere in the namespace (mount_too_revealing).  So every whole procfs and sysfs outside the rootfs is
     detached, or, where it cannot be (locked in a user namespace: EINVAL/EPERM), covered with an empty tmpfs.
     Still the host's /proc here (before the move); read as bytes (no codec or module lookup: see forbid_imports)."""
-    fd = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, 65536)
-            if not b:
-                break
-            chunks.append(b)
-    finally:
-        os.close(fd)
-    mounts = full_proc_sys_mounts(rootfs_path, b"".join(chunks))
+    mounts = full_proc_sys_mounts(rootfs_path, rootfs.read_all("/proc/self/mountinfo"))
     for mp in sorted(mounts, key=len, reverse=True):  # submounts first
         try:
             lx.mount(None, mp, None, MS["MS_SLAVE"] | MS["MS_REC"], None)  # no unmount event reaches the host
