@@ -38,6 +38,14 @@ MSG_CMSG_CLOEXEC = 0x40000000
 _FORBIDDEN = []  # the import state forbid_imports() replaced, kept alive (see there)
 
 def run_stage(fn, plan, ctx, sock, lx):
+    # No collection in a forked stage: it would write the header of every object it walks, a copy-on-write
+    # fault per page shared with the parent; the stage is short and ends in execve or _exit.  The CLI turned the
+    # collector off already (pyrunc.main) and the shim, which keeps it on, has imported gc: the module is taken
+    # from sys.modules, not imported here (create's import budget, tests/unit/test_imports.py); a caller that
+    # never imported gc keeps its collector on here too.
+    gc = sys.modules.get("gc")
+    if gc is not None:
+        gc.disable()
     code = 1
     try:
         fn(plan, ctx, sock, lx)
@@ -165,8 +173,8 @@ def stage_init(plan, ctx, sock, lx):
     """The container's init forked by the parent itself (Spawn.direct: its namespaces all new, no user or time
     namespace, no seccomp agent): stage A's part of such a plan, then stage B.  Born in its new pid namespace
     (the parent's unshare), it makes the others while the parent writes cgroup.procs, the cgroup namespace
-    after GO; then it says PID (sync 3) from inside them, so the parent may move net devices and open bind
-    sources in its mount namespace."""
+    after GO; then it says PID (sync 3) from inside them when the parent is to move net devices or open bind
+    sources in its mount namespace (init.reports_pid)."""
     lx.prctl(PR_SET_DUMPABLE, 0)
     for i, fd in enumerate(ctx.stdio or ()):
         os.dup2(fd, i)
@@ -177,7 +185,8 @@ def stage_init(plan, ctx, sock, lx):
     expect(sock, proto.GO)  # sync 2.
     if new & CLONE_NEWCGROUP:
         lx.unshare(CLONE_NEWCGROUP)
-    sock.send(proto.PID + b"1")  # sync 3.
+    if proto.reports_pid(plan):  # else the parent goes on to wait for READY: no wake-up for nothing
+        sock.send(proto.PID + b"1")  # sync 3.
     stage_b(plan, ctx, sock, lx)
 
 
@@ -327,11 +336,12 @@ def stage_b(plan, ctx, sock, lx):
     if plan.domainname:
         lx.setdomainname(plan.domainname)
     proc = plan.process
-    try:
-        cwdfd = rootfs.mkdir_all_in_root(lx, rootfd, proc.cwd)
-    except SysError as e:
-        raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
-    os.close(cwdfd)
+    if proc.cwd.strip("/"):  # "/" is the root itself
+        try:
+            cwdfd = rootfs.mkdir_all_in_root(lx, rootfd, proc.cwd)
+        except SysError as e:
+            raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
+        os.close(cwdfd)
     forbid_imports()
     enter_rootfs(plan, rootfd, lx)
     finish_rootfs(plan, lx)
@@ -370,15 +380,17 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     if proc.terminal:
         console.setup(lx, ctx.console, proc.console_size, ctty=not in_stage_a)
     console.fix_stdio_owner(proc.uid, proc.terminal)  # the final stdio becomes the user's (runc's setupUser)
-    rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)
-    except SysError as e:
-        raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
-    finally:
-        os.close(rootdir)
-    os.fchdir(cwd)  # resolved inside the root: never a host directory reached through /proc/self/fd (CVE-2024-21626)
-    os.close(cwd)
+    if in_stage_a or proc.cwd.strip("/"):  # stage B's cwd is "/" already (enter_rootfs)
+        rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            cwd = rootfs.open_in_root(lx, rootdir, proc.cwd, O_PATH | os.O_DIRECTORY)
+        except SysError as e:
+            raise PyruncError(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {e}') from None
+        finally:
+            os.close(rootdir)
+        # resolved inside the root: never a host directory reached through /proc/self/fd (CVE-2024-21626)
+        os.fchdir(cwd)
+        os.close(cwd)
     env = environ(proc)
     path = getattr(proc, "exec_path", None) or lookup(proc.args[0], env)
     os.umask(0o022 if proc.umask is None else int(proc.umask))
@@ -405,23 +417,37 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     for fd in (sock.fileno(), fifo, ctx.seccomp_fd, ctx.userns_fd) + (notify[:2] if notify else ()):
         if fd is not None and fd >= 0:
             os.set_inheritable(fd, True)
-    default_signals()
+    default_signals(ctx.ignored_signals)
     env[INIT_ENV] = str(init_args(ctl, path, proc.args))  # the stub reads its arguments from this fd, not argv
     return stub, ["pyrunc", "init"], env
 
 
-def default_signals():
-    """Every signal back to SIG_DFL and none blocked: an ignored disposition survives execve, and Python ignores SIGPIPE and
-    SIGXFSZ at startup (run also installs forwarding handlers); the container must start with runc's clean slate.
-    Only ignored signals need a call: execve itself resets every handled one.  Python's table (getsignal) knows
-    each disposition: those it set, and those it found at startup (a caller's SIG_IGN)."""
+def ignored_signals():
+    """The signals whose disposition is SIG_IGN, from Python's table (getsignal), which knows each: those Python set
+    (SIGPIPE, SIGXFSZ at startup) and those it found at startup (a caller's SIG_IGN).  Read by the parent before
+    the fork (Ctx.ignored_signals): the same table, and the init's ~60 lookups would each be Python work in a
+    just-forked process."""
+    out = []
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
         try:
             h = signal.getsignal(sig)
-            if isinstance(h, int) and h == signal.SIG_IGN:  # an int, or the `signal` module's IntEnum
-                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue
+        if isinstance(h, int) and h == signal.SIG_IGN:  # an int, or the `signal` module's IntEnum
+            out.append(sig)
+    return out
+
+
+def default_signals(ignored=None):
+    """Every signal back to SIG_DFL and none blocked: an ignored disposition survives execve, and Python ignores
+    SIGPIPE and SIGXFSZ at startup (run also installs forwarding handlers); the container must start with runc's
+    clean slate.  Only ignored signals need a call (ignored: ignored_signals(), read before the fork, else now):
+    execve itself resets every handled one."""
+    for sig in ignored_signals() if ignored is None else ignored:
+        try:
+            signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, ())  # a blocked mask survives execve as well
@@ -445,9 +471,10 @@ def _home(uid):
     except OSError:
         return "/"
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             return "/"
-        data = os.read(fd, 1 << 20)
+        data = os.read(fd, min(st.st_size, 1 << 20))  # not a 1 MiB buffer for 100 bytes (mmap, mremap, munmap)
     except OSError:
         return "/"
     finally:

@@ -41,7 +41,7 @@ def prepare_rootfs(plan, ctx, lx):
     lx.mount(plan.rootfs, plan.rootfs, "bind", MS["MS_BIND"] | MS["MS_REC"], None)
     rootfd = os.open(plan.rootfs, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for op in plan.mounts:
-        rootfs.apply_mount(lx, rootfd, op, lambda lx_, fd, op_: mount_cgroup(lx_, fd, op_, plan),
+        rootfs.apply_mount(lx, rootfd, op, lambda lx_, fd, op_: mount_cgroup(lx_, fd, op_, plan, ctx.cgroup_hier),
                            source_fd=(ctx.mount_fds or {}).get(op.index))
     if plan.dev_setup:
         make_devices(plan, rootfd, lx)
@@ -49,16 +49,24 @@ def prepare_rootfs(plan, ctx, lx):
     # /proc/self/fd (trusted), never through the container's /proc.
     for p in plan.readonly_paths:
         _readonly(lx, rootfd, p)
-    for p in plan.masked:
-        _mask(lx, rootfd, p)
+    null = []  # the rootfs's /dev/null, opened and checked at the first masked file (see _mask)
+    try:
+        for p in plan.masked:
+            _mask(lx, rootfd, p, null)
+    finally:
+        for fd in null:
+            os.close(fd)
     return rootfd
 
 
 def make_devices(plan, rootfd, lx):
-    for d in plan.devices:
-        parent, name = os.path.split(d["path"])
-        pfd = rootfs.mkdir_all_in_root(lx, rootfd, parent)
-        try:
+    dirs = {}  # parent directory -> its O_PATH fd, each resolved once ("/dev" for every default node)
+    try:
+        for d in plan.devices:
+            parent, name = os.path.split(d["path"])
+            pfd = dirs.get(parent)
+            if pfd is None:
+                pfd = dirs[parent] = rootfs.mkdir_all_in_root(lx, rootfd, parent)
             if plan.userns or IN_USER_NAMESPACE:  # no mknod in a user namespace: bind the host's node instead
                 os.close(rootfs.make_file_in_root(lx, rootfd, d["path"]))
                 fd = rootfs.open_in_root(lx, rootfd, d["path"])
@@ -77,10 +85,9 @@ def make_devices(plan, rootfd, lx):
             except OSError as e:
                 raise SysError("mknod", d["path"], e.errno) from None
             os.chown(name, d.get("uid", 0) or 0, d.get("gid", 0) or 0, dir_fd=pfd, follow_symlinks=False)
-        finally:
-            os.close(pfd)
-    devfd = rootfs.mkdir_all_in_root(lx, rootfd, "/dev")
-    try:
+        devfd = dirs.get("/dev")
+        if devfd is None:
+            devfd = dirs["/dev"] = rootfs.mkdir_all_in_root(lx, rootfd, "/dev")
         links = list(DEV_SYMLINKS)
         if os.path.exists("/proc/kcore"):
             links.append(("/proc/kcore", "core"))
@@ -95,7 +102,8 @@ def make_devices(plan, rootfd, lx):
             pass
         os.symlink("pts/ptmx", "ptmx", dir_fd=devfd)
     finally:
-        os.close(devfd)
+        for fd in dirs.values():
+            os.close(fd)
 
 
 def enter_rootfs(plan, rootfd, lx):
@@ -163,17 +171,7 @@ def hide_full_proc_sys(rootfs_path, lx):
     is anywhere in the namespace (mount_too_revealing).  So every whole procfs and sysfs outside the rootfs is
     detached, or, where it cannot be (locked in a user namespace: EINVAL/EPERM), covered with an empty tmpfs.
     Still the host's /proc here (before the move); read as bytes (no codec or module lookup: see forbid_imports)."""
-    fd = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, 65536)
-            if not b:
-                break
-            chunks.append(b)
-    finally:
-        os.close(fd)
-    mounts = full_proc_sys_mounts(rootfs_path, b"".join(chunks))
+    mounts = full_proc_sys_mounts(rootfs_path, rootfs.read_all("/proc/self/mountinfo"))
     for mp in sorted(mounts, key=len, reverse=True):  # submounts first
         try:
             lx.mount(None, mp, None, MS["MS_SLAVE"] | MS["MS_REC"], None)  # no unmount event reaches the host
@@ -225,21 +223,22 @@ def _readonly(lx, root, path):
         os.close(fd)
 
 
-def _mask(lx, root, path):
+def _mask(lx, root, path, null):
+    """Cover path: an empty read-only tmpfs over a directory, the null device over anything else.  null: a list
+    holding the fd of the rootfs's /dev/null once a first file was masked (the caller closes it), so it is opened
+    and checked once; the check is on the fd that every bind then uses."""
     fd = _resolve(lx, root, path)
     if fd is None:
         return
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             lx.mount("tmpfs", rootfs.fdpath(fd), "tmpfs", MS["MS_RDONLY"], None)
-        else:
-            null = rootfs.open_in_root(lx, root, "/dev/null")
-            try:
-                st = os.fstat(null)
-                if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
-                    raise PyruncError(f"mask {path}: /dev/null is not the null device")  # CVE-2025-31133
-                lx.mount(rootfs.fdpath(null), rootfs.fdpath(fd), None, MS["MS_BIND"], None)
-            finally:
-                os.close(null)
+            return
+        if not null:
+            null.append(rootfs.open_in_root(lx, root, "/dev/null"))
+            st = os.fstat(null[0])
+            if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+                raise PyruncError(f"mask {path}: /dev/null is not the null device")  # CVE-2025-31133
+        lx.mount(rootfs.fdpath(null[0]), rootfs.fdpath(fd), None, MS["MS_BIND"], None)
     finally:
         os.close(fd)

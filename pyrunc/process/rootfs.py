@@ -262,6 +262,23 @@ def make_file_in_root(sys, rootfd, path, mode=0o755, _links=0):
     return open_in_root(sys, rootfd, path)
 
 
+def read_all(path):
+    """A file's bytes (a procfs file: /proc/self/mountinfo), by fd: open, reads, close, and no io objects (open()
+    adds an fstat, an ioctl, an lseek and three objects, which in a just-forked stage also means copy-on-write
+    faults; after forbid_imports no codec or module lookup either)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
 def fdpath(fd):
     return f"/proc/self/fd/{fd}"
 
@@ -330,9 +347,9 @@ def apply_mount(sys, rootfd, op, cgroup_mount=None, source_fd=None):
     if op.fstype in ("cgroup", "cgroup2") and not op.bind:
         if cgroup_mount is not None:
             return cgroup_mount(sys, rootfd, op)
-    if op.fstype in ("proc", "sysfs") and not op.bind:
-        no_symlinks(sys, rootfd, op)
-    fd = mount_point(sys, rootfd, op, source_fd)
+    fd = no_symlinks(sys, rootfd, op) if op.fstype in ("proc", "sysfs") and not op.bind else None
+    if fd is None:
+        fd = mount_point(sys, rootfd, op, source_fd)
     # tmpcopyup: the image's directory, opened before the tmpfs covers it (read-only only after the copy)
     image = open_in_root(sys, rootfd, op.dest, os.O_RDONLY | os.O_DIRECTORY) if op.copyup else None
     try:
@@ -403,23 +420,18 @@ def _copy_up(sys, rootfd, op, image):
 def no_symlinks(sys, rootfd, op):
     """CVE-2019-16884 / CVE-2019-19921: procfs and sysfs only go on a real directory, never through a symlink
     that the image (or a racing container) planted, or later writes meant for /proc could be redirected.
-    A missing destination is fine (it is made as a directory); the error is runc's, which callers grep."""
-    refused = PyruncError(f'error mounting "{op.source or op.fstype}" to rootfs at "{op.dest}": '
-                          f'filesystem "{op.fstype}" must be mounted on ordinary directory')
+    Returns the directory's O_PATH fd, the mount point, or None when it is missing (it is then made as a
+    directory); the error is runc's, which callers grep."""
     try:
-        fd = sys.openat2(rootfd, op.dest.lstrip("/"), O_PATH | os.O_CLOEXEC, 0,
-                         RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS)
+        return sys.openat2(rootfd, op.dest.lstrip("/"), O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0,
+                           RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS)
     except SysError as e:
-        if e.errno in (errno.ELOOP, errno.ENOTDIR):  # a symlink, or a file, on the way
-            raise refused from None
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):  # a symlink, or a file, on the way or at the end
+            raise PyruncError(f'error mounting "{op.source or op.fstype}" to rootfs at "{op.dest}": '
+                              f'filesystem "{op.fstype}" must be mounted on ordinary directory') from None
         if e.errno == errno.ENOENT:
-            return
+            return None
         raise
-    try:
-        if not stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise refused
-    finally:
-        os.close(fd)
 
 
 def detach(sys, path):

@@ -52,3 +52,56 @@ def test_ignored_and_blocked_signals_are_cleared_with_a_call_per_ignored_signal(
     ign, blk, calls, ignored = _in_child(setup)
     assert (ign, blk) == (0, 0)
     assert calls == ignored >= 4  # one per ignored signal (ours and Python's SIGXFSZ), not ~60 sigaction calls
+
+
+def test_a_list_read_before_the_fork_is_used_as_is():
+    """The parent reads which signals are ignored before it forks (ignored_signals): the init then makes one
+    call per signal in the list and none to look (Python work in the just-forked init costs copy-on-write
+    faults)."""
+    before = child.ignored_signals()
+
+    def setup():
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+    def look(*a):
+        raise AssertionError("getsignal called")
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            setup()
+            ignored = child.ignored_signals()
+            child.signal.getsignal = look
+            child.default_signals(ignored)
+            os.write(w, f"{_status('SigIgn')} {sorted(ignored)}".encode())
+        except BaseException as e:  # noqa: BLE001
+            os.write(w, repr(e).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    out = os.read(r, 1000).decode()
+    os.close(r)
+    assert out.startswith("0 "), out
+    assert str(int(signal.SIGPIPE)) in out and str(int(signal.SIGUSR2)) in out
+    assert signal.SIGUSR2 not in before
+
+
+def test_the_init_never_collects_garbage():
+    """A collection in the just-forked init would write the header of every object it walks (a copy-on-write
+    fault per page): run_stage turns the collector off first."""
+    import gc
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child.run_stage(lambda *a: os.write(w, b"1" if gc.isenabled() else b"0"), None, None, None, None)
+        finally:
+            os._exit(1)
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert os.read(r, 10) == b"0"
+    os.close(r)
