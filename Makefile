@@ -1,5 +1,5 @@
 # make test: everything CI runs (unit, integration, e2e with a private containerd, our conformance suite).
-# Needs root and the Debian packages in .ci/run (busybox-static, gcc, libseccomp-dev, containerd, runc).
+# Needs root and the Debian packages in .ci/run (busybox-static, gcc, musl-tools, libseccomp-dev, containerd, runc).
 PY ?= python3
 VENV ?= .venv
 PYRUNC := $(abspath $(VENV))/bin/pyrunc

@@ -35,7 +35,12 @@ def _prerequisites():
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("init") / "pyrunc-init")
-    r = subprocess.run(["gcc", "-static", "-Os", "-o", out, STUB_SRC], capture_output=True, text=True)
+    sys.path.insert(0, os.path.dirname(STUB_SRC))
+    try:
+        from build_stub import stub_compiler  # csrc/build_stub.py: as setup.py builds it
+    finally:
+        sys.path.pop(0)
+    r = subprocess.run([*stub_compiler(), "-static", "-Os", "-o", out, STUB_SRC], capture_output=True, text=True)
     require(r.returncode == 0, f"cannot build a static pyrunc-init here: {r.stderr.strip()[-300:]}")
     return out
 
