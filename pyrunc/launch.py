@@ -130,7 +130,6 @@ def add_flag(script):
     modules from (build_code_cache)."""
     import os
 
-    tmp = None
     try:
         path = os.path.realpath(script)  # a symlink to the script stays a symlink
         st = os.stat(path)
@@ -141,25 +140,32 @@ def add_flag(script):
         line = first.rstrip(b"\n") + b" " + FLAGS + b"\n"
         if first.rstrip(b"\n") != b"#!" + os.fsencode(sys.executable) or len(line) > BINPRM_BUF:
             return False
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, line + rest)
-            os.fchmod(fd, st.st_mode & 0o7777)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        tmp = None
+        _replace(path, [line, rest], st.st_mode & 0o7777)
     except OSError:
         return False
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
     build_code_cache(os.path.dirname(os.path.abspath(__file__)))  # what the next runs load (pyrunc.CodeCache)
     return True
+
+
+def _replace(path, chunks, mode):
+    """Replace the file at path by one holding chunks, with mode: written beside it, then renamed over it (no
+    reader ever sees half a file); the temporary file is removed if anything fails.  Raises OSError."""
+    import os
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with open(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            os.fchmod(fd, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 # The C extensions the verbs import, which the code cache points at directly (pyrunc.CodeCache): pyrunc's own
@@ -183,7 +189,6 @@ def build_code_cache(pkgdir):
     from . import CODE_CACHE, CODE_CACHE_MAGIC
 
     dest = os.path.join(pkgdir, CODE_CACHE)
-    tmp = None
     try:
         st = os.stat(dest)
         if st.st_uid != os.geteuid():
@@ -223,21 +228,7 @@ def build_code_cache(pkgdir):
                 ext_st = os.stat(spec.origin)
                 index[name] = (spec.origin, False, int(ext_st.st_mtime) & 0xFFFFFFFF, ext_st.st_size & 0xFFFFFFFF, -1, 0)
         head = marshal.dumps(index)
-        tmp = f"{dest}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        with open(fd, "wb") as f:
-            f.write(CODE_CACHE_MAGIC + len(head).to_bytes(4, "little") + head)
-            for code in chunks:
-                f.write(code)
-            os.fchmod(fd, st.st_mode & 0o7777)
-        os.rename(tmp, dest)
-        tmp = None
+        _replace(dest, [CODE_CACHE_MAGIC + len(head).to_bytes(4, "little") + head, *chunks], st.st_mode & 0o7777)
         return True
     except (OSError, SyntaxError, ValueError):
         return False
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
