@@ -9,6 +9,7 @@ import os
 import time
 
 from pyrunc.errors import ConfigError, PyruncError, SysError
+from pyrunc.procfs import read_bytes
 from pyrunc.record import record
 
 
@@ -73,17 +74,10 @@ def write_file(dirpath, filename, value):
 
 
 def read_raw(path):
-    """The whole file as text (bad UTF-8 replaced); raises OSError.  os.open + os.read: cgroupfs and /proc files
-    are small, and open()'s buffered text stack costs five more syscalls (fstat twice, the isatty ioctl, two
+    """The whole file as text (bad UTF-8 replaced); raises OSError.  By fd (procfs.read_bytes): cgroupfs and /proc
+    files are small, and open()'s buffered text stack costs five more syscalls (fstat twice, the isatty ioctl, two
     lseeks) and ~15 us of Python per file, a dozen times per create."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        data = b""
-        while chunk := os.read(fd, 65536):
-            data += chunk
-    finally:
-        os.close(fd)
-    return data.decode("utf-8", "replace")
+    return read_bytes(path).decode("utf-8", "replace")
 
 
 def read_text(path):

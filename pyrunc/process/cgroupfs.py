@@ -11,13 +11,14 @@ import os
 
 from ..errors import SysError
 from ..linux import CLONE_NEWCGROUP, MS, O_PATH
+from ..procfs import read_bytes  # by fd: see there (used after forbid_imports too)
 from . import rootfs
 
 
 def host_hierarchies():
     """[(mountpoint, fstype, subsystems-option, root)] of the cgroup mounts under /sys/fs/cgroup, as seen now."""
     out = []
-    for line in rootfs.read_all("/proc/self/mountinfo").decode().splitlines():
+    for line in read_bytes("/proc/self/mountinfo").decode().splitlines():
         left, _, right = line.partition(" - ")
         rfields = right.split()
         if len(rfields) < 3 or rfields[0] not in ("cgroup", "cgroup2"):
@@ -39,7 +40,7 @@ _V1 = {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pid
 def own_cgroups():
     """{subsystems-key or '' (v2): path} from /proc/self/cgroup."""
     out = {}
-    for line in rootfs.read_all("/proc/self/cgroup").decode().splitlines():
+    for line in read_bytes("/proc/self/cgroup").decode().splitlines():
         _, subs, path = line.split(":", 2)
         out[subs] = path
     return out

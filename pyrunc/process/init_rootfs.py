@@ -9,6 +9,7 @@ import stat
 from ..errors import PyruncError, SysError
 from ..linux import MNT_DETACH, MS, O_PATH, flag_names
 from ..mountinfo import unescape
+from ..procfs import read_bytes  # by fd: see there (used after forbid_imports too)
 from . import rootfs
 from .cgroupfs import mount_cgroup
 from .idmap import IN_USER_NAMESPACE
@@ -171,7 +172,7 @@ def hide_full_proc_sys(rootfs_path, lx):
     is anywhere in the namespace (mount_too_revealing).  So every whole procfs and sysfs outside the rootfs is
     detached, or, where it cannot be (locked in a user namespace: EINVAL/EPERM), covered with an empty tmpfs.
     Still the host's /proc here (before the move); read as bytes (no codec or module lookup: see forbid_imports)."""
-    mounts = full_proc_sys_mounts(rootfs_path, rootfs.read_all("/proc/self/mountinfo"))
+    mounts = full_proc_sys_mounts(rootfs_path, read_bytes("/proc/self/mountinfo"))
     for mp in sorted(mounts, key=len, reverse=True):  # submounts first
         try:
             lx.mount(None, mp, None, MS["MS_SLAVE"] | MS["MS_REC"], None)  # no unmount event reaches the host

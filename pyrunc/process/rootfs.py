@@ -262,23 +262,6 @@ def make_file_in_root(sys, rootfd, path, mode=0o755, _links=0):
     return open_in_root(sys, rootfd, path)
 
 
-def read_all(path):
-    """A file's bytes (a procfs file: /proc/self/mountinfo), by fd: open, reads, close, and no io objects (open()
-    adds an fstat, an ioctl, an lseek and three objects, which in a just-forked stage also means copy-on-write
-    faults; after forbid_imports no codec or module lookup either)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, 65536)
-            if not b:
-                break
-            chunks.append(b)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
-
-
 def fdpath(fd):
     return f"/proc/self/fd/{fd}"
 
