@@ -82,6 +82,39 @@ class CodeCache:
         exec(module.__spec__.loader_state, module.__dict__)
 
 
+def replace_file(path, data, mode=None):
+    """Replace the file at path by one holding data (bytes or str), written beside it and renamed over it: no
+    reader ever sees half a file, and a failure leaves path as it was and no temporary file.  mode: the new file's
+    (else 0o644 less the umask).  Raises OSError.  Here because the script's first run (launch) and the shim's
+    `start` (its address file) both need it, and both have this module loaded already."""
+    if isinstance(data, str):
+        data = data.encode()
+    head, _, name = path.rpartition("/")
+    tmp = f"{head}/.{name}.{_posix.getpid()}" if head else f".{name}.{_posix.getpid()}"
+    flags = _posix.O_WRONLY | _posix.O_CREAT | _posix.O_EXCL | _posix.O_NOFOLLOW | _posix.O_CLOEXEC
+    try:
+        fd = _posix.open(tmp, flags, 0o644 if mode is None else 0o600)
+    except FileExistsError:  # left by a process of the same pid that died
+        _posix.unlink(tmp)
+        fd = _posix.open(tmp, flags, 0o644 if mode is None else 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[_posix.write(fd, view):]
+            if mode is not None:
+                _posix.fchmod(fd, mode)
+        finally:
+            _posix.close(fd)
+        _posix.rename(tmp, path)
+    except BaseException:
+        try:
+            _posix.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def main(sys_path):
     """bin/pyrunc's work once pyrunc is importable: the verb (or the shim, under a containerd-shim-* name), after
     the first run's -SP flag, or on the short path (-SP, pyrunc next to the script) the code cache and the

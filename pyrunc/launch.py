@@ -130,6 +130,8 @@ def add_flag(script):
     modules from (build_code_cache)."""
     import os
 
+    from . import replace_file
+
     try:
         path = os.path.realpath(script)  # a symlink to the script stays a symlink
         st = os.stat(path)
@@ -140,32 +142,11 @@ def add_flag(script):
         line = first.rstrip(b"\n") + b" " + FLAGS + b"\n"
         if first.rstrip(b"\n") != b"#!" + os.fsencode(sys.executable) or len(line) > BINPRM_BUF:
             return False
-        _replace(path, [line, rest], st.st_mode & 0o7777)
+        replace_file(path, line + rest, st.st_mode & 0o7777)
     except OSError:
         return False
     build_code_cache(os.path.dirname(os.path.abspath(__file__)))  # what the next runs load (pyrunc.CodeCache)
     return True
-
-
-def _replace(path, chunks, mode):
-    """Replace the file at path by one holding chunks, with mode: written beside it, then renamed over it (no
-    reader ever sees half a file); the temporary file is removed if anything fails.  Raises OSError."""
-    import os
-
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with open(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            os.fchmod(fd, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # The C extensions the verbs import, which the code cache points at directly (pyrunc.CodeCache): pyrunc's own
@@ -186,7 +167,7 @@ def build_code_cache(pkgdir):
     from importlib.machinery import ExtensionFileLoader, PathFinder
     from importlib.util import MAGIC_NUMBER, cache_from_source
 
-    from . import CODE_CACHE, CODE_CACHE_MAGIC
+    from . import CODE_CACHE, CODE_CACHE_MAGIC, replace_file
 
     dest = os.path.join(pkgdir, CODE_CACHE)
     try:
@@ -228,7 +209,8 @@ def build_code_cache(pkgdir):
                 ext_st = os.stat(spec.origin)
                 index[name] = (spec.origin, False, int(ext_st.st_mtime) & 0xFFFFFFFF, ext_st.st_size & 0xFFFFFFFF, -1, 0)
         head = marshal.dumps(index)
-        _replace(dest, [CODE_CACHE_MAGIC + len(head).to_bytes(4, "little") + head, *chunks], st.st_mode & 0o7777)
+        replace_file(dest, b"".join([CODE_CACHE_MAGIC, len(head).to_bytes(4, "little"), head, *chunks]),
+                     st.st_mode & 0o7777)
         return True
     except (OSError, SyntaxError, ValueError):
         return False

@@ -83,7 +83,7 @@ def script(python, flags, body):
 def install(path):
     """Rewrite the pip-installed script at path into the launcher, once; False when it is left as it is."""
     from ..launch import FLAGS
-    from .main import _write_atomic
+    from .. import replace_file
 
     try:
         real = os.path.realpath(path)
@@ -100,7 +100,7 @@ def install(path):
             if first.rstrip(b"\n") not in (b"#!" + exe, b"#!" + exe + b" " + FLAGS) or b"'" in exe:
                 return False  # already the launcher, a distribution's own line, or a path the shell cannot quote
             rest = f.read()
-        _write_atomic(real, script(sys.executable, FLAGS.decode(), rest.decode()), st.st_mode & 0o7777)
+        replace_file(real, script(sys.executable, FLAGS.decode(), rest.decode()), st.st_mode & 0o7777)
         return True
     except (OSError, UnicodeError):
         return False

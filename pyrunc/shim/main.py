@@ -14,6 +14,8 @@ which containerd reads to EOF (CombinedOutput).
 import os
 import sys
 
+from .. import replace_file
+
 VERSION = "0.1.0"
 _STRING_FLAGS = ("namespace", "address", "publish-binary", "id", "bundle", "socket")
 _BOOL_FLAGS = ("debug", "v", "info")
@@ -90,27 +92,6 @@ def _annotations(bundle):
     return cfg.get("annotations") or {}
 
 
-def _write_atomic(path, data, mode=None):
-    """Replace path with data (str or bytes) by a rename; mode: the new file's exact permission bits (else 0o644
-    less the umask).  A failure leaves path as it was and no temporary file."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, data.encode() if isinstance(data, str) else data)
-            if mode is not None:
-                os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _listen(path):
     """A listening socket at path, or None when a live shim already listens there (a container of the same pod).
     _socket, not socket: `socket` imports enum (~4 ms), and start is on every container's critical path."""
@@ -151,7 +132,7 @@ def start(flags):
     sock = _listen(path)
     # containerd reads `address` on restart, and the daemon at start-up to know which socket to remove at
     # shutdown: written before the daemon exists (containerd/containerd#5195)
-    _write_atomic(os.path.join(bundle, "address"), address)
+    replace_file(os.path.join(bundle, "address"), address)
     if sock is None:
         os.write(1, address.encode())
         return 0
