@@ -16,10 +16,12 @@ def test_after_reply_runs_once_the_response_is_written(tmp_path):
     lsock.listen(8)
     answered = threading.Event()
     ran = []
+    later_done = threading.Event()
 
     def later():
         # the client's call must have returned: this blocks until the test saw the response
         ran.append(answered.wait(T))
+        later_done.set()
 
     def handler(payload):
         ttrpc.after_reply(later)
@@ -29,10 +31,12 @@ def test_after_reply_runs_once_the_response_is_written(tmp_path):
         raise RuntimeError("a bug in the callback: logged, the connection keeps serving")
 
     errors = []
+    logged = threading.Event()
 
     class Log:
         def error(self, msg):
             errors.append(msg)
+            logged.set()
 
     server = ttrpc.Server(lsock, {"svc": {"echo": handler, "boom": lambda p: ttrpc.after_reply(boom) or p}},
                           log=Log())
@@ -41,18 +45,10 @@ def test_after_reply_runs_once_the_response_is_written(tmp_path):
         with ttrpc.Client("unix://" + path) as client:
             assert client.call("svc", "echo", b"hi", timeout=T) == b"hi"
             answered.set()
-            for _ in range(int(T / 0.001)):
-                if ran:
-                    break
-                answered.wait(0.001)
-            assert ran == [True]
+            assert later_done.wait(T) and ran == [True]
             assert client.call("svc", "boom", b"x", timeout=T) == b"x"
             assert client.call("svc", "echo", b"again", timeout=T) == b"again"
-            for _ in range(int(T / 0.001)):
-                if errors:
-                    break
-                answered.wait(0.001)
-            assert errors and "a bug in the callback" in errors[0]
+            assert logged.wait(T) and "a bug in the callback" in errors[0]
     finally:
         server.shutdown()
 
