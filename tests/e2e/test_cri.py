@@ -222,8 +222,9 @@ def cri_daemon():
     pytest.importorskip("grpc", reason="grpcio is in the test extra")
     daemon = CriDaemon()
     # the shims' per-namespace state roots (runc-v2's and ours) are made under /run/containerd on first use
-    roots = [r for r in ("/run/containerd/pyrunc/k8s.io", "/run/containerd/pyrunc", "/run/containerd/runc/k8s.io")
-             if not os.path.exists(r)]
+    # (and /run/containerd itself, which the daemon's teardown cannot remove while they are in it)
+    roots = [r for r in ("/run/containerd/pyrunc/k8s.io", "/run/containerd/pyrunc", "/run/containerd/runc/k8s.io",
+                         "/run/containerd/runc", "/run/containerd/s", "/run/containerd") if not os.path.exists(r)]
     try:
         try:
             daemon.start()

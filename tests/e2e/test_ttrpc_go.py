@@ -53,6 +53,8 @@ def go_shim(tmp_path):
     from pyrunc.demo import make_bundle
 
     ns = "pyrunc-ttrpc-%d" % os.getpid()
+    # the Go shim makes these on first use (its socket dir, runc's root): removed afterwards if we caused them
+    made = [d for d in ("/run/containerd/runc", "/run/containerd/s", "/run/containerd") if not os.path.exists(d)]
     cid = "go-%s" % tmp_path.name[-12:].replace("_", "-").strip("-")
     bundle = tmp_path / ns / cid  # the runc shim takes the bundle as dirname(cwd)/<id>
     bundle.mkdir(parents=True)
@@ -93,6 +95,9 @@ def go_shim(tmp_path):
         if address.startswith("unix://"):
             with contextlib.suppress(OSError):
                 os.unlink(address[len("unix://"):])
+        for d in made:  # only when empty
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
         server.shutdown(grace=5)
         serve.join(T)
         os.close(logfd)
