@@ -82,6 +82,23 @@ class CodeCache:
         exec(module.__spec__.loader_state, module.__dict__)
 
 
+def read_bytes(path):
+    """A file's bytes, by fd: open, reads, close.  open() adds an fstat, an ioctl, an lseek and three objects (in a
+    just-forked init also copy-on-write faults, and after its forbid_imports no codec or module lookup may happen).
+    Raises OSError.  Here because state files (the hot verbs), cgroupfs files and /proc files all need it, and
+    every caller has this module loaded already."""
+    fd = _posix.open(path, _posix.O_RDONLY | _posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            data = _posix.read(fd, 65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+    finally:
+        _posix.close(fd)
+
+
 def replace_file(path, data, mode=None):
     """Replace the file at path by one holding data (bytes or str), written beside it and renamed over it: no
     reader ever sees half a file, and a failure leaves path as it was and no temporary file.  mode: the new file's

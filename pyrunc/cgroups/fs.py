@@ -8,8 +8,8 @@ import errno as _errno
 import os
 import time
 
+from pyrunc import read_bytes
 from pyrunc.errors import ConfigError, PyruncError, SysError
-from pyrunc.procfs import read_bytes
 from pyrunc.record import record
 
 
@@ -74,7 +74,7 @@ def write_file(dirpath, filename, value):
 
 
 def read_raw(path):
-    """The whole file as text (bad UTF-8 replaced); raises OSError.  By fd (procfs.read_bytes): cgroupfs and /proc
+    """The whole file as text (bad UTF-8 replaced); raises OSError.  By fd (pyrunc.read_bytes): cgroupfs and /proc
     files are small, and open()'s buffered text stack costs five more syscalls (fstat twice, the isatty ioctl, two
     lseeks) and ~15 us of Python per file, a dozen times per create."""
     return read_bytes(path).decode("utf-8", "replace")

@@ -8,7 +8,7 @@ consumed it: "created") and the freezer ("paused").  A zombie init counts as sto
 import _signal  # the C module, loaded by every interpreter (`signal` imports enum)
 import posix  # not os: state, start, kill and delete never import it (~1.5 ms; pyrunc/launch.py)
 
-from .. import fastjson
+from .. import fastjson, read_bytes
 from ..errors import Exists, NotFound, PyruncError, StateError, UsageError
 
 STATE_FILE = "state.json"
@@ -34,20 +34,6 @@ def _isdir(path):
         return posix.stat(path).st_mode & 0o170000 == 0o040000
     except OSError:
         return False
-
-
-def _read(path):
-    """The whole file through posix: open() would make a FileIO and a buffer (and fstat, ioctl, lseek it)."""
-    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
-    try:
-        chunks = []
-        while True:
-            data = posix.read(fd, 65536)
-            if not data:
-                return b"".join(chunks)
-            chunks.append(data)
-    finally:
-        posix.close(fd)
 
 
 def abspath(path):
@@ -87,7 +73,7 @@ def check_id(cid):
 def proc_start_time(pid):
     """(state char, start time in clock ticks) of pid, or None if there is no such process."""
     try:
-        data = _read(f"/proc/{pid}/stat")
+        data = read_bytes(f"/proc/{pid}/stat")
     except OSError:
         return None
     fields = data[data.rindex(b")") + 2:].split()
@@ -126,7 +112,7 @@ class Container:
         else:
             return False
         try:
-            return _read(name).strip() == frozen
+            return read_bytes(name).strip() == frozen
         except OSError:
             return False
 
@@ -211,7 +197,7 @@ class Store:
     def load(self, cid):
         d = self.path(cid)
         try:
-            doc = fastjson.loads(_read(f"{d}/{STATE_FILE}"))
+            doc = fastjson.loads(read_bytes(f"{d}/{STATE_FILE}"))
         except FileNotFoundError:
             raise NotFound("container does not exist") from None
         except (OSError, ValueError) as e:
@@ -239,7 +225,7 @@ class Store:
         # the record, else the temp file of a rewrite that died between its unlink and its rename (Container.save)
         for name in [PROVISIONAL] + [n for n in posix.listdir(d) if n.startswith(f".{PROVISIONAL}.")]:
             try:
-                doc = fastjson.loads(_read(f"{d}/{name}"))
+                doc = fastjson.loads(read_bytes(f"{d}/{name}"))
                 break
             except (OSError, ValueError):  # missing, or a temp file cut short by the crash
                 pass

@@ -9,9 +9,9 @@ noexec) apply to every hierarchy mount: a container cannot write its limits away
 import errno
 import os
 
+from .. import read_bytes  # by fd (used after forbid_imports too)
 from ..errors import SysError
 from ..linux import CLONE_NEWCGROUP, MS, O_PATH
-from ..procfs import read_bytes  # by fd: see there (used after forbid_imports too)
 from . import rootfs
 
 

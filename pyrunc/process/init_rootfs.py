@@ -6,10 +6,10 @@ read-only root.  Imported by child.py before fork, like everything stage B uses.
 import os
 import stat
 
+from .. import read_bytes  # by fd (used after forbid_imports too)
 from ..errors import PyruncError, SysError
 from ..linux import MNT_DETACH, MS, O_PATH, flag_names
 from ..mountinfo import unescape
-from ..procfs import read_bytes  # by fd: see there (used after forbid_imports too)
 from . import rootfs
 from .cgroupfs import mount_cgroup
 from .idmap import IN_USER_NAMESPACE
