@@ -256,20 +256,27 @@ class Store:
         d = self.path(cid)
         # the files pyrunc makes here, by name (a listing is an open, two getdents and a close more); anything
         # else (the temp file of a save that died) is found by listing once rmdir says the directory is not empty
-        for names in _OWN_FILES, None:
-            for name in names if names is not None else posix.listdir(d):
-                try:
-                    posix.unlink(f"{d}/{name}")
-                except OSError:
-                    pass
-            try:
-                posix.rmdir(d)
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                if names is None or not _isdir(d):
-                    raise
+        err = _unlink_all(d, _OWN_FILES)
+        if err is not None and _isdir(d):
+            err = _unlink_all(d, posix.listdir(d))
+        if err is not None:
+            raise err
+
+
+def _unlink_all(d, names):
+    """Unlink names in d (those missing skipped), then rmdir d; None once d is gone, else rmdir's OSError."""
+    for name in names:
+        try:
+            posix.unlink(f"{d}/{name}")
+        except OSError:
+            pass
+    try:
+        posix.rmdir(d)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        return e
+    return None
 
 
 class Lock:
