@@ -1,6 +1,6 @@
 """/proc/self/mountinfo fields: the kernel writes space, tab, newline and backslash in a path as \\ooo (octal)."""
 
-import os
+from . import osx as os
 
 
 def unescape(field):

@@ -11,7 +11,7 @@ we run inside a container); for a temp-dir stand-in (unit tests) there are no mo
 read instead.  Detection runs once per open_manager() call, never at import time.
 """
 
-import os
+from pyrunc import osx as os
 
 from pyrunc.errors import PyruncError
 from pyrunc.record import record

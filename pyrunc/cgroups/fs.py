@@ -5,7 +5,7 @@ file and the value, e.g. `write /sys/fs/cgroup/memory/x/memory.limit_in_bytes "1
 """
 
 import errno as _errno
-import os
+from pyrunc import osx as os
 import time
 
 from pyrunc import read_bytes

@@ -11,7 +11,7 @@ The path is cleaned first (runc CleanPath) so ".." cannot climb out of the hiera
 """
 
 import errno as _errno
-import os
+from pyrunc import osx as os
 import _signal  # the C module: `signal` imports enum (~3.5 ms)
 import time
 

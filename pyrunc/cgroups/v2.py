@@ -5,7 +5,7 @@ A v2 controller's files only appear in a cgroup once the parent enabled it in cg
 plan starts with the "+controller" writes still missing on the way down from the hierarchy root.
 """
 
-import os
+from pyrunc import osx as os
 
 from pyrunc.cgroups import devices as _dev, v1
 from pyrunc.cgroups.detect import UNIFIED

@@ -19,23 +19,18 @@ def rootless_mode(flag):
         return flag == "true"
     if flag != "auto":
         raise UsageError(f"invalid --rootless value {flag!r}: want true, false or auto")
-    import os
-
-    from .. import procfs
+    from .. import osx as os, procfs
 
     return os.geteuid() != 0 or procfs.in_user_namespace()
 
 
 def default_root():
     """--root's default, as runc's: $XDG_RUNTIME_DIR/pyrunc for a caller that is not root (or root of a user
-    namespace that is not USER=root's), else /run/pyrunc.  (`os` here: only a call without --root pays for it;
-    containerd and the shim always give one.)"""
-    import os
+    namespace that is not USER=root's), else /run/pyrunc."""
+    from .. import osx as os, procfs
 
-    from .. import procfs
-
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and (os.geteuid() != 0 or procfs.in_user_namespace() and os.environ.get("USER") != "root"):
+    xdg = os.getenv("XDG_RUNTIME_DIR")
+    if xdg and (os.geteuid() != 0 or procfs.in_user_namespace() and os.getenv("USER") != "root"):
         return os.path.join(xdg, "pyrunc")
     return "/run/pyrunc"
 

@@ -3,7 +3,7 @@ is proxied, window size included), forward signals, exit with the container's st
 N) and delete it afterwards."""
 
 import _signal as signal  # the C module: `signal` imports enum (README, Speed)
-import os
+from .. import osx as os
 
 from ..errors import PyruncError, UsageError
 from .common import failed, runtime

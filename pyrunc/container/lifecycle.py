@@ -6,7 +6,7 @@ effect and undoes everything it did on failure (init process, cgroup, state dire
 """
 
 import _signal as signal  # the C module: `signal` imports enum (~3.5 ms on every verb)
-import os
+from .. import osx as os
 import time
 
 from ..errors import ConfigError, NotFound, PyruncError, StateError, SysError

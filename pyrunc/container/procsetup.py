@@ -2,7 +2,7 @@
 capability masks and seccomp program for the stub, the seccomp agent's state, socket-activation fds, and the
 pidfd handed to --pidfd-socket.  Shared by create and exec."""
 
-import os
+from .. import osx as os
 
 from ..errors import ConfigError, PyruncError
 
@@ -65,10 +65,10 @@ def seccomp_notify(cfg, state):
 
 def listen_fds():
     """systemd socket activation meant for us (LISTEN_PID is our pid): how many fds from 3 on to pass along."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+    if os.getenv("LISTEN_PID") != str(os.getpid()):
         return 0
     try:
-        return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+        return max(0, int(os.getenv("LISTEN_FDS", "0")))
     except ValueError:
         return 0
 

@@ -4,7 +4,7 @@ Everything that can be rejected is rejected here, in the caller's process, befor
 leaves nothing behind.
 """
 
-import os
+from .. import osx as os
 
 from ..errors import ConfigError, SysError
 from ..linux import NAMESPACES, O_PATH, real

@@ -18,7 +18,7 @@ Message format (one error, the first in document order; callers add their own pr
 The path of the document itself is "config.json" / "process.json" / "resources" / "state".
 """
 
-import os
+from pyrunc import osx as os
 
 import pyrunc
 from pyrunc import fastjson

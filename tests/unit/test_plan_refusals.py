@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from pyrunc import osx
 from pyrunc.errors import ConfigError
 from pyrunc.process import plan as planmod
 from pyrunc.spec.default import default_config
@@ -32,9 +33,9 @@ LSM = [("process", "apparmorProfile", "docker-default"), ("process", "selinuxLab
 def test_lsm_fields_refused_with_and_without_the_lsm(monkeypatch, bundle, lsm_present, section, key, value):
     """Before the fix the error was raised only where the LSM was absent: on an AppArmor host the profile was
     dropped.  Now the answer does not depend on the host at all (isdir answers "present" for every path)."""
-    real_isdir = os.path.isdir
+    real_isdir = osx.path.isdir
     lsm = ("/sys/kernel/security/apparmor", "/sys/fs/selinux")
-    monkeypatch.setattr(os.path, "isdir", lambda p: lsm_present if p in lsm else real_isdir(p))
+    monkeypatch.setattr(osx.path, "isdir", lambda p: lsm_present if p in lsm else real_isdir(p))
     c = cfg()
     c[section][key] = value
     with pytest.raises(ConfigError, match=f"^{section}.{key}: .*not supported"):

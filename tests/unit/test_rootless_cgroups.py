@@ -10,7 +10,7 @@ import pytest
 
 import pyrunc.cgroups as cgroups
 from pyrunc.cgroups import manager as mgrmod
-from pyrunc import procfs
+from pyrunc import osx, procfs
 from pyrunc.cli import common
 from pyrunc.container.lifecycle import Runtime
 from pyrunc.errors import PyruncError, UsageError
@@ -108,7 +108,7 @@ def test_not_rootless_keeps_the_error(fake, tmp_path, monkeypatch):
     ("auto", 0, True, True),
 ])
 def test_rootless_flag(monkeypatch, flag, euid, userns, want):
-    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    monkeypatch.setattr(osx, "geteuid", lambda: euid)  # what cli/common.py calls
     monkeypatch.setattr(procfs, "in_user_namespace", lambda: userns)
     assert common.rootless_mode(flag) is want
 
@@ -126,7 +126,7 @@ def test_rootless_flag_bad_value():
     (0, True, {"XDG_RUNTIME_DIR": "/run/user/0", "USER": "root"}, "/run/pyrunc"),
 ])
 def test_default_root(monkeypatch, euid, userns, env, want):
-    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    monkeypatch.setattr(osx, "geteuid", lambda: euid)  # what cli/common.py calls
     monkeypatch.setattr(procfs, "in_user_namespace", lambda: userns)
     for k in ("XDG_RUNTIME_DIR", "USER"):
         monkeypatch.delenv(k, raising=False)
