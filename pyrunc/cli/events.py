@@ -8,12 +8,11 @@ from .main import dump, one_id, out
 
 
 def run(g, o, log):
-    import gc
-
+    from .. import gc_for_a_long_wait
     from ..container.resources import events, parse_duration
 
     if not o.stats:
-        gc.enable()  # it runs until the container stops (pyrunc.main turned it off for the start-up)
+        gc_for_a_long_wait()  # it runs until the container stops
 
     interval = parse_duration(o.interval) if isinstance(o.interval, str) else float(o.interval)
     events(g.root, one_id(o, "events"), interval=interval, once=o.stats,

@@ -6,6 +6,7 @@ As with runc, a failure before the process runs (no such container, paused or st
 unwritable --pid-file, no such program) exits 255 with "exec failed: ...": callers tell it from the process's own
 status that way."""
 
+from .. import gc_for_a_long_wait
 from ..errors import PyruncError, UsageError
 from .common import runtime
 
@@ -24,9 +25,7 @@ def run(g, o, log):
     from .run import forward_signals, reap
 
     forward_signals(pid)
-    import gc
-
-    gc.enable()  # a long wait from here on (pyrunc.main turned it off for the start-up)
+    gc_for_a_long_wait()
     if ours is not None:
         from ..process.console import proxy, recv_master
 

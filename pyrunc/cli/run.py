@@ -3,7 +3,7 @@ is proxied, window size included), forward signals, exit with the container's st
 N) and delete it afterwards."""
 
 import _signal as signal  # the C module: `signal` imports enum (README, Speed)
-from .. import osx as os
+from .. import gc_for_a_long_wait, osx as os
 
 from ..errors import PyruncError, UsageError
 from .common import failed, runtime
@@ -117,9 +117,7 @@ def _run(g, o, log, warming):
     if o.detach:
         return 0
     fwd.attach(c.pid)
-    import gc
-
-    gc.enable()  # a long wait from here on (pyrunc.main turned it off for the start-up)
+    gc_for_a_long_wait()
     try:
         if ours is not None:
             from ..process.console import proxy, recv_master

@@ -47,7 +47,7 @@ print(pyrunc.main(sys.path[:]), seen)
 
 def test_foreground_run_turns_it_on_for_the_wait():
     """cli/run.py with the runtime and the wait standing in: the collector is on by the time run waits on the
-    container, and stays off through create and start."""
+    container, with start-up's objects frozen (gc.freeze), and stays off through create and start."""
     out = _fresh("""
 import gc, os, types
 from pyrunc.cli import run as r
@@ -71,7 +71,7 @@ class Rt:
         seen.append(("delete", gc.isenabled()))
 
 r.runtime = lambda g, log, create=False: Rt()
-r.reap = lambda pid, block: seen.append(("wait", gc.isenabled())) or 0
+r.reap = lambda pid, block: seen.append(("wait", gc.isenabled(), gc.get_freeze_count() > 0, gc.get_count()[0] < 50)) or 0
 o = types.SimpleNamespace(no_subreaper=False, detach=False, console_socket=None, bundle=None, args=["gc-test"],
                           container_id="gc-test", pid_file=None, no_pivot=False, no_new_keyring=False, preserve_fds=0,
                           pidfd_socket=None, keep=False)
@@ -79,4 +79,6 @@ r.bundle_and_id = lambda o, log: (".", "gc-test")
 r._peek_config = lambda bundle: {}
 print(r._run(None, o, None, None), seen)
 """)
-    assert out == "0 [('create', False), ('start', False), ('wait', True), ('quick delete', True), ('delete', True)]"
+    # at the wait: on, with what start-up allocated frozen, so that no first collection walks all of it
+    assert out == ("0 [('create', False), ('start', False), ('wait', True, True, True), ('quick delete', True), "
+                   "('delete', True)]")
