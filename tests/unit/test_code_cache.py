@@ -56,6 +56,17 @@ def test_modules_come_from_the_cache_with_their_own_file(pkg):
     assert sorted(os.listdir(pkg)) == sorted([CODE_CACHE, "__init__.py", "plain.py", "sub"]), "no temp file"
 
 
+def test_cached_is_what_importlib_says(pkg):
+    """__cached__ (spec.cached): CodeCache fills it in itself, with importlib's own rule; the same as
+    importlib.util.cache_from_source gives, for packages and modules."""
+    assert launch.build_code_cache(str(pkg))
+    code = ("import importlib, importlib.util\nfor n in ('fakepkg', 'fakepkg.sub', 'fakepkg.sub.mod', 'fakepkg.plain'):"
+            "\n    m = importlib.import_module(n)\n"
+            "    print(type(m.__spec__.loader).__name__ == 'type', m.__cached__ == importlib.util.cache_from_source("
+            "m.__file__))")
+    assert _in_fresh_python(pkg, code).splitlines() == ["True True"] * 4
+
+
 def test_a_changed_source_is_read_from_the_source(pkg):
     """The .pyc rule: the source's mtime and size are checked at every import."""
     assert launch.build_code_cache(str(pkg))
