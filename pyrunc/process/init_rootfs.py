@@ -3,9 +3,9 @@ read-only paths (all before pivot_root, through the host's trusted /proc), then 
 read-only root.  Imported by child.py before fork, like everything stage B uses.
 """
 
-import os
-import stat
+import _stat as stat  # compiled in: `stat` is a file to load
 
+from .. import osx as os
 from .. import read_bytes  # by fd (used after forbid_imports too)
 from ..errors import PyruncError, SysError
 from ..linux import MNT_DETACH, MS, O_PATH, flag_names

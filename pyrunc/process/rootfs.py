@@ -9,9 +9,9 @@ resolved in the root, and files with O_CREAT|O_EXCL|O_NOFOLLOW.
 """
 
 import errno
-import os
-import stat
+import _stat as stat  # compiled in: `stat` is a file to load
 
+from .. import osx as os
 from ..errors import ConfigError, PyruncError, SysError
 from ..linux import (MNT_DETACH, MS, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                      flag_names)

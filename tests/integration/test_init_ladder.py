@@ -1,5 +1,6 @@
 """The init protocol's round trips (the ladder in pyrunc/process/init.py), seen from the outside: every message the
-container's children send the parent on the sync socket, read from `strace -f -e trace=sendto` of a real `run`.
+container's children send the parent on the sync socket, read from `strace -f -e trace=sendto,write` of a real `run`
+(the sync socket is written and read with write and read; the stub sends READY with send).
 Each round trip is a wake-up of the parent and of the child; on a loaded machine each costs a scheduler slice.
 Only those the setup needs may be there: USERNS (a new user namespace: the parent writes the maps), PID (stage
 A's, or the init's when the parent moves net devices or opens bind sources in its namespaces), HOOKS
@@ -19,6 +20,17 @@ from ..conftest import require
 from .test_userns import top, ubundle  # noqa: F401: fixtures, a user namespace bundle under a 0755 dir
 
 RUNC = shutil.which("runc")
+# the init protocol's messages (pyrunc/process/init.py): writes and reads of anything else (files) are not theirs
+PROTOCOL = ("userns", "go", "pid", "mounts", "hooks", "exec", "ready", "error")
+
+
+def _message(rest, calls):
+    """The sync message of one strace line whose call is one of calls, or None."""
+    if not rest.startswith(calls) or '"' not in rest:
+        return None
+    msg = rest.split('"', 2)[1]
+    word = msg.split()[0] if msg.split() else ""
+    return None if word not in PROTOCOL else "pid" if msg.startswith("pid ") else msg
 
 
 def child_messages(pyrunc, b, tmp_path, events=False):
@@ -27,7 +39,8 @@ def child_messages(pyrunc, b, tmp_path, events=False):
     require(shutil.which("strace"), "strace is not installed")
     out = tmp_path / "strace.txt"
     cid = pyrunc.new_id("l")
-    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,unshare", "-e", "signal=none", "-s", "64", "-o", str(out)]
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,write,unshare", "-e", "signal=none", "-s", "64",
+                        "-o", str(out)]
                        + pyrunc.cmd("run", "--bundle", b, cid), capture_output=True, timeout=120,
                        stdin=subprocess.DEVNULL)
     msgs = []
@@ -35,11 +48,9 @@ def child_messages(pyrunc, b, tmp_path, events=False):
         if events and "unshare(" in line:
             msgs.append("unshare " + line.split("unshare(", 1)[1].split(")", 1)[0])
             continue
-        if "sendto(" not in line or '"' not in line:
-            continue
-        msg = line.split('"', 2)[1]
-        if msg != "go" or events:  # "go": the parent's
-            msgs.append(msg.split()[0] if msg.startswith("pid ") else msg)
+        msg = _message(line.partition(" ")[2].strip(), ("sendto(", "write("))
+        if msg is not None and (msg != "go" or events):  # "go": the parent's
+            msgs.append(msg)
     return p, msgs
 
 
@@ -155,9 +166,9 @@ def forks(pyrunc, b, tmp_path):
     """(run, parent pid, [(pid, event)]) with clone/unshare/setns and the sync messages, from strace -f of a run."""
     require(shutil.which("strace"), "strace is not installed")
     out = tmp_path / "strace-forks.txt"
-    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,recvfrom,unshare,setns,clone,clone3,execve", "-e",
-                        "signal=none", "-s", "64", "-o", str(out)] + pyrunc.cmd("run", "--bundle", b,
-                                                                              pyrunc.new_id("f")),
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,recvfrom,write,read,unshare,setns,clone,clone3,execve",
+                        "-e", "signal=none", "-s", "64", "-o", str(out)]
+                       + pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("f")),
                        capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
     ev, parent, pending = [], None, {}
     for line in out.read_text().splitlines():
@@ -174,12 +185,11 @@ def forks(pyrunc, b, tmp_path):
             ev[pending.pop(pid)] = (pid, "fork " + rest.rsplit("=", 1)[1].split()[0])
         elif rest.startswith(("unshare(", "setns(")):
             ev.append((pid, rest.split(")", 1)[0].split(" <", 1)[0] + ")"))
-        elif rest.startswith("sendto(") and '"' in rest:
-            msg = rest.split('"', 2)[1]
-            ev.append((pid, "pid" if msg.startswith("pid ") else msg))
-        elif rest.startswith(("recvfrom(", "<... recvfrom resumed>")) and '"' in rest:
-            msg = rest.split('"', 2)[1]
-            ev.append((pid, "recv " + ("pid" if msg.startswith("pid ") else msg)))
+        elif _message(rest, ("sendto(", "write(")) is not None:
+            ev.append((pid, _message(rest, ("sendto(", "write("))))
+        elif _message(rest, ("recvfrom(", "<... recvfrom resumed>", "read(", "<... read resumed>")) is not None:
+            ev.append((pid, "recv " + _message(rest, ("recvfrom(", "<... recvfrom resumed>", "read(",
+                                                      "<... read resumed>"))))
     return p, parent, ev
 
 
