@@ -32,7 +32,7 @@ from .idmap import source_binds
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
 from .stub import INIT_ENV, init_args
 
-F_SETPIPE_SZ = 1031
+F_SETFD, F_SETPIPE_SZ = 2, 1031
 _BUILTIN_IMPORTERS = (_frozen_importlib.BuiltinImporter, _frozen_importlib.FrozenImporter)
 MSG_CMSG_CLOEXEC = 0x40000000
 _FORBIDDEN = []  # the import state forbid_imports() replaced, kept alive (see there)
@@ -424,8 +424,8 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
             os.close(notify[2])
         ctl.update(notify=notify[0], notifymsg=notify[1])
     for fd in (sock.fileno(), fifo, ctx.seccomp_fd, ctx.userns_fd) + (notify[:2] if notify else ()):
-        if fd is not None and fd >= 0:
-            os.set_inheritable(fd, True)
+        if fd is not None and fd >= 0:  # FD_CLOEXEC off in one call (os.set_inheritable: three on an O_PATH fd)
+            lx.fcntl(fd, F_SETFD, 0, "keep fd for the stub")
     default_signals(ctx.ignored_signals)
     env[INIT_ENV] = str(init_args(ctl, path, proc.args))  # the stub reads its arguments from this fd, not argv
     return stub, ["pyrunc", "init"], env

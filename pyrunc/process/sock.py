@@ -1,9 +1,11 @@
-"""The few socket calls of the init protocol over the C module `_socket`, without the `socket` package.
+"""The socket calls of the init protocol that pass fds, over the C module `_socket`, without the `socket` package.
 
-`import socket` costs ~3 ms on every create and run (it imports `selectors` and `enum`, and wraps every constant
-in an IntEnum); the init protocol needs a socketpair, fd passing and two constructors.  The names match the
-`socket` package's, so a stage can use this module in its place.  Imported before fork like everything the
-stages use (child.py): nothing here imports anything later.
+`import socket` costs ~3 ms (it imports `selectors` and `enum`, and wraps every constant in an IntEnum); even
+`_socket` and `_struct` cost ~0.6 ms, so a plain create loads neither: its sync channel is init.Channel (the
+helper's socketpair, posix read and write).  This module is for what needs a socket object: fd passing (bind
+sources at sync 3b, a console's pty master) and the connections to a console socket or a seccomp agent.
+Spawn.run imports it before the fork when the config needs it (init.load_stage_modules); nothing here imports
+anything later.  The names match the `socket` package's.
 """
 
 import _socket

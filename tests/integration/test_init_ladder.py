@@ -46,7 +46,7 @@ def child_messages(pyrunc, b, tmp_path, events=False):
     msgs = []
     for line in out.read_text().splitlines():
         if events and "unshare(" in line:
-            msgs.append("unshare " + line.split("unshare(", 1)[1].split(")", 1)[0])
+            msgs.append("unshare " + line.split("unshare(", 1)[1].split(")", 1)[0].split(" <", 1)[0])
             continue
         msg = _message(line.partition(" ")[2].strip(), ("sendto(", "write("))
         if msg is not None and (msg != "go" or events):  # "go": the parent's
@@ -255,4 +255,54 @@ def test_default_init_syscall_budget(pyrunc, bundle, tmp_path):
     total = sum(counts.values())
     # 324 (44 mounts) on this VM's ten hierarchies before (9 a hierarchy, /dev opened per node), 213 (33) after
     assert total <= 180 + 4 * hier, (total, hier, counts)
-    assert counts.get("mount", 0) <= 24 + hier and counts.get("mount_setattr", 0) <= 1, counts
+    # one mount_setattr makes the cgroup tmpfs and its hierarchies read-only (not one each), and one each of the
+    # default config's four read-only /proc paths (instead of a statfs and a remount each)
+    ro_paths = 4
+    assert counts.get("mount", 0) + counts.get("mount_setattr", 0) <= 25 + hier, counts
+    assert counts.get("mount_setattr", 0) <= 1 + ro_paths, counts
+
+
+def test_default_init_skips_redundant_syscalls(pyrunc, bundle, tmp_path):
+    """What the default config's init no longer calls: statfs before each read-only path's remount (one
+    mount_setattr(MOUNT_ATTR_RDONLY) on the new bind keeps its other flags itself), and the two extra calls of
+    os.set_inheritable on an O_PATH fd (ioctl FIONCLEX fails there with EBADF, then F_GETFD, F_SETFD)."""
+    p, counts = init_syscalls(pyrunc, bundle(["true"]), tmp_path)
+    assert p.returncode == 0, p.stderr
+    # statfs: the read-only root's (finish_rootfs: after pivot_root) only when root.readonly; default: true
+    assert counts.get("statfs", 0) <= 1, counts
+    assert counts.get("ioctl", 0) <= 2 and counts.get("fcntl", 0) <= 2, counts  # ioctl: lo's flags; fcntl: F_SETFD
+
+
+@pytest.mark.parametrize("runtime", ["pyrunc", "runc"])
+def test_readonly_paths_and_devices_keep_their_flags_and_owners(pyrunc, bundle, tmp_path, runtime):
+    """The control for the test above, against runc: a read-only path is a read-only bind that keeps the other
+    flags of the mount it is in (here /proc's; made nosuid,nodev,noexec for this test); device nodes belong to the uid and gid the config gives them (root's by default,
+    a device's own uid/gid when set)."""
+    def edit(c):
+        for m in c["mounts"]:
+            if m["destination"] == "/proc":
+                m["options"] = ["nosuid", "noexec", "nodev"]
+        c["linux"]["devices"] = [{"path": "/dev/fuse0", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600,
+                                  "uid": 1234, "gid": 5678}]
+        c["linux"].setdefault("resources", {}).setdefault("devices", []).append(
+            {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"})
+
+    script = ("grep -E ' /proc(/sys)? ' /proc/mounts | cut -d' ' -f4; stat -c %u:%g /dev/null /dev/zero /dev/fuse0; "
+              "touch /proc/sys/x 2>/dev/null || echo RO")
+    b = bundle(["sh", "-c", script], edit=edit)
+    if runtime == "runc":
+        require(RUNC, "runc is not installed: nothing to compare with")
+        root, cid = str(tmp_path / "runc-state"), f"pyrunc-it-runc-{uuid.uuid4().hex[:8]}"
+        p = subprocess.run([RUNC, "--root", root, "run", "--bundle", str(b), cid], capture_output=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        subprocess.run([RUNC, "--root", root, "delete", "-f", cid], capture_output=True, timeout=60)
+        out, err = p.stdout.decode(), p.stderr.decode()
+    else:
+        p = pyrunc("run", "--bundle", b, pyrunc.new_id("ro"))
+        out, err = p.out, p.err
+    assert p.returncode == 0, err
+    lines = out.split()
+    proc, sys_ = lines[0].split(","), lines[1].split(",")
+    assert proc[0] == "rw" and {"nosuid", "nodev", "noexec"} <= set(proc), out
+    assert sys_ == ["ro"] + proc[1:], out
+    assert lines[2:] == ["0:0", "0:0", "1234:5678", "RO"], out
