@@ -108,21 +108,24 @@ def test_hard_rlimit_above_the_callers_is_refused(pyrunc, bundle, tmp_path, runt
     def edit(c):
         c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard + 1}]
 
-    b = bundle(["true"], edit=edit)
+    p, _, err = run_with(runtime, pyrunc, bundle(["true"], edit=edit), tmp_path)
+    if os.geteuid() == 0 and _has_cap_sys_resource():
+        pytest.skip("the caller has CAP_SYS_RESOURCE: raising the hard limit is allowed")
+    assert p.returncode != 0
+    assert "rlimit" in err.lower() and "operation not permitted" in err, err
+
+
+def run_with(runtime, pyrunc, b, tmp_path):
+    """(process, stdout, stderr) of a foreground `run` of bundle b by pyrunc or by runc (the reference)."""
     if runtime == "runc":
         require(RUNC, "runc is not installed: nothing to compare with")
         root, cid = str(tmp_path / "runc-state"), f"pyrunc-it-runc-{uuid.uuid4().hex[:8]}"
         p = subprocess.run([RUNC, "--root", root, "run", "--bundle", str(b), cid], capture_output=True, timeout=60,
                            stdin=subprocess.DEVNULL)
         subprocess.run([RUNC, "--root", root, "delete", "-f", cid], capture_output=True, timeout=60)
-        err = p.stderr.decode()
-    else:
-        p = pyrunc("run", "--bundle", b, pyrunc.new_id("r"))
-        err = p.err
-    if os.geteuid() == 0 and _has_cap_sys_resource():
-        pytest.skip("the caller has CAP_SYS_RESOURCE: raising the hard limit is allowed")
-    assert p.returncode != 0
-    assert "rlimit" in err.lower() and "operation not permitted" in err, err
+        return p, p.stdout.decode(), p.stderr.decode()
+    p = pyrunc("run", "--bundle", b, pyrunc.new_id("r"))
+    return p, p.out, p.err
 
 
 def _has_cap_sys_resource():
@@ -289,17 +292,7 @@ def test_readonly_paths_and_devices_keep_their_flags_and_owners(pyrunc, bundle, 
 
     script = ("grep -E ' /proc(/sys)? ' /proc/mounts | cut -d' ' -f4; stat -c %u:%g /dev/null /dev/zero /dev/fuse0; "
               "touch /proc/sys/x 2>/dev/null || echo RO")
-    b = bundle(["sh", "-c", script], edit=edit)
-    if runtime == "runc":
-        require(RUNC, "runc is not installed: nothing to compare with")
-        root, cid = str(tmp_path / "runc-state"), f"pyrunc-it-runc-{uuid.uuid4().hex[:8]}"
-        p = subprocess.run([RUNC, "--root", root, "run", "--bundle", str(b), cid], capture_output=True, timeout=60,
-                           stdin=subprocess.DEVNULL)
-        subprocess.run([RUNC, "--root", root, "delete", "-f", cid], capture_output=True, timeout=60)
-        out, err = p.stdout.decode(), p.stderr.decode()
-    else:
-        p = pyrunc("run", "--bundle", b, pyrunc.new_id("ro"))
-        out, err = p.out, p.err
+    p, out, err = run_with(runtime, pyrunc, bundle(["sh", "-c", script], edit=edit), tmp_path)
     assert p.returncode == 0, err
     lines = out.split()
     proc, sys_ = lines[0].split(","), lines[1].split(",")
