@@ -58,6 +58,8 @@ SOCK_SEQPACKET = 5
 SOCK_CLOEXEC = 0o2000000
 IFF_UP = 0x1
 
+_FCNTL = {1: "F_GETFD", 2: "F_SETFD", 1031: "F_SETPIPE_SZ", 1033: "F_ADD_SEALS"}  # fcntl commands, for errors
+
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
@@ -183,8 +185,8 @@ class Linux:
         self._check(self.lib.pyr_set_ifflags(fd, _b(name), flags), "set flags of interface", name)
 
     def fcntl(self, fd, cmd, arg, what=None):
-        """fcntl(fd, cmd, arg) for an int arg (F_ADD_SEALS, F_SETPIPE_SZ)."""
-        return self._check(self.lib.pyr_fcntl_int(fd, cmd, arg), f"fcntl {cmd}", what)
+        """fcntl(fd, cmd, arg) for an int arg (F_SETFD, F_ADD_SEALS, F_SETPIPE_SZ)."""
+        return self._check(self.lib.pyr_fcntl_int(fd, cmd, arg), f"fcntl {_FCNTL.get(cmd, cmd)}", what)
 
     def close_range(self, first, last=0xFFFFFFFF, flags=0):
         return self._check(self.lib.pyr_close_range(first, last, flags), "close_range")
