@@ -277,8 +277,8 @@ class Spawn:
             except BaseException:
                 self._close_fifo()
                 raise
-        load_stage_modules(self.plan, self.ctx)
         try:
+            load_stage_modules(self.plan, self.ctx)
             parent, kid = channel_pair(lx)
         except BaseException:
             self._close_fifo()
