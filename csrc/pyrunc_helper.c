@@ -7,7 +7,11 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/personality.h>
 #include <sys/syscall.h>
@@ -161,3 +165,34 @@ int pyr_prlimit(int pid, int resource, uint64_t soft, uint64_t hard)
 	uint64_t lim[2] = { soft, hard };  /* struct rlimit64: rlim_cur, rlim_max */
 	RET(syscall(SYS_prlimit64, pid, resource, lim, NULL));
 }
+
+/* The init protocol's sync channel (process/init.py), without Python's _socket: the pair, then read/write */
+int pyr_socketpair(int domain, int type, int protocol, int sv[2]) { RET(socketpair(domain, type, protocol, sv)); }
+
+int pyr_socket(int domain, int type, int protocol) { RET(socket(domain, type, protocol)); }
+
+/* SIOCGIFFLAGS / SIOCSIFFLAGS on a socket fd (bringing the new network namespace's lo up): the interface's flags
+ * (a short, returned as its unsigned value), then the new ones */
+int pyr_get_ifflags(int fd, const char *name)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		return -errno;
+	return (unsigned short)ifr.ifr_flags;
+}
+
+int pyr_set_ifflags(int fd, const char *name, int flags)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+	ifr.ifr_flags = (short)flags;
+	RET(ioctl(fd, SIOCSIFFLAGS, &ifr));
+}
+
+int pyr_sethostname(const char *name, size_t len) { RET(sethostname(name, len)); }
+
+/* fcntl(2) with an int argument: F_ADD_SEALS of the stub's memfd, F_SETPIPE_SZ */
+int pyr_fcntl_int(int fd, int cmd, int arg) { RET(fcntl(fd, cmd, arg)); }

@@ -32,3 +32,9 @@ int pyr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long max
 int pyr_seccomp(unsigned int op, unsigned int flags, void *args);
 int pyr_sched_setaffinity(int pid, size_t size, const char *mask);
 int pyr_prlimit(int pid, int resource, uint64_t soft, uint64_t hard);
+int pyr_socketpair(int domain, int type, int protocol, int sv[2]);
+int pyr_socket(int domain, int type, int protocol);
+int pyr_get_ifflags(int fd, const char *name);
+int pyr_set_ifflags(int fd, const char *name, int flags);
+int pyr_sethostname(const char *name, size_t len);
+int pyr_fcntl_int(int fd, int cmd, int arg);

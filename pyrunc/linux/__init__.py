@@ -49,6 +49,17 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 O_PATH = 0o10000000
 
+# socket(2), for the helper's socketpair and socket (the init protocol loads no _socket)
+AF_UNIX = 1
+AF_INET = 2
+SOCK_STREAM = 1
+SOCK_DGRAM = 2
+SOCK_SEQPACKET = 5
+SOCK_CLOEXEC = 0o2000000
+IFF_UP = 0x1
+
+_FCNTL = {1: "F_GETFD", 2: "F_SETFD", 1031: "F_SETPIPE_SZ", 1033: "F_ADD_SEALS"}  # fcntl commands, for errors
+
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
@@ -108,6 +119,10 @@ class Linux:
     def setns(self, fd, nstype=0, path=None):
         self._check(self.lib.pyr_setns(fd, nstype), "setns", path)
 
+    def sethostname(self, name):
+        n = _b(name)
+        self._check(self.lib.pyr_sethostname(n, len(n)), "sethostname", name)
+
     def setdomainname(self, name):
         n = _b(name)
         self._check(self.lib.pyr_setdomainname(n, len(n)), "setdomainname", name)
@@ -151,6 +166,27 @@ class Linux:
     def prlimit(self, pid, resource, soft, hard, what=None):
         """prlimit(pid, resource, {soft, hard}, NULL); 2**64-1 is RLIM_INFINITY."""
         return self._check(self.lib.pyr_prlimit(pid, resource, soft, hard), "setrlimit", what)
+
+    def socketpair(self, domain, type, protocol=0):
+        """socketpair(2): (fd, fd); type may carry SOCK_CLOEXEC."""
+        self.lib  # noqa: B018 (load)
+        sv = Linux._ffi.new("int[2]")
+        self._check(self.lib.pyr_socketpair(domain, type, protocol, sv), "socketpair")
+        return sv[0], sv[1]
+
+    def socket(self, domain, type, protocol=0):
+        return self._check(self.lib.pyr_socket(domain, type, protocol), "socket")
+
+    def get_ifflags(self, fd, name):
+        """SIOCGIFFLAGS: the interface's flags (IFF_UP...)."""
+        return self._check(self.lib.pyr_get_ifflags(fd, _b(name)), "get flags of interface", name)
+
+    def set_ifflags(self, fd, name, flags):
+        self._check(self.lib.pyr_set_ifflags(fd, _b(name), flags), "set flags of interface", name)
+
+    def fcntl(self, fd, cmd, arg, what=None):
+        """fcntl(fd, cmd, arg) for an int arg (F_SETFD, F_ADD_SEALS, F_SETPIPE_SZ)."""
+        return self._check(self.lib.pyr_fcntl_int(fd, cmd, arg), f"fcntl {_FCNTL.get(cmd, cmd)}", what)
 
     def close_range(self, first, last=0xFFFFFFFF, flags=0):
         return self._check(self.lib.pyr_close_range(first, last, flags), "close_range")

@@ -7,8 +7,8 @@ noexec) apply to every hierarchy mount: a container cannot write its limits away
 """
 
 import errno
-import os
 
+from .. import osx as os
 from .. import read_bytes  # by fd (used after forbid_imports too)
 from ..errors import SysError
 from ..linux import CLONE_NEWCGROUP, MS, O_PATH

@@ -8,34 +8,41 @@ CAP_SYS_PTRACE in the host user namespace.
 """
 
 import errno
-import fcntl
-import os
-import stat
-import struct
 import sys
 
 # Everything the stages use is imported here, before fork: after pivot_root (or setns into the container's mount
 # namespace) the importer would search the container's filesystem and run whatever it found there; from that
-# point forbid_imports() leaves the importer nothing but the modules compiled into the interpreter.
+# point forbid_imports() leaves the importer nothing but the modules compiled into the interpreter.  What only
+# some configs need (console.py for a terminal, sock.py to pass fds) is imported by the parent before the fork
+# (init.load_stage_modules) and taken from sys.modules here (loaded()).
 import _frozen_importlib
+from posix import _exit  # osx leaves out posix's private names
 import _signal as signal  # the C module: `signal` imports enum
-import termios
+from _stat import S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK  # compiled in; `stat` is a file to load
 
 from .. import fastjson
+from .. import osx as os
 from ..errors import PyruncError, SysError
-from ..linux import CLONE_NEWCGROUP, CLONE_NEWPID, CLONE_NEWUSER, NAMESPACES, O_PATH, PR_SET_DUMPABLE
+from ..linux import (AF_INET, CLONE_NEWCGROUP, CLONE_NEWPID, CLONE_NEWUSER, IFF_UP, NAMESPACES, O_PATH,
+                     PR_SET_DUMPABLE, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM)
 from ..security.keyring import join_session_keyring
 from . import init as proto
-from . import console, mempolicy, rootfs, sched, timens
-from . import sock as socket  # `socket` imports selectors and enum (~3 ms)
+from . import mempolicy, rootfs, sched, timens
 from .idmap import source_binds
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
 from .stub import INIT_ENV, init_args
 
-F_SETPIPE_SZ = 1031
+F_SETFD, F_SETPIPE_SZ = 2, 1031
 _BUILTIN_IMPORTERS = (_frozen_importlib.BuiltinImporter, _frozen_importlib.FrozenImporter)
 MSG_CMSG_CLOEXEC = 0x40000000
 _FORBIDDEN = []  # the import state forbid_imports() replaced, kept alive (see there)
+
+
+def loaded(name):
+    """pyrunc.process.<name>, which the parent imported before the fork because this config needs it
+    (init.load_stage_modules): a lookup in sys.modules, never an import (KeyError if the parent did not)."""
+    return sys.modules["pyrunc.process." + name]
+
 
 def run_stage(fn, plan, ctx, sock, lx):
     # No collection in a forked stage: it would write the header of every object it walks, a copy-on-write
@@ -57,7 +64,7 @@ def run_stage(fn, plan, ctx, sock, lx):
         except OSError:
             pass
     finally:
-        os._exit(code)
+        _exit(code)
 
 
 def forbid_imports():
@@ -161,7 +168,7 @@ def stage_a(plan, ctx, sock, lx):
     os.close(hold_r)
     if notify:
         try:
-            notify_payload(ctx, pid)
+            notify_payload(ctx, pid, lx)
         except BaseException:
             os.kill(pid, signal.SIGKILL)  # the parent learns no pid from a failed stage A: B must not run on
             raise
@@ -260,7 +267,8 @@ def notify_connect(ctx):
     if not path:
         ctx.notify_fds = None
         return False
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    socket = loaded("sock")
+    s = socket.socket(socket.AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)
     try:
         s.connect(path)
     except OSError as e:
@@ -271,7 +279,7 @@ def notify_connect(ctx):
     return True
 
 
-def notify_payload(ctx, pid):
+def notify_payload(ctx, pid, lx):
     """After the fork of stage B (pid: its host pid): write runc's ContainerProcessState into the pipe."""
     sfd, r, w = ctx.notify_fds
     os.close(sfd)
@@ -286,18 +294,19 @@ def notify_payload(ctx, pid):
     data = fastjson.dumps(msg).encode()
     try:
         if len(data) > 65536:  # B reads it only in its stub (an init: after sync 5): it must fit, never block A
-            fcntl.fcntl(w, F_SETPIPE_SZ, len(data))
+            lx.fcntl(w, F_SETPIPE_SZ, len(data), "the seccomp agent's state pipe")
         os.write(w, data)
     finally:
         os.close(w)
 
 
-def _loopback_up():
-    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifr = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0))
-        flags = struct.unpack("16sH14x", ifr)[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+def _loopback_up(lx):
+    """The new network namespace's lo up, as runc does (SIOCGIFFLAGS, SIOCSIFFLAGS through the helper)."""
+    s = lx.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC)
+    try:
+        lx.set_ifflags(s, "lo", lx.get_ifflags(s, "lo") | IFF_UP)
+    finally:
+        os.close(s)
 
 
 def stage_b(plan, ctx, sock, lx):
@@ -307,7 +316,7 @@ def stage_b(plan, ctx, sock, lx):
     if not plan.no_new_keyring:
         join_session_keyring(lx, ctx.id)
     if plan.new_netns:
-        _loopback_up()
+        _loopback_up(lx)
     for key, value in plan.sysctl.items():
         proto.write_proc("/proc/sys/" + key.replace(".", "/"), value)
 
@@ -320,7 +329,7 @@ def stage_b(plan, ctx, sock, lx):
 
     binds = source_binds(plan)
     if binds:  # sync 3b: the parent opened them on the host's side (see idmap.open_bind_sources)
-        msg, fds, _, _ = socket.recv_fds(sock, 64, len(binds), MSG_CMSG_CLOEXEC)
+        msg, fds, _, _ = loaded("sock").recv_fds(sock, 64, len(binds), MSG_CMSG_CLOEXEC)
         if msg != proto.MOUNTS or len(fds) != len(binds):
             raise PyruncError(f"init protocol: expected {len(binds)} mount fds, got {msg[:20]!r} and {len(fds)}")
         ctx.mount_fds = dict(ctx.mount_fds or {})
@@ -332,7 +341,7 @@ def stage_b(plan, ctx, sock, lx):
     if ctx.run_container_hooks:
         ctx.run_container_hooks()
     if plan.hostname:
-        socket.sethostname(plan.hostname)
+        lx.sethostname(plan.hostname)
     if plan.domainname:
         lx.setdomainname(plan.domainname)
     proc = plan.process
@@ -353,7 +362,7 @@ def exec_now(plan, ctx, sock, lx):
     its controlling terminal), the scheduler (SCHED_RESET_ON_FORK would not survive the fork), then the stub."""
     os.setsid()
     if plan.process.terminal:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        loaded("console").set_ctty(0)
     sched.apply_process(plan.process, lx)
     stub, argv, env = ctx.exec_args
     expect(sock, proto.GO)  # sync 6: the parent has set our rlimits
@@ -378,8 +387,8 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     controlling terminal is then taken by the child, and stage A itself still writes the seccomp agent's state)."""
     stub = ctx.stub_fd
     if proc.terminal:
-        console.setup(lx, ctx.console, proc.console_size, ctty=not in_stage_a)
-    console.fix_stdio_owner(proc.uid, proc.terminal)  # the final stdio becomes the user's (runc's setupUser)
+        loaded("console").setup(lx, ctx.console, proc.console_size, ctty=not in_stage_a)
+    fix_stdio_owner(proc.uid, proc.terminal)  # the final stdio becomes the user's (runc's setupUser)
     if in_stage_a or proc.cwd.strip("/"):  # stage B's cwd is "/" already (enter_rootfs)
         rootdir = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -415,8 +424,8 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
             os.close(notify[2])
         ctl.update(notify=notify[0], notifymsg=notify[1])
     for fd in (sock.fileno(), fifo, ctx.seccomp_fd, ctx.userns_fd) + (notify[:2] if notify else ()):
-        if fd is not None and fd >= 0:
-            os.set_inheritable(fd, True)
+        if fd is not None and fd >= 0:  # FD_CLOEXEC off in one call (os.set_inheritable: three on an O_PATH fd)
+            lx.fcntl(fd, F_SETFD, 0, "keep fd for the stub")
     default_signals(ctx.ignored_signals)
     env[INIT_ENV] = str(init_args(ctl, path, proc.args))  # the stub reads its arguments from this fd, not argv
     return stub, ["pyrunc", "init"], env
@@ -472,7 +481,7 @@ def _home(uid):
         return "/"
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if not S_ISREG(st.st_mode):
             return "/"
         data = os.read(fd, min(st.st_size, 1 << 20))  # not a 1 MiB buffer for 100 bytes (mmap, mremap, munmap)
     except OSError:
@@ -493,7 +502,7 @@ def lookup(name, env):
             st = os.stat(name)
         except OSError as e:
             raise PyruncError(f'exec: "{name}": stat {name}: {os.strerror(e.errno).lower()}') from None
-        if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+        if S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
             raise PyruncError(f'exec: "{name}": permission denied')
         return name
     for d in env.get("PATH", "").split(":"):
@@ -502,6 +511,33 @@ def lookup(name, env):
             st = os.stat(p)
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+        if S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return p
     raise PyruncError(f'exec: "{name}": executable file not found in $PATH')
+
+
+_SKIP_ERRNOS = (errno.EINVAL, errno.EPERM, errno.EROFS)
+
+
+def fix_stdio_owner(uid, own_pty=False):
+    """runc's fixStdioPermissions, before the ids change: the pipes and sockets on fds 0-2, and the pty slave made
+    for the process (own_pty), become the container user's, gid kept, so the process can reopen /dev/stdout
+    (/proc/self/fd/1: the kernel checks the inode's owner).  Left as they are: fds the user owns already, and host
+    objects that have an owner of their own: /dev/null and any other character device (the caller's terminal,
+    passed through by a foreground run), and regular files (a log the caller redirected to).  runc would chown
+    those too when it passes the caller's stdio through (run -d); in the foreground it never does, it gives the
+    container pipes of its own.  EINVAL (the gid is not mapped in the user namespace), EPERM (the owner is not)
+    and EROFS leave the fd as it is, as in runc."""
+    for fd in (0, 1, 2):  # uid 0 too: in a user namespace that is a host uid the caller's pipes do not belong to
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # a closed stdio fd: nothing to hand over
+        mine = S_ISFIFO(st.st_mode) or S_ISSOCK(st.st_mode) or own_pty and S_ISCHR(st.st_mode)
+        if not mine or st.st_uid == uid:
+            continue
+        try:
+            os.fchown(fd, uid, st.st_gid)
+        except OSError as e:
+            if e.errno not in _SKIP_ERRNOS:
+                raise SysError("fchown", f"stdio fd {fd}", e.errno) from None

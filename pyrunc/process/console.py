@@ -6,13 +6,12 @@ something the image put there), unlocks it, makes the slave its controlling term
 master in one SCM_RIGHTS message whose payload is the pty's name, as runc does.
 """
 
-import errno
+import _stat as stat  # compiled in: `stat` is a file to load
 import fcntl
-import os
-import stat
 import struct
 import termios
 
+from .. import osx as os
 from ..errors import PyruncError, SysError
 from ..linux import O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
 from . import sock as socket
@@ -69,9 +68,14 @@ def attach(slave, ctty=True):
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
     if ctty:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        set_ctty(0)
     if slave > 2:
         os.close(slave)
+
+
+def set_ctty(fd):
+    """TIOCSCTTY: the terminal on fd becomes the caller's controlling terminal (after setsid)."""
+    fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
 
 
 def send_master(sock, master, name="/dev/ptmx"):
@@ -88,33 +92,6 @@ def setup(lx, console_sock, size, ctty=True):
         os.close(master)
     console_sock.close()
     attach(slave, ctty)
-
-
-_SKIP_ERRNOS = (errno.EINVAL, errno.EPERM, errno.EROFS)
-
-
-def fix_stdio_owner(uid, own_pty=False):
-    """runc's fixStdioPermissions, before the ids change: the pipes and sockets on fds 0-2, and the pty slave made
-    for the process (own_pty), become the container user's, gid kept, so the process can reopen /dev/stdout
-    (/proc/self/fd/1: the kernel checks the inode's owner).  Left as they are: fds the user owns already, and host
-    objects that have an owner of their own: /dev/null and any other character device (the caller's terminal,
-    passed through by a foreground run), and regular files (a log the caller redirected to).  runc would chown
-    those too when it passes the caller's stdio through (run -d); in the foreground it never does, it gives the
-    container pipes of its own.  EINVAL (the gid is not mapped in the user namespace), EPERM (the owner is not)
-    and EROFS leave the fd as it is, as in runc."""
-    for fd in (0, 1, 2):  # uid 0 too: in a user namespace that is a host uid the caller's pipes do not belong to
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            continue  # a closed stdio fd: nothing to hand over
-        mine = stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) or own_pty and stat.S_ISCHR(st.st_mode)
-        if not mine or st.st_uid == uid:
-            continue
-        try:
-            os.fchown(fd, uid, st.st_gid)
-        except OSError as e:
-            if e.errno not in _SKIP_ERRNOS:
-                raise SysError("fchown", f"stdio fd {fd}", e.errno) from None
 
 
 def recv_master(sock):

@@ -9,9 +9,9 @@ anywhere else).  Modes, owners and times are kept; fifos and device nodes are ma
 (nothing can be listening on a copy).  Nothing runs in the container yet, so nothing races the walk.
 """
 
-import os
-import stat
+import _stat as stat  # compiled in: `stat` is a file to load
 
+from .. import osx as os
 from ..errors import SysError
 
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC

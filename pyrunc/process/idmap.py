@@ -5,8 +5,9 @@ ids: a short-lived child unshares a user namespace, the parent writes its uid_ma
 /proc/<child>/ns/user and reaps the child.  The fds go to stage B, which attaches the id-mapped trees.
 """
 
-import os
+from posix import _exit  # osx leaves out posix's private names
 
+from .. import osx as os
 from ..errors import SysError
 from ..linux import CLONE_NEWUSER, O_PATH, real
 from ..procfs import in_user_namespace
@@ -100,7 +101,7 @@ def userns_fd(uid_maps, gid_maps, lx=real):
             os.read(done_r, 1)
             code = 0
         finally:
-            os._exit(code)
+            _exit(code)
     os.close(ready_w)
     os.close(done_r)
     try:

@@ -75,11 +75,11 @@ memory stays the host's (see join_userns in csrc/pyrunc_init.c).
 """
 
 import _signal as signal  # the C module: `signal` imports enum
-import os
 
+from .. import osx as os
 from ..errors import PyruncError, SysError
-from ..linux import CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWUSER, O_PATH, PR_SET_CHILD_SUBREAPER, real
-from . import sock as socket  # `socket` imports selectors and enum (~3 ms)
+from ..linux import (AF_UNIX, CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWUSER, O_PATH, PR_SET_CHILD_SUBREAPER,
+                     SOCK_CLOEXEC, SOCK_SEQPACKET, real)
 from . import waiter
 from .idmap import source_binds, write_id_maps
 
@@ -114,6 +114,49 @@ class Ctx:
     own_rlimits = None  # set by Spawn.run: parsed rlimits the init sets itself (no user namespace), else None
     cgroup_hier = None  # set by Spawn.run: the host's cgroup mounts (cgroupfs.host_hierarchies) for a cgroup mount
     ignored_signals = None  # set by Spawn.run: child.ignored_signals(), for the process to start with none ignored
+
+
+class Channel:
+    """One end of the sync socketpair (SOCK_SEQPACKET, made by the helper), read and written with posix's read and
+    write: on a SEQPACKET socket each write is one message and each read takes one (truncated to its size), as
+    send and recv do, with the same errors (EPIPE: the peer is gone; ECONNRESET: it closed with our message
+    unread).  No socket object: _socket and _struct (~0.6 ms) load only where fds are handed over (sock.py)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
+
+    def send(self, data):
+        return os.write(self.fd, data)
+
+    def recv(self, size):
+        return os.read(self.fd, size)
+
+    def close(self):
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+def channel_pair(lx):
+    """(parent's end, child's end), close-on-exec: the stub gets its end by set_inheritable, as a number."""
+    a, b = lx.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)
+    return Channel(a), Channel(b)
+
+
+def load_stage_modules(plan, ctx):
+    """Import, before the fork, what the stages need only for some configs: console.py (termios, fcntl, struct)
+    for a terminal, sock.py (_socket, _struct) to hand fds over (bind sources at sync 3b, the seccomp agent's
+    connection).  The stages take them from sys.modules (child.loaded): no import after the fork, and a plain
+    create loads neither."""
+    if plan.process.terminal:
+        from . import console  # noqa: F401
+    if source_binds(plan) or (ctx.notify or {}).get("path"):
+        from . import sock  # noqa: F401
 
 
 class InitError(PyruncError):
@@ -234,7 +277,12 @@ class Spawn:
             except BaseException:
                 self._close_fifo()
                 raise
-        parent, kid = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            load_stage_modules(self.plan, self.ctx)
+            parent, kid = channel_pair(lx)
+        except BaseException:
+            self._close_fifo()
+            raise
         own_pidns = self._own_pidns(lx) if self.direct() else None
         direct = own_pidns is not None
         try:
@@ -369,9 +417,11 @@ class Spawn:
         ops = source_binds(self.plan)
         if not ops:
             return
+        from .sock import send_fds  # loaded before the fork (load_stage_modules)
+
         fds = open_bind_sources(self.pid, ops)
         try:
-            socket.send_fds(sock, [MOUNTS], fds)
+            send_fds(sock, [MOUNTS], fds)
         finally:
             for fd in fds:
                 os.close(fd)

@@ -3,9 +3,9 @@ read-only paths (all before pivot_root, through the host's trusted /proc), then 
 read-only root.  Imported by child.py before fork, like everything stage B uses.
 """
 
-import os
-import stat
+import _stat as stat  # compiled in: `stat` is a file to load
 
+from .. import osx as os
 from .. import read_bytes  # by fd (used after forbid_imports too)
 from ..errors import PyruncError, SysError
 from ..linux import MNT_DETACH, MS, O_PATH, flag_names
@@ -214,12 +214,14 @@ def _readonly(lx, root, path):
         lx.mount(rootfs.fdpath(fd), rootfs.fdpath(fd), None, MS["MS_BIND"] | MS["MS_REC"], None)
     finally:
         os.close(fd)
+    # Reopened: the fd above is the directory under the new bind.  mount_setattr sets MOUNT_ATTR_RDONLY on the bind
+    # alone and keeps its other flags (nosuid, nodev, noexec, atime, and those the kernel locks in a user
+    # namespace), where a remount would have to be given them all again (a statfs first): runc's readonlyPath.
     fd = _resolve(lx, root, path)
     try:
-        st = os.statvfs(rootfs.fdpath(fd))
-        keep = st.f_flag & (MS["MS_NOSUID"] | MS["MS_NODEV"] | MS["MS_NOEXEC"])
-        lx.mount(None, rootfs.fdpath(fd), None, MS["MS_BIND"] | MS["MS_REMOUNT"] | MS["MS_RDONLY"] | MS["MS_REC"] | keep,
-                 None)
+        lx.mount_setattr(fd, "", rootfs.AT_EMPTY_PATH, rootfs.MOUNT_ATTR_RDONLY)
+    except SysError as e:
+        raise SysError("remount read-only", path, e.errno) from None
     finally:
         os.close(fd)
 

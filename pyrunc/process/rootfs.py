@@ -9,9 +9,9 @@ resolved in the root, and files with O_CREAT|O_EXCL|O_NOFOLLOW.
 """
 
 import errno
-import os
-import stat
+import _stat as stat  # compiled in: `stat` is a file to load
 
+from .. import osx as os
 from ..errors import ConfigError, PyruncError, SysError
 from ..linux import (MNT_DETACH, MS, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
                      flag_names)
@@ -281,7 +281,7 @@ def mount_point(sys, rootfd, op, source_fd=None):
 
 
 OPEN_TREE_CLONE, AT_EMPTY_PATH, AT_RECURSIVE = 1, 0x1000, 0x8000
-MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_RDONLY, MOUNT_ATTR_IDMAP = 0x1, 0x100000
 MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH = 0x4, 0x40
 
 

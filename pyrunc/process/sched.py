@@ -14,8 +14,8 @@ Where and when runc applies them, and pyrunc with it:
   (runc's tryResetCPUAffinity; the kernel masks the set with the cgroup's cpuset).
 """
 
-import os
 
+from .. import osx as os
 from ..errors import ConfigError, SysError
 
 POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4, "SCHED_IDLE": 5,

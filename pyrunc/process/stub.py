@@ -21,8 +21,9 @@ uid is its containers' root (see README, Rootless).
 """
 
 import errno
-import fcntl
-import os
+
+from .. import osx as os
+from ..linux import real
 
 F_ADD_SEALS = 1033
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
@@ -35,9 +36,10 @@ def stub_path():
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyrunc-init")
 
 
-def sealed_stub():
+def sealed_stub(lx=real):
     """A sealed, executable memfd holding pyrunc-init (close-on-exec; fexecve works regardless)."""
     src = os.open(stub_path(), os.O_RDONLY | os.O_CLOEXEC)
+    fd = -1
     try:
         fd = _memfd_exec("pyrunc-init")
         size = os.fstat(src).st_size
@@ -47,15 +49,19 @@ def sealed_stub():
             if n <= 0:
                 break
             off += n
+        lx.fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE, "the pyrunc-init memfd")
+        os.fchmod(fd, 0o111)  # execute-only: see the module's docstring (the exec bits stay: F_SEAL_EXEC allows it)
+        try:
+            os.fchown(fd, UNMAPPED_ID, UNMAPPED_ID)
+        except OSError as e:  # EPERM: not root; EINVAL: pyrunc's own user namespace does not map it
+            if e.errno not in (errno.EPERM, errno.EINVAL):
+                raise
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)  # a failed copy or seal: no half-made memfd left to the caller's fds
+        raise
     finally:
         os.close(src)
-    fcntl.fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
-    os.fchmod(fd, 0o111)  # execute-only: see the module's docstring (the exec bits stay: F_SEAL_EXEC allows it)
-    try:
-        os.fchown(fd, UNMAPPED_ID, UNMAPPED_ID)
-    except OSError as e:  # EPERM: not root; EINVAL: pyrunc's own user namespace does not map it
-        if e.errno not in (errno.EPERM, errno.EINVAL):
-            raise
     return fd
 
 

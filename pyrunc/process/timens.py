@@ -12,8 +12,8 @@ in the user namespace owning the new time namespace: A's, from unshare(CLONE_NEW
 namespace A's children will get, so an fd opened early and written after unshare() does what is asked.
 """
 
-import os
 
+from .. import osx as os
 from ..errors import ConfigError, SysError
 
 CLOCKS = (("monotonic", 1), ("boottime", 7))  # CLOCK_MONOTONIC, CLOCK_BOOTTIME

@@ -8,7 +8,7 @@ the library (SHIM.md §6).  The shim replaces `waitpid` with a call that takes t
 attributes up at call time (`waiter.waitpid(...)`), so the replacement applies everywhere.
 """
 
-import os
+from .. import osx as os
 
 waitpid = os.waitpid
 

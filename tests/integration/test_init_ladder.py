@@ -1,5 +1,6 @@
 """The init protocol's round trips (the ladder in pyrunc/process/init.py), seen from the outside: every message the
-container's children send the parent on the sync socket, read from `strace -f -e trace=sendto` of a real `run`.
+container's children send the parent on the sync socket, read from `strace -f -e trace=sendto,write` of a real `run`
+(the sync socket is written and read with write and read; the stub sends READY with send).
 Each round trip is a wake-up of the parent and of the child; on a loaded machine each costs a scheduler slice.
 Only those the setup needs may be there: USERNS (a new user namespace: the parent writes the maps), PID (stage
 A's, or the init's when the parent moves net devices or opens bind sources in its namespaces), HOOKS
@@ -19,6 +20,17 @@ from ..conftest import require
 from .test_userns import top, ubundle  # noqa: F401: fixtures, a user namespace bundle under a 0755 dir
 
 RUNC = shutil.which("runc")
+# the init protocol's messages (pyrunc/process/init.py): writes and reads of anything else (files) are not theirs
+PROTOCOL = ("userns", "go", "pid", "mounts", "hooks", "exec", "ready", "error")
+
+
+def _message(rest, calls):
+    """The sync message of one strace line whose call is one of calls, or None."""
+    if not rest.startswith(calls) or '"' not in rest:
+        return None
+    msg = rest.split('"', 2)[1]
+    word = msg.split()[0] if msg.split() else ""
+    return None if word not in PROTOCOL else "pid" if msg.startswith("pid ") else msg
 
 
 def child_messages(pyrunc, b, tmp_path, events=False):
@@ -27,19 +39,18 @@ def child_messages(pyrunc, b, tmp_path, events=False):
     require(shutil.which("strace"), "strace is not installed")
     out = tmp_path / "strace.txt"
     cid = pyrunc.new_id("l")
-    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,unshare", "-e", "signal=none", "-s", "64", "-o", str(out)]
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,write,unshare", "-e", "signal=none", "-s", "64",
+                        "-o", str(out)]
                        + pyrunc.cmd("run", "--bundle", b, cid), capture_output=True, timeout=120,
                        stdin=subprocess.DEVNULL)
     msgs = []
     for line in out.read_text().splitlines():
         if events and "unshare(" in line:
-            msgs.append("unshare " + line.split("unshare(", 1)[1].split(")", 1)[0])
+            msgs.append("unshare " + line.split("unshare(", 1)[1].split(")", 1)[0].split(" <", 1)[0])
             continue
-        if "sendto(" not in line or '"' not in line:
-            continue
-        msg = line.split('"', 2)[1]
-        if msg != "go" or events:  # "go": the parent's
-            msgs.append(msg.split()[0] if msg.startswith("pid ") else msg)
+        msg = _message(line.partition(" ")[2].strip(), ("sendto(", "write("))
+        if msg is not None and (msg != "go" or events):  # "go": the parent's
+            msgs.append(msg)
     return p, msgs
 
 
@@ -97,21 +108,24 @@ def test_hard_rlimit_above_the_callers_is_refused(pyrunc, bundle, tmp_path, runt
     def edit(c):
         c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard, "hard": hard + 1}]
 
-    b = bundle(["true"], edit=edit)
+    p, _, err = run_with(runtime, pyrunc, bundle(["true"], edit=edit), tmp_path)
+    if os.geteuid() == 0 and _has_cap_sys_resource():
+        pytest.skip("the caller has CAP_SYS_RESOURCE: raising the hard limit is allowed")
+    assert p.returncode != 0
+    assert "rlimit" in err.lower() and "operation not permitted" in err, err
+
+
+def run_with(runtime, pyrunc, b, tmp_path):
+    """(process, stdout, stderr) of a foreground `run` of bundle b by pyrunc or by runc (the reference)."""
     if runtime == "runc":
         require(RUNC, "runc is not installed: nothing to compare with")
         root, cid = str(tmp_path / "runc-state"), f"pyrunc-it-runc-{uuid.uuid4().hex[:8]}"
         p = subprocess.run([RUNC, "--root", root, "run", "--bundle", str(b), cid], capture_output=True, timeout=60,
                            stdin=subprocess.DEVNULL)
         subprocess.run([RUNC, "--root", root, "delete", "-f", cid], capture_output=True, timeout=60)
-        err = p.stderr.decode()
-    else:
-        p = pyrunc("run", "--bundle", b, pyrunc.new_id("r"))
-        err = p.err
-    if os.geteuid() == 0 and _has_cap_sys_resource():
-        pytest.skip("the caller has CAP_SYS_RESOURCE: raising the hard limit is allowed")
-    assert p.returncode != 0
-    assert "rlimit" in err.lower() and "operation not permitted" in err, err
+        return p, p.stdout.decode(), p.stderr.decode()
+    p = pyrunc("run", "--bundle", b, pyrunc.new_id("r"))
+    return p, p.out, p.err
 
 
 def _has_cap_sys_resource():
@@ -155,9 +169,9 @@ def forks(pyrunc, b, tmp_path):
     """(run, parent pid, [(pid, event)]) with clone/unshare/setns and the sync messages, from strace -f of a run."""
     require(shutil.which("strace"), "strace is not installed")
     out = tmp_path / "strace-forks.txt"
-    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,recvfrom,unshare,setns,clone,clone3,execve", "-e",
-                        "signal=none", "-s", "64", "-o", str(out)] + pyrunc.cmd("run", "--bundle", b,
-                                                                              pyrunc.new_id("f")),
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,recvfrom,write,read,unshare,setns,clone,clone3,execve",
+                        "-e", "signal=none", "-s", "64", "-o", str(out)]
+                       + pyrunc.cmd("run", "--bundle", b, pyrunc.new_id("f")),
                        capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
     ev, parent, pending = [], None, {}
     for line in out.read_text().splitlines():
@@ -174,12 +188,11 @@ def forks(pyrunc, b, tmp_path):
             ev[pending.pop(pid)] = (pid, "fork " + rest.rsplit("=", 1)[1].split()[0])
         elif rest.startswith(("unshare(", "setns(")):
             ev.append((pid, rest.split(")", 1)[0].split(" <", 1)[0] + ")"))
-        elif rest.startswith("sendto(") and '"' in rest:
-            msg = rest.split('"', 2)[1]
-            ev.append((pid, "pid" if msg.startswith("pid ") else msg))
-        elif rest.startswith(("recvfrom(", "<... recvfrom resumed>")) and '"' in rest:
-            msg = rest.split('"', 2)[1]
-            ev.append((pid, "recv " + ("pid" if msg.startswith("pid ") else msg)))
+        elif _message(rest, ("sendto(", "write(")) is not None:
+            ev.append((pid, _message(rest, ("sendto(", "write("))))
+        elif _message(rest, ("recvfrom(", "<... recvfrom resumed>", "read(", "<... read resumed>")) is not None:
+            ev.append((pid, "recv " + _message(rest, ("recvfrom(", "<... recvfrom resumed>", "read(",
+                                                      "<... read resumed>"))))
     return p, parent, ev
 
 
@@ -245,4 +258,44 @@ def test_default_init_syscall_budget(pyrunc, bundle, tmp_path):
     total = sum(counts.values())
     # 324 (44 mounts) on this VM's ten hierarchies before (9 a hierarchy, /dev opened per node), 213 (33) after
     assert total <= 180 + 4 * hier, (total, hier, counts)
-    assert counts.get("mount", 0) <= 24 + hier and counts.get("mount_setattr", 0) <= 1, counts
+    # one mount_setattr makes the cgroup tmpfs and its hierarchies read-only (not one each), and one each of the
+    # default config's four read-only /proc paths (instead of a statfs and a remount each)
+    ro_paths = 4
+    assert counts.get("mount", 0) + counts.get("mount_setattr", 0) <= 25 + hier, counts
+    assert counts.get("mount_setattr", 0) <= 1 + ro_paths, counts
+
+
+def test_default_init_skips_redundant_syscalls(pyrunc, bundle, tmp_path):
+    """What the default config's init no longer calls: statfs before each read-only path's remount (one
+    mount_setattr(MOUNT_ATTR_RDONLY) on the new bind keeps its other flags itself), and the two extra calls of
+    os.set_inheritable on an O_PATH fd (ioctl FIONCLEX fails there with EBADF, then F_GETFD, F_SETFD)."""
+    p, counts = init_syscalls(pyrunc, bundle(["true"]), tmp_path)
+    assert p.returncode == 0, p.stderr
+    # statfs: the read-only root's (finish_rootfs: after pivot_root) only when root.readonly; default: true
+    assert counts.get("statfs", 0) <= 1, counts
+    assert counts.get("ioctl", 0) <= 2 and counts.get("fcntl", 0) <= 2, counts  # ioctl: lo's flags; fcntl: F_SETFD
+
+
+@pytest.mark.parametrize("runtime", ["pyrunc", "runc"])
+def test_readonly_paths_and_devices_keep_their_flags_and_owners(pyrunc, bundle, tmp_path, runtime):
+    """The control for the test above, against runc: a read-only path is a read-only bind that keeps the other
+    flags of the mount it is in (here /proc's; made nosuid,nodev,noexec for this test); device nodes belong to the uid and gid the config gives them (root's by default,
+    a device's own uid/gid when set)."""
+    def edit(c):
+        for m in c["mounts"]:
+            if m["destination"] == "/proc":
+                m["options"] = ["nosuid", "noexec", "nodev"]
+        c["linux"]["devices"] = [{"path": "/dev/fuse0", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600,
+                                  "uid": 1234, "gid": 5678}]
+        c["linux"].setdefault("resources", {}).setdefault("devices", []).append(
+            {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"})
+
+    script = ("grep -E ' /proc(/sys)? ' /proc/mounts | cut -d' ' -f4; stat -c %u:%g /dev/null /dev/zero /dev/fuse0; "
+              "touch /proc/sys/x 2>/dev/null || echo RO")
+    p, out, err = run_with(runtime, pyrunc, bundle(["sh", "-c", script], edit=edit), tmp_path)
+    assert p.returncode == 0, err
+    lines = out.split()
+    proc, sys_ = lines[0].split(","), lines[1].split(",")
+    assert proc[0] == "rw" and {"nosuid", "nodev", "noexec"} <= set(proc), out
+    assert sys_ == ["ro"] + proc[1:], out
+    assert lines[2:] == ["0:0", "0:0", "1234:5678", "RO"], out

@@ -89,3 +89,38 @@ def test_forbid_imports_frees_nothing():
                        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["0", "0", "[]", "[]"]
+
+
+LOADED = """
+import sys
+from types import SimpleNamespace as NS
+from pyrunc.process import child, init
+plan = NS(process=NS(terminal={terminal}), mounts=[], userns=False, ns_new=0)
+ctx = init.Ctx()
+init.load_stage_modules(plan, ctx)
+child.forbid_imports()  # what a stage sees after pivot_root: only what the parent imported before the fork
+for name in ("console", "sock"):
+    try:
+        child.loaded(name)
+    except KeyError:
+        print("missing", name)
+    else:
+        print("loaded", name)
+"""
+
+
+def test_terminal_modules_load_before_the_fork_only_when_asked():
+    """console.py (termios, fcntl, struct) is for a process with a terminal: Spawn.run imports it before the fork
+    when the config asks (init.load_stage_modules), and the stages take it from sys.modules (child.loaded), which
+    still works after the guard; a plain config loads neither it nor sock.py (fd passing)."""
+    out = {}
+    for terminal in (True, False):
+        p = subprocess.run([sys.executable, "-c", LOADED.format(terminal=terminal)], capture_output=True, text=True,
+                           timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        assert p.returncode == 0, p.stderr
+        out[terminal] = p.stdout.split("\n")
+    assert out[True][:2] == ["loaded console", "loaded sock"]  # console.py passes the pty master over sock.py
+    assert out[False][:2] == ["missing console", "missing sock"]
+    for fn in (child.exec_now, child.prepare_exec):
+        src = inspect.getsource(fn)
+        assert "console." not in src.replace('loaded("console").', ""), f"{fn.__name__} uses console.py directly"

@@ -300,3 +300,52 @@ def test_run_import_budget(tmp_path, needs_root, busybox):
     added = _create_run_added(tmp_path, busybox, "run")
     assert not added & CREATE_FORBIDDEN, f"`pyrunc run` imported {sorted(added & CREATE_FORBIDDEN)}"
     assert len(added) <= RUN_MAX_MODULES, f"`pyrunc run` imported {len(added)} modules: {sorted(added)}"
+
+
+# The init protocol's own modules (issue 12): what each of them imports at load, seen through __import__, so an
+# `import os` counts even when another module loaded os first.  os (~1.5 ms: _collections_abc, stat, posixpath),
+# _socket and _struct (~0.6 ms), termios and fcntl: a plain create needs none of them (pyrunc.osx, helper leaves
+# for the sync socketpair, loopback, hostname, seals and pipe size); sock.py (fd passing) and console.py (a
+# terminal) are imported by Spawn.run before the fork, only when the config asks, and never by these at load.
+INIT_MODULES = {"pyrunc.process." + m for m in ("child", "init", "init_rootfs", "stub", "cgroupfs", "copyup",
+                                                 "idmap", "rootfs", "waiter", "sched", "timens", "mempolicy")}
+INIT_MODULES |= {"pyrunc.security.keyring", "pyrunc.security.caps", "pyrunc.security.rlimits", "pyrunc.linux"}
+INIT_NEVER = {"os", "stat", "fcntl", "termios", "_socket", "_struct", "struct", "socket", "select", "tty"}
+
+_IMPORT_SPY = textwrap.dedent("""
+    import builtins
+    seen = []
+    real = builtins.__import__
+    def spy(name, globals=None, locals=None, fromlist=(), level=0):
+        seen.append([(globals or {}).get("__name__"), name, list(fromlist or ()), level])
+        return real(name, globals, locals, fromlist, level)
+    builtins.__import__ = spy
+    from pyrunc.process import child, init, stub, cgroupfs, waiter
+    from pyrunc.security import caps, rlimits
+    builtins.__import__ = real
+    import json
+    print(json.dumps(seen))
+""")
+
+
+def test_init_protocol_modules_import_no_os_socket_or_terminal_modules():
+    p = subprocess.run([sys.executable, "-S", "-c", _IMPORT_SPY], cwd=REPO, capture_output=True, text=True,
+                       timeout=60, env=_env(2))
+    assert p.returncode == 0, p.stderr
+    seen = json.loads(p.stdout)
+    assert any(imp == "pyrunc.process.child" for imp, *_ in seen), "the spy must really have seen the stages load"
+    bad = sorted({(imp, name) for imp, name, fromlist, level in seen if imp in INIT_MODULES and (
+        level == 0 and name.partition(".")[0] in INIT_NEVER
+        or level > 0 and set(fromlist) & {"sock", "console"})})
+    assert not bad, f"the init protocol's modules import {bad}"
+
+
+def test_plain_create_and_run_load_no_socket_or_terminal_module(tmp_path, needs_root, busybox):
+    """The whole verb: a plain create (no terminal, no bind sources to hand over, no seccomp agent) and run load
+    neither the socket modules nor the terminal's; see test_terminal_modules_load_before_the_fork for the other
+    side."""
+    never = {"_socket", "_struct", "struct", "termios", "tty", "pyrunc.process.sock", "pyrunc.process.console"}
+    for verb in ("create", "run"):
+        (tmp_path / verb).mkdir()
+        added = _create_run_added(tmp_path / verb, busybox, verb)
+        assert not added & never, f"`pyrunc {verb}` imported {sorted(added & never)}"

@@ -6,12 +6,22 @@ create then failed with "internal error: ConnectionResetError" instead of stage 
 
 import pytest
 
+from pyrunc.linux import real
 from pyrunc.process import init
 from pyrunc.process import sock as socket
 
 
-def test_error_sent_before_a_reset_is_still_reported():
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+def _sockets():
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+# the sync channel itself (the helper's socketpair, posix read and write) and socket objects: the same errors
+PAIRS = pytest.mark.parametrize("pair", [lambda: init.channel_pair(real), _sockets], ids=["channel", "socket"])
+
+
+@PAIRS
+def test_error_sent_before_a_reset_is_still_reported(pair):
+    ours, theirs = pair()
     try:
         theirs.send(init.ERROR + b"open /no-such-ns: no such file or directory")
         ours.send(init.GO)  # never read: closing theirs now resets ours
@@ -22,8 +32,9 @@ def test_error_sent_before_a_reset_is_still_reported():
         ours.close()
 
 
-def test_reset_without_a_message_is_an_early_exit():
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+@PAIRS
+def test_reset_without_a_message_is_an_early_exit(pair):
+    ours, theirs = pair()
     try:
         ours.send(init.GO)
         theirs.close()
@@ -31,3 +42,22 @@ def test_reset_without_a_message_is_an_early_exit():
             init.recv(ours)
     finally:
         ours.close()
+
+
+def test_channel_keeps_message_boundaries_and_reports_a_gone_peer():
+    """SEQPACKET through read and write: one write is one message, a read takes one; a write to a closed peer is
+    EPIPE (the parent's `except BrokenPipeError` after sync 2), a read of a closed one EOF."""
+    ours, theirs = init.channel_pair(real)
+    try:
+        ours.send(init.GO)
+        ours.send(init.PID + b"42")
+        assert theirs.recv(65536) == init.GO
+        assert theirs.recv(65536) == b"pid 42"
+        theirs.close()
+        theirs.close()  # twice: a no-op, as for a socket
+        assert ours.recv(65536) == b""
+        with pytest.raises(BrokenPipeError):
+            ours.send(init.GO)
+    finally:
+        ours.close()
+        theirs.close()
