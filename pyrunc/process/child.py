@@ -27,7 +27,7 @@ from ..linux import (AF_INET, CLONE_NEWCGROUP, CLONE_NEWPID, CLONE_NEWUSER, IFF_
                      PR_SET_DUMPABLE, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM)
 from ..security.keyring import join_session_keyring
 from . import init as proto
-from . import mempolicy, rootfs, sched, timens
+from . import rootfs, sched
 from .idmap import source_binds
 from .init_rootfs import enter_rootfs, finish_rootfs, prepare_rootfs
 from .stub import INIT_ENV, init_args
@@ -40,7 +40,8 @@ _FORBIDDEN = []  # the import state forbid_imports() replaced, kept alive (see t
 
 def loaded(name):
     """pyrunc.process.<name>, which the parent imported before the fork because this config needs it
-    (init.load_stage_modules): a lookup in sys.modules, never an import (KeyError if the parent did not)."""
+    (init.load_stage_modules; plan.build for mempolicy and timens): a lookup in sys.modules, never an import
+    (KeyError if the parent did not)."""
     return sys.modules["pyrunc.process." + name]
 
 
@@ -120,7 +121,7 @@ def stage_a(plan, ctx, sock, lx):
         os.dup2(fd, i)
     close_stray_fds(kept_fds(plan, ctx, sock))
     notify = notify_connect(ctx)  # before any setns: listenerPath is a path on the host
-    offsets = timens.open_offsets() if plan.time_offsets else None  # still the host's root: see timens.py
+    offsets = loaded("timens").open_offsets() if plan.time_offsets else None  # the host's root still: timens.py
     joins = open_namespaces(plan.ns_join)
     if any(t == "mount" for t, _ in joins):
         forbid_imports()  # the container's mount namespace: its / is the container's
@@ -147,7 +148,7 @@ def stage_a(plan, ctx, sock, lx):
     if new:
         lx.unshare(new)
     if offsets is not None:  # the new time ns is B's: its offsets are set before B is born
-        timens.write(offsets, plan.time_offsets)
+        loaded("timens").write(offsets, plan.time_offsets)
     if ctx.exec_mode:
         # exec: every Python step happens here, in stage A, which joined the container's namespaces but is not
         # in its pid namespace (setns(pid) only applies to children), so no container process can see it.  The
@@ -407,7 +408,8 @@ def prepare_exec(proc, ctx, sock, lx, fifo, preserve_fds, in_stage_a=False):
     # personality, while the process still has every capability (SCHED_FIFO and a negative nice need CAP_SYS_NICE)
     if getattr(proc, "personality", None) is not None:
         lx.personality(proc.personality)
-    mempolicy.apply(lx, proc.mempolicy)  # runc's place: right after personality
+    if proc.mempolicy is not None:  # runc's place: right after personality
+        loaded("mempolicy").apply(lx, proc.mempolicy)
     if proc.cpu_final is not None:  # execCPUAffinity.final: now in the container's cgroup, right before the stub
         sched.set_affinity(proc.cpu_final, "final")
     elif proc.cpu_initial is None:  # runc's tryResetCPUAffinity: never the caller's affinity

@@ -8,7 +8,7 @@ from .. import osx as os
 
 from ..errors import ConfigError, SysError
 from ..linux import NAMESPACES, O_PATH, real
-from . import mempolicy, rootfs, sched, timens
+from . import rootfs, sched
 
 DEFAULT_DEVICES = (  # runc's specconv.AllowedDevices that are created as nodes
     ("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
@@ -123,14 +123,22 @@ def build(config, bundle, *, no_pivot=False, no_new_keyring=False, preserve_fds=
     p.process = process_plan(proc)
     p.process.cpu_initial = p.process.cpu_final = None  # execCPUAffinity is for exec processes only (runc)
     p.process.personality, p.personality_flags = sched.personality(linux.get("personality"))
-    p.process.mempolicy = mempolicy.plan(linux.get("memoryPolicy"))
+    p.process.mempolicy = None
+    if linux.get("memoryPolicy"):  # mempolicy.py and timens.py only for the configs that use them (child.loaded)
+        from . import mempolicy
+
+        p.process.mempolicy = mempolicy.plan(linux["memoryPolicy"])
     p.new_netns = bool(p.ns_new & NAMESPACES["network"][0])
     p.net_devices, p.intel_rdt = [], None  # netdev.py and intelrdt.py only for the configs that use them
     if linux.get("netDevices"):
         from . import netdev
 
         p.net_devices = netdev.plan(linux["netDevices"], "network" in types)
-    p.time_offsets = timens.plan(linux.get("timeOffsets"), types, {t for t, _ in p.ns_join})
+    p.time_offsets = None
+    if linux.get("timeOffsets"):
+        from . import timens
+
+        p.time_offsets = timens.plan(linux["timeOffsets"], types, {t for t, _ in p.ns_join})
     if linux.get("intelRdt"):
         from . import intelrdt
 
