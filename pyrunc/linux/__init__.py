@@ -6,6 +6,9 @@ pyrunc.errors.SysError naming the operation and the path, with the flags by name
 nothing: the helper is loaded on first use.
 """
 
+import posix
+from errno import EINTR
+
 from ..errors import SysError
 
 # clone(2) / setns(2) namespace flags
@@ -187,6 +190,15 @@ class Linux:
     def fcntl(self, fd, cmd, arg, what=None):
         """fcntl(fd, cmd, arg) for an int arg (F_SETFD, F_ADD_SEALS, F_SETPIPE_SZ)."""
         return self._check(self.lib.pyr_fcntl_int(fd, cmd, arg), f"fcntl {_FCNTL.get(cmd, cmd)}", what)
+
+    def flock(self, fd, op):
+        """flock(2), as fcntl.flock: retried on EINTR, OSError (BlockingIOError for LOCK_NB on a held lock)."""
+        while True:
+            rc = self.lib.pyr_flock(fd, op)
+            if rc != -EINTR:
+                break
+        if rc < 0:
+            raise OSError(-rc, posix.strerror(-rc))
 
     def close_range(self, first, last=0xFFFFFFFF, flags=0):
         return self._check(self.lib.pyr_close_range(first, last, flags), "close_range")
