@@ -16,56 +16,80 @@ exactly once, at the top, with the real reason.  Fatal errors also go to stderr 
 stderr, never the log).
 """
 
+import _thread
 import posix as _posix  # not os: the hot verbs never import it (pyrunc/launch.py)
 import time as _time
 
-
-class PyruncError(Exception):
-    """Base class: str(e) is the message shown to the user; exit code 1 unless a subclass says otherwise."""
-
-    exit_code = 1
-
-
-class UsageError(PyruncError):
-    """Bad command line."""
+# The kinds of failure.  Their classes are made the first time any of them is named (PEP 562's module __getattr__,
+# which `from pyrunc.errors import NotFound` and `errors.NotFound` both go through): creating a class costs ~20-30 us
+# here, an exception class the most, seven of them as much as three small modules, and a hot verb that succeeds
+# (state, start, kill, delete) names none of them (its modules name them where they raise or catch one).
+KINDS = ("PyruncError", "UsageError", "ConfigError", "StateError", "NotFound", "Exists", "SysError", "NeedClick")
+_LOCK = _thread.allocate_lock()  # the shim's threads: two first namings must not make two sets of classes
 
 
-class ConfigError(PyruncError):
-    """config.json (or a process.json / resources JSON) is malformed or asks for something invalid."""
+def __getattr__(name):
+    if name not in KINDS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _LOCK:
+        if name not in globals():
+            _define()
+    return globals()[name]
 
 
-class StateError(PyruncError):
-    """The operation does not fit the container's state (not running, not stopped, ...)."""
+def __dir__():
+    return sorted(set(globals()) | set(KINDS))
 
 
-class NotFound(PyruncError):
-    """The container does not exist."""
+def _define():
+    global PyruncError, UsageError, ConfigError, StateError, NotFound, Exists, SysError, NeedClick
 
+    class PyruncError(Exception):
+        """Base class: str(e) is the message shown to the user; exit code 1 unless a subclass says otherwise."""
 
-class Exists(PyruncError):
-    """A container with that id exists already."""
+        exit_code = 1
 
+    class UsageError(PyruncError):
+        """Bad command line."""
 
-class SysError(PyruncError):
-    """A system call failed: keeps the errno so callers (and tests) can look at it."""
+    class ConfigError(PyruncError):
+        """config.json (or a process.json / resources JSON) is malformed or asks for something invalid."""
 
-    def __init__(self, op, path=None, err=None):
-        self.errno = err or 0
-        self.op = op
-        self.path = path
-        cause = _posix.strerror(err).lower() if err else "failed"
-        name = ""
-        if err:
-            import errno  # builtin, but not loaded by the interpreter: only when a syscall failed
+    class StateError(PyruncError):
+        """The operation does not fit the container's state (not running, not stopped, ...)."""
 
-            name = errno.errorcode.get(err, "")
-        where = f" {path}" if path is not None else ""
-        super().__init__(f"{op}{where}: {cause}" + (f" ({name})" if name else ""))
+    class NotFound(PyruncError):
+        """The container does not exist."""
+
+    class Exists(PyruncError):
+        """A container with that id exists already."""
+
+    class SysError(PyruncError):
+        """A system call failed: keeps the errno so callers (and tests) can look at it."""
+
+        def __init__(self, op, path=None, err=None):
+            self.errno = err or 0
+            self.op = op
+            self.path = path
+            cause = _posix.strerror(err).lower() if err else "failed"
+            name = ""
+            if err:
+                import errno  # builtin, but not loaded by the interpreter: only when a syscall failed
+
+                name = errno.errorcode.get(err, "")
+            where = f" {path}" if path is not None else ""
+            super().__init__(f"{op}{where}: {cause}" + (f" ({name})" if name else ""))
+
+    class NeedClick(Exception):
+        """Not a failure: the fast parser (cli/main.py) hands this argv to click, for help or a usage error."""
+
+    for cls in (PyruncError, UsageError, ConfigError, StateError, NotFound, Exists, SysError, NeedClick):
+        cls.__qualname__ = cls.__name__  # as if made at the top level: tracebacks and pickle name errors.X
 
 
 def syserror(op, path, exc):
     """Wrap an OSError raised by the stdlib into a SysError naming op and path."""
-    return SysError(op, path, getattr(exc, "errno", 0) or 0)
+    return __getattr__("SysError")(op, path, getattr(exc, "errno", 0) or 0)  # a global name skips __getattr__
 
 
 # --- the log -------------------------------------------------------------------------------------------------------

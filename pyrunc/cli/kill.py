@@ -9,7 +9,7 @@ the cgroup manager behind it, is loaded only for --all.
 
 import _signal  # the C module: `signal` imports enum
 
-from ..errors import PyruncError, UsageError
+from .. import errors  # its classes are made when first named (errors.py)
 
 
 def parse_signal(s):
@@ -24,16 +24,16 @@ def parse_signal(s):
             name = "SIG" + name
         n = getattr(_signal, name, None)
         if not isinstance(n, int) or name.startswith("SIG_") or name in ("SIGRTMIN", "SIGRTMAX"):
-            raise PyruncError(f"unknown signal {s!r}")
+            raise errors.PyruncError(f"unknown signal {s!r}")
         return n
     if n <= 0 or n > 64:
-        raise PyruncError(f"unknown signal {s!r}")
+        raise errors.PyruncError(f"unknown signal {s!r}")
     return n
 
 
 def run(g, o, log):
     if not o.args or len(o.args) > 2:
-        raise UsageError('"kill" requires a minimum of 1 and a maximum of 2 arguments')
+        raise errors.UsageError('"kill" requires a minimum of 1 and a maximum of 2 arguments')
     raw = o.args[1] if len(o.args) > 1 else None
     sig = 0 if raw is not None and raw.strip().lstrip("+").isdigit() and int(raw) == 0 else parse_signal(raw)
     log.debug(f"kill: container {o.args[0]}, signal {sig}{' to all processes' if o.all else ''}")

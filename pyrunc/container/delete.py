@@ -12,7 +12,7 @@ changes nothing the full path would not do itself: it sees the dirs already gone
 
 import posix
 
-from ..errors import NotFound
+from .. import errors  # its classes are made when first named (errors.py)
 
 _EBUSY, _ENOTEMPTY = 16, 39  # errno's values on Linux (the errno module is not loaded here)
 
@@ -36,7 +36,7 @@ def quick(store, log, cid, force=False):
             log.debug(f"delete {cid}: cgroup {doc.get('cgroup_paths') or None} removed")
             store.remove(cid)
             return True
-    except NotFound:  # no such container, or a dead create's leftovers: the full path says or does it
+    except errors.NotFound:  # no such container, or a dead create's leftovers: the full path says or does it
         return False
 
 

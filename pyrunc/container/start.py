@@ -9,7 +9,7 @@ import _signal  # the C module (`signal` imports enum), loaded by every interpre
 import posix
 from time import sleep  # time is built in and loaded by every interpreter
 
-from ..errors import PyruncError, StateError
+from .. import errors  # its classes are made when first named (errors.py)
 from .state import FIFO, signal_init
 
 
@@ -23,11 +23,11 @@ def start(store, log, cid, runtime):
         c = store.load(cid)
         status = c.status()
         if status == "stopped":
-            raise StateError("cannot start a container that has stopped")
+            raise errors.StateError("cannot start a container that has stopped")
         if status == "running":
-            raise StateError("cannot start an already running container")
+            raise errors.StateError("cannot start an already running container")
         if status != "created":
-            raise StateError(f"cannot start a container in the {status} state")
+            raise errors.StateError(f"cannot start a container in the {status} state")
         fifo = f"{c.dir}/{FIFO}.start"
         posix.rename(f"{c.dir}/{FIFO}", fifo)
     hooks = c.doc.get("hooks") or {}
@@ -42,7 +42,7 @@ def start(store, log, cid, runtime):
         # as under runc, where a failed startContainer hook ends the init: the container is stopped
         try:
             signal_init(c, _signal.SIGKILL)
-        except PyruncError:
+        except errors.PyruncError:
             pass
         raise
     if hooks.get("poststart"):
@@ -79,7 +79,7 @@ def _wait_byte(c, fd):
             # not the init, whose byte may still come); poll would say so at once again, so wait here instead
             sleep(0.01)
         if not c.alive() and not _byte(fd):  # the byte may have come between the poll and the check
-            raise StateError("container init process exited before start")
+            raise errors.StateError("container init process exited before start")
 
 
 def _byte(fd):

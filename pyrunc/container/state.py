@@ -8,8 +8,7 @@ consumed it: "created") and the freezer ("paused").  A zombie init counts as sto
 import _signal  # the C module, loaded by every interpreter (`signal` imports enum)
 import posix  # not os: state, start, kill and delete never import it (~1.5 ms; pyrunc/launch.py)
 
-from .. import fastjson, read_bytes
-from ..errors import Exists, NotFound, PyruncError, StateError, UsageError
+from .. import errors, fastjson, read_bytes  # errors: its classes are made when first named
 
 STATE_FILE = "state.json"
 # What a create in progress has made so far (rootfs, cgroup), written before it makes them: if pyrunc dies before
@@ -64,9 +63,9 @@ def valid_id(cid):
 
 def check_id(cid):
     if not cid:
-        raise UsageError("container id cannot be empty")
+        raise errors.UsageError("container id cannot be empty")
     if not valid_id(cid):
-        raise UsageError(f"invalid container id format: {cid}")
+        raise errors.UsageError(f"invalid container id format: {cid}")
     return cid
 
 
@@ -170,17 +169,17 @@ class Container:
 def signal_init(c, sig):
     """Signal the init process through a pidfd checked against the recorded start time (never a recycled pid)."""
     if c.pid <= 0:  # none recorded (pidfd_open(0) would be EINVAL)
-        raise StateError("container not running")
+        raise errors.StateError("container not running")
     try:
         pidfd = posix.pidfd_open(c.pid)
     except ProcessLookupError:
-        raise StateError("container not running") from None
+        raise errors.StateError("container not running") from None
     try:
         if not c.alive():
-            raise StateError("container not running")
+            raise errors.StateError("container not running")
         _signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
-        raise StateError("container not running") from None
+        raise errors.StateError("container not running") from None
     finally:
         posix.close(pidfd)
 
@@ -199,9 +198,9 @@ class Store:
         try:
             doc = fastjson.loads(read_bytes(f"{d}/{STATE_FILE}"))
         except FileNotFoundError:
-            raise NotFound("container does not exist") from None
+            raise errors.NotFound("container does not exist") from None
         except (OSError, ValueError) as e:
-            raise PyruncError(f"load state {d}/{STATE_FILE}: {e}") from None
+            raise errors.PyruncError(f"load state {d}/{STATE_FILE}: {e}") from None
         return Container(self.root, cid, doc)
 
     def lock(self, cid):
@@ -211,7 +210,7 @@ class Store:
         path = self.path(cid)
         blocking = _exists(f"{path}/{STATE_FILE}")  # the caller loads it under the lock
         if not blocking and not _isdir(path):
-            raise NotFound("container does not exist")
+            raise errors.NotFound("container does not exist")
         return Lock(path, blocking=blocking)
 
     def load_provisional(self, cid):
@@ -220,7 +219,7 @@ class Store:
         until state.json is written, so under the lock a directory without state.json is a dead creation."""
         d = self.path(cid)
         if not _isdir(d):
-            raise NotFound("container does not exist")
+            raise errors.NotFound("container does not exist")
         doc = {}
         # the record, else the temp file of a rewrite that died between its unlink and its rename (Container.save)
         for name in [PROVISIONAL] + [n for n in posix.listdir(d) if n.startswith(f".{PROVISIONAL}.")]:
@@ -242,7 +241,7 @@ class Store:
         try:
             os.mkdir(d, 0o711)
         except FileExistsError:
-            raise Exists(f"container with id exists: {cid}") from None
+            raise errors.Exists(f"container with id exists: {cid}") from None
         return d
 
     def ids(self):
@@ -293,14 +292,14 @@ class Lock:
         try:
             self.fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
-            raise NotFound("container does not exist") from None
+            raise errors.NotFound("container does not exist") from None
         import fcntl  # here, not at the top: `state` and `kill` never lock, and its first load costs ~0.2 ms
 
         try:
             fcntl.flock(self.fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | (0 if self.blocking else fcntl.LOCK_NB))
         except BlockingIOError:
             posix.close(self.fd)
-            raise NotFound("container does not exist") from None
+            raise errors.NotFound("container does not exist") from None
         # The directory may have been deleted (and a new container of the same id created) while we waited:
         # then this lock is on a dead directory and whatever we loaded before is stale.
         held = posix.fstat(self.fd)
@@ -310,7 +309,7 @@ class Lock:
             now = None
         if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
             posix.close(self.fd)
-            raise NotFound("container does not exist")
+            raise errors.NotFound("container does not exist")
         self.dir_id = (held.st_dev, held.st_ino)  # which directory: a later lock can tell it is still the same
         return self
 
@@ -329,7 +328,7 @@ def write_pid_file(path, pid):
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     except OSError as e:  # a missing or unwritable directory: a clear error, not an internal one
-        raise PyruncError(f"write pid file {path}: {os.strerror(e.errno).lower()}") from None
+        raise errors.PyruncError(f"write pid file {path}: {os.strerror(e.errno).lower()}") from None
     try:
         os.write(fd, str(pid).encode())
     finally:
@@ -339,5 +338,5 @@ def write_pid_file(path, pid):
     except OSError as e:
         os.unlink(tmp)
         if e.errno == errno.ENOENT:
-            raise PyruncError(f"write pid file {path}: no such file or directory") from None
+            raise errors.PyruncError(f"write pid file {path}: no such file or directory") from None
         raise

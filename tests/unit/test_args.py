@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from pyrunc import errors
 from pyrunc.cli import main as args  # the parser lives in main (one module less for every verb)
 from tests.conftest import REPO
 
@@ -110,7 +111,7 @@ def test_no_subreaper_single_dash():  # go-runc sends it to restore; run has it 
     ("--debug=perhaps", "state", "c"),
 ])
 def test_needs_click(argv):
-    with pytest.raises(args.NeedClick):
+    with pytest.raises(errors.NeedClick):
         parse(*argv)
 
 

@@ -349,3 +349,46 @@ def test_plain_create_and_run_load_no_socket_or_terminal_module(tmp_path, needs_
         (tmp_path / verb).mkdir()
         added = _create_run_added(tmp_path / verb, busybox, verb)
         assert not added & never, f"`pyrunc {verb}` imported {sorted(added & never)}"
+
+
+# Classes the hot verbs make at import time.  Creating a class costs ~20-30 us here on a slow phase of the VM
+# (type creation, slot inheritance), an exception class the most: as much as a small module.  A hot verb that
+# succeeds names no exception class, so errors.py makes its classes when one is first named (PEP 562), and
+# fastjson's scanner context and the parsed flags are instances of the interpreter's own SimpleNamespace type.
+# What a stopped container's `state` and `delete` still make: pyrunc's CodeCache and _Missing (bin/pyrunc's
+# finders), the registry's Opt and Verb, the Logger, and the store's Container, Store and Lock (Dec 2026, issue 12).
+HOT_CLASSES = {"pyrunc.CodeCache", "pyrunc._Missing", "pyrunc.cli.Opt", "pyrunc.cli.Verb", "pyrunc.errors.Logger",
+               "pyrunc.container.state.Container", "pyrunc.container.state.Store", "pyrunc.container.state.Lock"}
+CLASSES_MADE = """
+mods = [m for n, m in sorted(sys.modules.items()) if n == "pyrunc" or n.startswith("pyrunc.")]
+made = sorted({f"{m.__name__}.{k}" for m in mods for k, v in vars(m).items()
+               if isinstance(v, type) and v.__module__ == m.__name__})
+posix.write(2, ("CLASSES " + " ".join(made) + "\\n").encode())
+"""
+
+
+def _stopped_container(root, cid):
+    """The state of a container whose init is gone (pid 0) and that made no cgroup: `state` shows it stopped and
+    `delete` takes the quick path, without root."""
+    d = os.path.join(root, cid)
+    os.makedirs(d)
+    doc = {"ociVersion": "1.2.0", "id": cid, "init_pid": 0, "bundle": "/b", "rootfs": "/b/rootfs",
+           "config": {"linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}}, "cgroup_paths": {},
+           "cgroup_created": []}
+    with open(os.path.join(d, "state.json"), "w") as f:
+        json.dump(doc, f)
+
+
+def test_hot_verbs_that_succeed_make_no_exception_class(tmp_path):
+    root = str(tmp_path / "root")
+    _stopped_container(root, "cls")
+    for verb in (["state", "cls"], ["delete", "cls"]):
+        code = f"sys.argv = ['pyrunc', '--root', {root!r}] + {verb!r}\nfrom pyrunc.cli import main\n" \
+               f"try:\n    main.main()\nfinally:\n{textwrap.indent(CLASSES_MADE, '    ')}"
+        with open(tmp_path / "err", "w+b") as f:
+            mods, rc, err = _modules_after(code, f, no_site=True)
+        assert rc in (0, None), (verb, err)
+        assert f"pyrunc.cli.{verb[0]}" in mods, verb
+        made = set(err.split("CLASSES ", 1)[1].split())
+        assert made <= HOT_CLASSES, f"`pyrunc {verb[0]}` made the classes {sorted(made - HOT_CLASSES)}"
+    assert not os.path.exists(os.path.join(root, "cls")), "delete must really have removed it"
