@@ -11,16 +11,12 @@ Each verb's code lives in pyrunc/cli/<module>.py as `run(g, o)` and is imported 
 Option kinds: "str", "int", "bool", "list" (repeatable), "dur" (a Go duration such as 5s, kept as a string).
 """
 
+import sys
 
-
-class Opt:
-    """One flag: names ("--bundle", "-b"), dest, kind, default, help.  (Not a namedtuple: `collections` alone
-    costs more than a millisecond of every call's start-up.)"""
-
-    __slots__ = ("names", "dest", "kind", "default", "help")
-
-    def __init__(self, names, dest, kind, default, help):
-        self.names, self.dest, self.kind, self.default, self.help = names, dest, kind, default, help
+# One flag: names ("--bundle", "-b"), dest, kind, default, help, as attributes of the interpreter's own
+# types.SimpleNamespace: neither a namedtuple (`collections` alone costs more than a millisecond of every call's
+# start-up) nor a class of ours (~0.02 ms to make one: tests/unit/test_imports.py)
+_Opt = type(sys.implementation)
 
 
 class Verb:
@@ -49,7 +45,7 @@ def O(names, kind="str", default=None, help="", dest=None):
         default = ()
     if kind == "bool" and default is None:
         default = False
-    return Opt(names, dest, kind, default, help)
+    return _Opt(names=names, dest=dest, kind=kind, default=default, help=help)
 
 
 GLOBAL = (

@@ -36,7 +36,8 @@ def run(g, o, log):
         raise errors.UsageError('"kill" requires a minimum of 1 and a maximum of 2 arguments')
     raw = o.args[1] if len(o.args) > 1 else None
     sig = 0 if raw is not None and raw.strip().lstrip("+").isdigit() and int(raw) == 0 else parse_signal(raw)
-    log.debug(f"kill: container {o.args[0]}, signal {sig}{' to all processes' if o.all else ''}")
+    if log.debug_enabled:  # the message is built only under --debug
+        log.debug(f"kill: container {o.args[0]}, signal {sig}{' to all processes' if o.all else ''}")
     if o.all:
         from .common import runtime
 

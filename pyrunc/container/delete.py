@@ -30,10 +30,12 @@ def quick(store, log, cid, force=False):
                     doc.get("hooks") or {}).get("poststop"):
                 return False
             status = c.status()
-            log.debug(f"delete {cid}: status {status}{', force' if force else ''}")
+            if log.debug_enabled:  # the messages are built only under --debug (a dict of ten paths, here)
+                log.debug(f"delete {cid}: status {status}{', force' if force else ''}")
             if status != "stopped" or not _remove_cgroups(doc):
                 return False
-            log.debug(f"delete {cid}: cgroup {doc.get('cgroup_paths') or None} removed")
+            if log.debug_enabled:
+                log.debug(f"delete {cid}: cgroup {doc.get('cgroup_paths') or None} removed")
             store.remove(cid)
             return True
     except errors.NotFound:  # no such container, or a dead create's leftovers: the full path says or does it

@@ -37,7 +37,8 @@ def start(store, log, cid, runtime):
 
             run_in_container(runtime(), c, "startContainer")
         release(c, fifo)
-        log.debug(f"start {cid}: exec fifo released, init pid {c.pid} runs the process")
+        if log.debug_enabled:  # the message is built only under --debug
+            log.debug(f"start {cid}: exec fifo released, init pid {c.pid} runs the process")
     except BaseException:
         # as under runc, where a failed startContainer hook ends the init: the container is stopped
         try:
