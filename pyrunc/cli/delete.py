@@ -4,8 +4,7 @@ from .main import one_id
 
 
 def run(g, o, log):
-    from ..container.delete import quick
-    from ..container.state import Store
+    from ..container.state import Store, quick
 
     cid = one_id(o, "delete")
     if not quick(Store(g.root), log, cid, o.force):  # stopped, a few rmdirs: no lifecycle, no cgroup manager

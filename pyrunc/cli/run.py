@@ -140,7 +140,7 @@ def _delete(rt, log, cid):
     kernel killed all of it, and the quick delete (the lock, one rmdir per cgroup dir, the state dir: what
     `pyrunc delete` does for a stopped container) is enough; anything else, or a cgroup still busy while the
     killed processes leave it, goes to the full delete (kill, wait, retries), as before."""
-    from ..container.delete import quick
+    from ..container.state import quick
 
     try:
         if quick(rt.store, log, cid, True):

@@ -1,4 +1,4 @@
-"""The delete at the end of a foreground `run`: the quick one (pyrunc/container/delete.py: the lock, one rmdir per
+"""The delete at the end of a foreground `run`: the quick one (container/state.py's quick(): the lock, one rmdir per
 cgroup dir, the state dir) when the container had its own pid and mount namespaces (the kernel killed all of it
 with its init), lifecycle's full delete otherwise.  The CLI runs in a subprocess with lifecycle's full delete
 replaced by a marker, so the test tells which of the two ran; the leak check of the `pyrunc` fixture then proves

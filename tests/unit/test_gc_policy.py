@@ -54,7 +54,7 @@ from pyrunc.cli import run as r
 gc.disable()
 seen = []
 
-from pyrunc.container import delete as quick_delete
+from pyrunc.container import state as quick_delete
 quick_delete.quick = lambda store, log, cid, force=False: seen.append(("quick delete", gc.isenabled())) or False
 
 class Rt:

@@ -392,3 +392,19 @@ def test_hot_verbs_that_succeed_make_no_exception_class(tmp_path):
         made = set(err.split("CLASSES ", 1)[1].split())
         assert made <= HOT_CLASSES, f"`pyrunc {verb[0]}` made the classes {sorted(made - HOT_CLASSES)}"
     assert not os.path.exists(os.path.join(root, "cls")), "delete must really have removed it"
+
+
+def test_quick_delete_loads_only_fcntl_beyond_state(tmp_path):
+    """The quick delete lives in the state store's module: over `state`, delete of a stopped container loads its
+    verb module and fcntl (the flock), and nothing else (a module costs ~0.05-0.1 ms; Dec 2026, issue 12)."""
+    root = str(tmp_path / "root")
+    _stopped_container(root, "q")
+    loaded = {}
+    for verb in ("state", "delete"):
+        argv = ["--root", root, verb, "q"]
+        with open(tmp_path / "err", "w+b") as f:
+            mods, rc, err = _run_cli(argv, f, no_site=True)
+        assert rc in (0, None), (verb, err)
+        loaded[verb] = mods - {f"pyrunc.cli.{verb}"}
+    assert not os.path.exists(os.path.join(root, "q")), "delete must really have removed it"
+    assert sorted(loaded["delete"] - loaded["state"]) == ["fcntl"]

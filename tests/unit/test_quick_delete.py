@@ -1,4 +1,4 @@
-"""pyrunc.container.delete.quick: a stopped container removed with one rmdir per cgroup dir and no cgroup manager,
+"""pyrunc.container.state.quick: a stopped container removed with one rmdir per cgroup dir and no cgroup manager,
 or left untouched for lifecycle's full delete.  Temp dirs stand in for cgroup dirs (rmdir of a non-empty dir
 fails as that of a busy cgroup does); no root needed."""
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pyrunc.container.delete import quick
+from pyrunc.container.state import quick
 from pyrunc.container.state import Store
 from pyrunc.errors import UsageError
 from pyrunc.errors import Logger
