@@ -7,6 +7,7 @@ consumed it: "created") and the freezer ("paused").  A zombie init counts as sto
 
 import _signal  # the C module, loaded by every interpreter (`signal` imports enum)
 import posix  # not os: state, start, kill and delete never import it (~1.5 ms; pyrunc/launch.py)
+import sys
 
 from .. import errors, fastjson, read_bytes  # errors: its classes are made when first named
 
@@ -233,15 +234,28 @@ class Store:
         return Container(self.root, cid, doc)
 
     def reserve(self, cid):
-        """Create the container's directory, failing if the id is taken; returns it (caller removes on failure)."""
-        import os  # create only
-
+        """Create the container's directory, failing if the id is taken; returns it (caller removes on failure).
+        The root is made too if need be (with its parents, by os, once per machine)."""
         d = self.path(cid)
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
-            os.mkdir(d, 0o711)
+            try:
+                posix.mkdir(self.root, 0o711)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                import os
+
+                os.makedirs(self.root, mode=0o711, exist_ok=True)
+        except OSError as e:
+            raise errors.PyruncError(f"mkdir {self.root}: {posix.strerror(e.errno).lower()}") from None
+        try:
+            posix.mkdir(d, 0o711)
         except FileExistsError:
             raise errors.Exists(f"container with id exists: {cid}") from None
+        except NotADirectoryError:  # as runc says it
+            raise errors.PyruncError(f"mkdir {self.root}: not a directory") from None
+        except OSError as e:
+            raise errors.PyruncError(f"mkdir {d}: {posix.strerror(e.errno).lower()}") from None
         return d
 
     def ids(self):
@@ -293,10 +307,8 @@ class Lock:
             self.fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise errors.NotFound("container does not exist") from None
-        import fcntl  # here, not at the top: `state` and `kill` never lock, and its first load costs ~0.2 ms
-
         try:
-            fcntl.flock(self.fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | (0 if self.blocking else fcntl.LOCK_NB))
+            _flock(self.fd, (LOCK_SH if self.shared else LOCK_EX) | (0 if self.blocking else LOCK_NB))
         except BlockingIOError:
             posix.close(self.fd)
             raise errors.NotFound("container does not exist") from None
@@ -318,10 +330,27 @@ class Lock:
         return False
 
 
+LOCK_SH, LOCK_EX, LOCK_NB = 1, 2, 4  # flock(2)'s
+
+
+def _flock(fd, op):
+    """flock(2) by the C helper where the verb has loaded it anyway (create, run, exec, the shim), else by fcntl
+    (~0.2 ms to load: the hot verbs).  The same lock either way (tests/unit/test_helper_leaves.py)."""
+    if "pyrunc._helper" in sys.modules:
+        from ..linux import real
+
+        real.flock(fd, op)
+    else:
+        import fcntl  # here, not at the top: `state` and `kill` never lock
+
+        fcntl.flock(fd, op)
+
+
 def write_pid_file(path, pid):
     """Bare digits, no newline, atomically (the shim parses it as soon as the file exists)."""
     import errno
-    import os  # create and exec only
+
+    from .. import osx as os
 
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")

@@ -4,6 +4,7 @@ state dir whose init is this very process (right start time: alive) or not (wron
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -312,3 +313,29 @@ def test_remove_unlinks_known_files_without_listing(tmp_path, monkeypatch):
     monkeypatch.setattr(st.posix, "listdir", real_listdir)
     store.remove("c2")
     assert not os.path.exists(d)
+
+
+def test_reserve_makes_the_root_with_its_parents_and_names_a_root_that_is_a_file(tmp_path):
+    store = st.Store(str(tmp_path / "a" / "b" / "root"))
+    d = store.reserve("c1")
+    assert os.path.isdir(d) and os.stat(store.root).st_mode & 0o777 == 0o711
+    (tmp_path / "file").write_text("")
+    with pytest.raises(PyruncError) as e:
+        st.Store(str(tmp_path / "file")).reserve("c1")
+    assert str(e.value) == f"mkdir {tmp_path / 'file'}: not a directory"  # runc's words
+    with pytest.raises(PyruncError) as e:
+        st.Store(str(tmp_path / "file" / "sub")).reserve("c1")
+    assert str(e.value) == f"mkdir {tmp_path / 'file' / 'sub'}: not a directory"
+
+
+def test_the_lock_uses_the_helper_once_loaded_and_fcntl_before(tmp_path):
+    """Both are flock(2): a lock taken one way excludes the other (a create holding it, a delete waiting)."""
+    code = ("import sys, posix\nfrom pyrunc.container import state as st\n"
+            "a = st.Lock(sys.argv[1])\na.__enter__()\nbefore = 'fcntl' in sys.modules\n"
+            "from pyrunc.linux import real\nreal.flock  # the helper loads on first use\nreal.lib\n"
+            "del sys.modules['fcntl']\nb = st.Lock(sys.argv[1], blocking=False)\n"
+            "try:\n    b.__enter__()\n    print('not excluded')\nexcept Exception as e:\n"
+            "    print(before, 'fcntl' in sys.modules, type(e).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=30,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.stdout.split() == ["True", "False", "NotFound"], out.stderr
