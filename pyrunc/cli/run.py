@@ -92,14 +92,15 @@ def _run(g, o, log, warming):
     # forwarded once the init's pid is known, instead of killing pyrunc and orphaning a running container.
     fwd = None if o.detach else Forwarder()
     pipes = _own_pipes(o, cfg, ours)
-    c = None
+    c = reader = None
     try:
         c = rt.create(cid, bundle, warming=warming, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
                       no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
                       pidfd_socket=o.pidfd_socket, stdio=pipes and pipes.theirs, config=peeked)
         if pipes:
             pipes.hand_over(c.pid, ((c.doc["config"].get("process") or {}).get("user") or {}).get("uid", 0))
-        rt.start(cid)  # run is create + start, hooks and all
+        reader = rt.start(cid, wait=o.detach)  # run is create + start, hooks and all; in the foreground the
+        # exec fifo stays open for reading while run waits on the init (start.py: no poll for the init's byte)
     except PyruncError as e:
         if fwd is not None:
             fwd.stop()
@@ -128,10 +129,20 @@ def _run(g, o, log, warming):
             status = reap(c.pid, True)
     finally:
         fwd.stop()  # the init is reaped: nothing may be sent to its pid any more, and delete runs undisturbed
+        ran = True
+        if reader is not None:
+            from ..container.start import started
+
+            ran = started(reader)
+            os.close(reader)
     if not o.keep:
         _delete(rt, log, cid)
     if pipes:
         pipes.wait()  # every writer is gone: the init and, with delete, the rest of the container
+    if not ran:  # what start says of an init that never got to the fifo
+        from ..errors import StateError
+
+        raise failed("run", StateError("container init process exited before start"))
     return status
 
 

@@ -260,11 +260,11 @@ class Runtime:
 
     # --- start, state, kill, delete --------------------------------------------------------------------
 
-    def start(self, cid):
-        """Let the init go on to exec the user program: see start.start."""
+    def start(self, cid, wait=True):
+        """Let the init go on to exec the user program: see start.start (and its wait=False)."""
         from .start import start
 
-        start(self.store, self.log, cid, lambda: self)
+        return start(self.store, self.log, cid, lambda: self, wait)
 
     def state(self, cid):
         return self.store.load(cid).oci_state()

@@ -13,12 +13,17 @@ from .. import errors  # its classes are made when first named (errors.py)
 from .state import FIFO, signal_init
 
 
-def start(store, log, cid, runtime):
+def start(store, log, cid, runtime, wait=True):
     """The container is claimed under the lock (its exec fifo renamed: from then on it is "running", as under runc
     once `start` has read the fifo); the startContainer hooks, the wait for the init and the poststart hooks all
     run after the lock is released, so that they may call pyrunc on this container (and a concurrent
     pause/resume/delete is never stuck behind them).  runtime: a function returning the lifecycle.Runtime that
-    runs hooks, called only if there are any."""
+    runs hooks, called only if there are any.
+
+    wait=False, for a foreground `run`, which waits on the init next anyway: unless poststart hooks must run once
+    the process is started, the fifo is opened for reading and returned, open, instead of waited on (no poll: the
+    init goes on whenever it gets there).  The caller keeps it open until the init is reaped, then asks
+    started(fd) whether the init got as far as the fifo."""
     with store.lock(cid):
         c = store.load(cid)
         status = c.status()
@@ -36,6 +41,12 @@ def start(store, log, cid, runtime):
             from .hooks import run_in_container
 
             run_in_container(runtime(), c, "startContainer")
+        if not wait and not hooks.get("poststart"):
+            reader = posix.open(fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+            posix.unlink(fifo)  # the init reopens the fifo through its own fd of it, not by this name
+            if log.debug_enabled:
+                log.debug(f"start {cid}: exec fifo opened, init pid {c.pid} runs the process when it gets there")
+            return reader
         release(c, fifo)
         if log.debug_enabled:  # the message is built only under --debug
             log.debug(f"start {cid}: exec fifo released, init pid {c.pid} runs the process")
@@ -48,6 +59,13 @@ def start(store, log, cid, runtime):
         raise
     if hooks.get("poststart"):
         runtime()._hooks(c.doc, "poststart", c.pid, "running")
+    return None
+
+
+def started(fd):
+    """After start(wait=False) and the init's end: whether the init wrote its byte (it got to the fifo and went
+    on to exec the process) before it ended."""
+    return bool(_byte(fd))
 
 
 def release(c, path):

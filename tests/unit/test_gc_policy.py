@@ -64,7 +64,7 @@ class Rt:
         seen.append(("create", gc.isenabled()))
         return types.SimpleNamespace(pid=os.getpid(), doc={})
 
-    def start(self, cid):
+    def start(self, cid, wait=True):
         seen.append(("start", gc.isenabled()))
 
     def delete(self, cid, force=False):
