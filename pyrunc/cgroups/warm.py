@@ -150,5 +150,18 @@ class Warmup:
                 sys.setswitchinterval(_interval[1])
 
 
+_early = []  # the warm-up pyrunc.main started for a create or run, until start() takes it
+
+
+def start_early():
+    """For pyrunc.main, once it knows the verb is create or run: the warm-up before the CLI is even imported
+    (~1 ms sooner than the verb could start it).  The grace period is create's floor once the imports are lean:
+    the first cgroup mkdir waits for the warm-up's write to end (2-8 ms measured, when it started late)."""
+    _early.append(start())
+
+
 def start(path=None):
+    """A warm-up of our own cgroup (path: a cgroup.procs file, for tests); the one pyrunc.main started, if any."""
+    if path is None and _early:
+        return _early.pop()
     return Warmup(own_procs_file() if path is None else path)
