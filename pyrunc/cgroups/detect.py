@@ -12,7 +12,6 @@ read instead.  Detection runs once per open_manager() call, never at import time
 """
 
 from pyrunc import osx as os
-
 from pyrunc.errors import PyruncError
 from pyrunc.record import record
 

@@ -5,10 +5,9 @@ file and the value, e.g. `write /sys/fs/cgroup/memory/x/memory.limit_in_bytes "1
 """
 
 import errno as _errno
-from pyrunc import osx as os
 import time
 
-from pyrunc import read_bytes
+from pyrunc import osx as os, read_bytes
 from pyrunc.errors import ConfigError, PyruncError, SysError
 from pyrunc.record import record
 

@@ -11,10 +11,10 @@ The path is cleaned first (runc CleanPath) so ".." cannot climb out of the hiera
 """
 
 import errno as _errno
-from pyrunc import osx as os
 import _signal  # the C module: `signal` imports enum (~3.5 ms)
 import time
 
+from pyrunc import osx as os
 from pyrunc.errors import ConfigError, PyruncError, SysError
 
 # detect.UNIFIED, the key of the cgroup2 dir in paths.  detect (mountinfo parsing) and fs (cgroup file writes) are

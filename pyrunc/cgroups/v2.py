@@ -6,7 +6,6 @@ plan starts with the "+controller" writes still missing on the way down from the
 """
 
 from pyrunc import osx as os
-
 from pyrunc.cgroups import devices as _dev, v1
 from pyrunc.cgroups.detect import UNIFIED
 from pyrunc.cgroups.fs import Write

@@ -21,8 +21,9 @@ write ~0.03 ms), until wait() or stop() tells it to end.
 """
 
 import _thread
-from pyrunc import osx as os
 import sys
+
+from pyrunc import osx as os
 
 _MOUNTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")  # cgroup2 on a v2 host, or in a hybrid one
 

@@ -6,9 +6,9 @@ effect and undoes everything it did on failure (init process, cgroup, state dire
 """
 
 import _signal as signal  # the C module: `signal` imports enum (~3.5 ms on every verb)
-from .. import osx as os
 import time
 
+from .. import osx as os
 from ..errors import ConfigError, NotFound, PyruncError, StateError, SysError
 from .state import (FIFO, PROVISIONAL, Container, Lock, Store, check_id, proc_start_time, signal_init,
                     write_pid_file)

@@ -3,7 +3,6 @@ capability masks and seccomp program for the stub, the seccomp agent's state, so
 pidfd handed to --pidfd-socket.  Shared by create and exec."""
 
 from .. import osx as os
-
 from ..errors import ConfigError, PyruncError
 
 

@@ -5,7 +5,6 @@ leaves nothing behind.
 """
 
 from .. import osx as os
-
 from ..errors import ConfigError, SysError
 from ..linux import NAMESPACES, O_PATH, real
 from . import rootfs, sched

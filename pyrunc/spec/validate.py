@@ -18,10 +18,8 @@ Message format (one error, the first in document order; callers add their own pr
 The path of the document itself is "config.json" / "process.json" / "resources" / "state".
 """
 
-from pyrunc import osx as os
-
 import pyrunc
-from pyrunc import fastjson
+from pyrunc import fastjson, osx as os
 from pyrunc.errors import ConfigError
 from pyrunc.spec import fastcheck
 
