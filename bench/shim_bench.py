@@ -106,9 +106,10 @@ def main():
               f"{SHIM} {rss['c'] / 1024:.1f} MB")
     finally:
         _teardown(sess, pre)
-        for d_ in (os.path.join("/run/containerd/pyrunc", d.ns), "/run/containerd/pyrunc"):
+        for d_ in (os.path.join("/run/containerd/pyrunc", d.ns), "/run/containerd/pyrunc",
+                   *(["/run/containerd"] if "/run/containerd" not in pre else [])):
             try:
-                os.rmdir(d_)  # the shim's per-namespace state root, once empty
+                os.rmdir(d_)  # our shim's per-namespace state root, and what held it, once empty
             except OSError:
                 pass
 
