@@ -86,6 +86,40 @@ class CodeCache:
         exec(module.__spec__.loader_state, module.__dict__)
 
 
+# os.path's exists, isdir and abspath without os (~1.5-2.3 ms), for the hot verbs' state store and for pyrunc.osx
+# (create, run): here because every caller has this module loaded already.
+
+def exists(path):
+    try:
+        _posix.stat(path)
+    except (OSError, ValueError):  # as os.path.exists (ValueError: a NUL in the path)
+        return False
+    return True
+
+
+def isdir(path):
+    try:
+        return _posix.stat(path).st_mode & 0o170000 == 0o040000
+    except (OSError, ValueError):
+        return False
+
+
+def abspath(path):
+    """The cwd in front of a relative path, then posixpath.normpath's rules (`.` and empty parts dropped, `..` taken
+    back, exactly two leading slashes kept)."""
+    if path[:1] != "/":
+        path = _posix.getcwd() + "/" + path
+    lead = "//" if path[:2] == "//" and path[:3] != "///" else "/"
+    parts = []
+    for p in path.split("/"):
+        if p == "..":
+            if parts:
+                parts.pop()
+        elif p and p != ".":
+            parts.append(p)
+    return lead + "/".join(parts)
+
+
 def read_bytes(path):
     """A file's bytes, by fd: open, reads, close.  open() adds an fstat, an ioctl, an lseek and three objects (in a
     just-forked init also copy-on-write faults, and after its forbid_imports no codec or module lookup may happen).

@@ -12,15 +12,14 @@ where `os.environ.get("X")` would quietly find nothing): read the environment wi
 """
 
 import sys as _sys
-
 from posix import *  # noqa: F401,F403  (posix has no __all__: every public name, as os re-exports them)
 from posix import environ as _environb
-from posix import getcwd as _getcwd
 from posix import lstat as _lstat
 from posix import open as _open
 from posix import readlink as _readlink
 from posix import close as _close
-from posix import stat as _stat
+
+from . import abspath as _abspath, exists as _exists, isdir as _isdir  # the state store's too
 
 del environ  # noqa: F821  (posix's bytes mapping: getenv() below)
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
@@ -93,9 +92,7 @@ class path:
                 out.pop()
         return "/" * lead + "/".join(out) or "."
 
-    @staticmethod
-    def abspath(p):
-        return path.normpath(p if p.startswith("/") else path.join(_getcwd(), p))
+    abspath = staticmethod(_abspath)
 
     @staticmethod
     def relpath(p, start="."):
@@ -124,20 +121,8 @@ class path:
         finally:
             _close(fd)
 
-    @staticmethod
-    def exists(p):
-        try:
-            _stat(p)
-        except (OSError, ValueError):
-            return False
-        return True
-
-    @staticmethod
-    def isdir(p):
-        try:
-            return _stat(p).st_mode & 0o170000 == 0o040000
-        except (OSError, ValueError):
-            return False
+    exists = staticmethod(_exists)
+    isdir = staticmethod(_isdir)
 
     @staticmethod
     def islink(p):

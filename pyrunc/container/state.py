@@ -9,7 +9,8 @@ import _signal  # the C module, loaded by every interpreter (`signal` imports en
 import posix  # not os: state, start, kill and delete never import it (~1.5 ms; pyrunc/launch.py)
 import sys
 
-from .. import errors, fastjson, read_bytes  # errors: its classes are made when first named
+from .. import abspath, errors, fastjson, read_bytes  # errors: its classes are made when first named
+from .. import exists as _exists, isdir as _isdir
 
 STATE_FILE = "state.json"
 # What a create in progress has made so far (rootfs, cgroup), written before it makes them: if pyrunc dies before
@@ -19,37 +20,6 @@ FIFO = "exec.fifo"
 _OWN_FILES = (STATE_FILE, PROVISIONAL, FIFO, FIFO + ".start")  # what create and start leave in the directory
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 MAX_ID = 1024
-
-
-def _exists(path):
-    try:
-        posix.stat(path)
-    except OSError:  # as os.path.exists
-        return False
-    return True
-
-
-def _isdir(path):
-    try:
-        return posix.stat(path).st_mode & 0o170000 == 0o040000
-    except OSError:
-        return False
-
-
-def abspath(path):
-    """os.path.abspath without os: the cwd in front of a relative path, then posixpath.normpath's rules (`.` and
-    empty parts dropped, `..` taken back, exactly two leading slashes kept)."""
-    if path[:1] != "/":
-        path = posix.getcwd() + "/" + path
-    lead = "//" if path[:2] == "//" and path[:3] != "///" else "/"
-    parts = []
-    for p in path.split("/"):
-        if p == "..":
-            if parts:
-                parts.pop()
-        elif p and p != ".":
-            parts.append(p)
-    return lead + "/".join(parts)
 
 
 def _join(root, cid):
