@@ -7,16 +7,16 @@ Output matches json.dumps (compact, or indented with `indent`, no sort), with en
 """
 
 import _json
-import sys
+
+from . import Namespace
 
 
 def _constant(name):
     raise ValueError(f"invalid JSON constant {name}")
 
 
-# What json.decoder.JSONDecoder gives the C scanner, as attributes: strict, no hooks, no NaN/Infinity.  An instance
-# of the interpreter's own SimpleNamespace type, not a class of ours (~0.02 ms to create: tests/unit/test_imports.py)
-_CONTEXT = type(sys.implementation)(
+# What json.decoder.JSONDecoder gives the C scanner, as attributes: strict, no hooks, no NaN/Infinity
+_CONTEXT = Namespace(
     strict=True, object_hook=None, object_pairs_hook=None, parse_float=float, parse_int=int, memo={},
     parse_constant=_constant)
 _scan = _json.make_scanner(_CONTEXT)

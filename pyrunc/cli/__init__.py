@@ -11,12 +11,10 @@ Each verb's code lives in pyrunc/cli/<module>.py as `run(g, o)` and is imported 
 Option kinds: "str", "int", "bool", "list" (repeatable), "dur" (a Go duration such as 5s, kept as a string).
 """
 
-import sys
-
-# One flag: names ("--bundle", "-b"), dest, kind, default, help, as attributes of the interpreter's own
-# types.SimpleNamespace: neither a namedtuple (`collections` alone costs more than a millisecond of every call's
-# start-up) nor a class of ours (~0.02 ms to make one: tests/unit/test_imports.py)
-_Opt = type(sys.implementation)
+# One flag (see O()): names ("--bundle", "-b"), dest, kind, default, help, as attributes of a pyrunc.Namespace:
+# neither a namedtuple (`collections` alone costs more than a millisecond of every call's start-up) nor a class
+# of ours
+from .. import Namespace as _Opt
 
 
 class Verb:

@@ -17,7 +17,7 @@ first import costs ~1.5 ms: posix is the builtin under it).  tests/unit/test_imp
 import posix
 import sys
 
-from .. import errors
+from .. import Namespace, errors  # Namespace: the parsed flags, as the click application builds them
 from ..errors import Logger
 
 # The verbs that need nothing outside the standard library and pyrunc: they run on the short sys.path the installed
@@ -52,11 +52,6 @@ def dump(obj, indent=None):
 
 
 # --- parsing --------------------------------------------------------------------------------------------------------
-
-# Parsed flags as attributes: the interpreter's own types.SimpleNamespace, as the click application builds them
-# (the types module costs ~0.5 ms at start-up, and a class of our own ~0.02 ms: tests/unit/test_imports.py)
-Namespace = type(sys.implementation)
-
 
 _TRUE = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
 
