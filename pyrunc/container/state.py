@@ -318,27 +318,13 @@ def _flock(fd, op):
 
 def write_pid_file(path, pid):
     """Bare digits, no newline, atomically (the shim parses it as soon as the file exists)."""
-    import errno
-
-    from .. import osx as os
+    from .. import osx as os, replace_file
 
     path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        replace_file(path, str(pid))
     except OSError as e:  # a missing or unwritable directory: a clear error, not an internal one
         raise errors.PyruncError(f"write pid file {path}: {os.strerror(e.errno).lower()}") from None
-    try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
-    try:
-        os.rename(tmp, path)
-    except OSError as e:
-        os.unlink(tmp)
-        if e.errno == errno.ENOENT:
-            raise errors.PyruncError(f"write pid file {path}: no such file or directory") from None
-        raise
 
 
 # --- the quick delete: a stopped container whose removal is a few rmdirs, done without lifecycle's machinery ------
