@@ -4,6 +4,7 @@
 #endif
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -200,3 +201,49 @@ int pyr_fcntl_int(int fd, int cmd, int arg) { RET(fcntl(fd, cmd, arg)); }
 
 /* flock(2): the state store's lock where the helper is loaded anyway (create, run, the shim), not fcntl's */
 int pyr_flock(int fd, int op) { RET(flock(fd, op)); }
+
+/* fork(), as os.fork() does it, but born in the cgroup2 cgroup that cgroup_fd (a directory) names:
+ * clone3(CLONE_INTO_CGROUP).  A pid written to cgroup.procs instead takes the kernel's global cgroup migration
+ * lock for write, which first waits for an RCU grace period (4-20 ms here); a clone takes it for read only.
+ *
+ * The Python steps are os.fork()'s own (PyOS_BeforeFork, then PyOS_AfterFork_Child or _Parent), under the GIL,
+ * which cffi released around this call.  The raw system call skips glibc's fork(): its atfork handlers and its
+ * locks (malloc's) are not taken, so the caller must be the process's only thread (init.py checks), and glibc's
+ * cached thread id in the child stays the parent's (only raise() and pthread_kill() read it: both then fail with
+ * ESRCH in the child instead of signalling anyone).  Returns the child's pid, 0 in the child, or -errno. */
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#define PYR_CLONE_INTO_CGROUP 0x200000000ULL
+
+struct pyr_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+		cgroup;
+};
+
+/* in the stable ABI since 3.7; cffi's Py_LIMITED_API (3.2) hides their declarations */
+extern void PyOS_BeforeFork(void);
+extern void PyOS_AfterFork_Parent(void);
+extern void PyOS_AfterFork_Child(void);
+
+int pyr_fork_into_cgroup(int cgroup_fd)
+{
+	struct pyr_clone_args args;
+	PyGILState_STATE gil = PyGILState_Ensure();
+	long pid;
+	int err;
+
+	memset(&args, 0, sizeof args);
+	args.flags = PYR_CLONE_INTO_CGROUP;
+	args.exit_signal = SIGCHLD;
+	args.cgroup = (uint64_t)cgroup_fd;
+	PyOS_BeforeFork();
+	pid = syscall(SYS_clone3, &args, sizeof args);
+	err = errno;
+	if (pid == 0)
+		PyOS_AfterFork_Child();
+	else
+		PyOS_AfterFork_Parent();
+	PyGILState_Release(gil);
+	return pid < 0 ? -err : (int)pid;
+}

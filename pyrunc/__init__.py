@@ -198,28 +198,8 @@ def main(sys_path):
         # collections (~2 ms of create), and one in a forked child touches every object it scans (copy-on-write
         # faults): off, until a verb settles into a long wait on a container (cli/run.py, exec.py, events.py)
         gc.disable()
-        if _verb(sys.argv) in ("create", "run"):
-            from .cgroups import warm
-
-            warm.start_early()  # the cgroup lock's grace period starts passing now (cgroups/warm.py)
         from .cli.main import program as main  # leaves with posix._exit, after flushing
     return main()
-
-
-_VALUED = frozenset(("root", "log", "log-format", "rootless", "criu"))  # the global options that take a value
-
-
-def _verb(argv):
-    """The verb of a pyrunc command line, as the CLI will find it (after the global options), or None."""
-    args = iter(argv[1:])
-    for a in args:
-        if not a.startswith("-") or a == "-":
-            return a
-        if a == "--":
-            return next(args, None)
-        if "=" not in a and a.lstrip("-") in _VALUED:
-            next(args, None)
-    return None
 
 
 def gc_for_a_long_wait():

@@ -200,6 +200,13 @@ def manager_from_paths(paths, *, root="/sys/fs/cgroup", created=None, proc="/pro
     return Manager(lambda: _layout(root, proc), dict(paths), created)
 
 
+def close_own_join(join):
+    """Close the fds of Manager.own_join()'s result."""
+    tasks, cgroup2 = join
+    for fd in [t[0] for t in tasks] + ([cgroup2[0]] if cgroup2 else []):
+        os.close(fd)
+
+
 class Manager:
     unit = None  # the systemd driver's unit name (recorded in state.json); None with cgroupfs
 
@@ -242,8 +249,8 @@ class Manager:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def create(self):
-        # The code apply() needs, loaded before the first mkdir: that mkdir waits while the cgroup lock is held
-        # by cgroups.warm's write (an RCU grace period), and this CPU work then runs during that sleep.
+        # The code apply() needs, loaded before the first mkdir: in a shim, that mkdir waits while the cgroup lock
+        # is held by cgroups.warm's write (an RCU grace period), and this CPU work then runs during that sleep.
         _fs()
         from pyrunc.cgroups import v1  # noqa: F401 (v2 only where the plan needs it: plan_writes)
 
@@ -336,8 +343,37 @@ class Manager:
         """Write linux.resources. default_devices: append runc's default device rules (create: yes; update: no)."""
         _fs().apply_writes(self.plan(resources, default_devices=default_devices))
 
-    def add_pid(self, pid):
+    def own_join(self):
+        """How a create's first process joins its cgroups itself, so that nobody writes its pid to a cgroup.procs.
+        Such a write takes the kernel's global cgroup migration lock for write, and the first taker after a quiet
+        spell waits out an RCU grace period (4-20 ms on our test VM; cgroups/warm.py).  Two moves skip that lock:
+        - cgroup v1: a thread writing 0 (itself) to a `tasks` file moves alone, and the kernel takes no global lock
+          for it (cgroup_procs_write_start); the process, just forked, has only that thread;
+        - cgroup2: the process is born in its cgroup (clone3 CLONE_INTO_CGROUP, Linux.fork_into_cgroup).
+
+        Returns (tasks, cgroup2), with fds opened here, close-on-exec, for the caller to close:
+        - tasks: [(fd, path, soft)], the v1 `tasks` files opened for writing, for the child to write 0 to;
+        - cgroup2: (fd, dir), the cgroup2 dir opened O_PATH, for the clone, or None.
+        Returns None when this manager joins otherwise (systemd: through its unit) or a file will not open: then
+        add_pid() does it all, with its own errors."""
+        tasks, cgroup2 = [], None
+        try:
+            for key, d in self._dirs():
+                if key == UNIFIED:
+                    cgroup2 = (os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), d)
+                else:
+                    path = os.path.join(d, "tasks")
+                    tasks.append((os.open(path, os.O_WRONLY | os.O_CLOEXEC), path, self._soft(key)))
+        except OSError:
+            close_own_join((tasks, cgroup2))
+            return None
+        return tasks, cgroup2
+
+    def add_pid(self, pid, keys=None):
+        """Write pid to the cgroup.procs of each hierarchy, or of those in keys."""
         for key, d in self._dirs():
+            if keys is not None and key not in keys:
+                continue
             try:
                 _fs().add_proc(d, pid)
             except PyruncError as e:

@@ -167,7 +167,12 @@ class SystemdManager(Manager):
                 raise SystemdError(f"systemd cgroup driver: set properties of {self.unit}: {e}") from None
         super().apply(fs_resources, default_devices=default_devices)
 
-    def add_pid(self, pid):
+    def own_join(self):
+        return None  # the first process joins through the unit (StartTransientUnit's PIDs)
+
+    def add_pid(self, pid, keys=None):
+        if keys is not None:
+            raise ValueError("the systemd driver joins every hierarchy at once")
         if self._started:
             super().add_pid(pid)
             return

@@ -5,13 +5,17 @@ the kernel: the writer side of cgroup_threadgroup_rwsem (a global percpu rwsem) 
 before it can be taken; writes that follow within about one more grace period are fast (~0.05 ms).  runc pays it
 on every create, in the middle of its init protocol; pyrunc paid it the same way, with stage A waiting for it.
 
+A create by the CLI pays none of it: its first process joins its cgroups without that lock (Manager.own_join: a
+v1 `tasks` write of 0 by the process itself, and a clone3 into its cgroup2 cgroup).  The clone3 needs a process
+with one thread, so a shim, which serves in several, still writes cgroup.procs, and warms the lock up first: the
+daemon starts a warm-up at fork for its first Create, and each later Create starts its own (shim/service.py).
+
 start() writes our own pid into the cgroup2 cgroup we are already in, in a thread: a migration to where we are,
 which changes nothing but takes (and so readies) that lock, while the main thread imports, reads the config and
-plans.  The create and run verbs start it first thing, before they import the library.  The container's cgroup steps
-come last before the fork: a cgroup mkdir takes cgroup_mutex, which the waiting write holds all along.  wait() joins
-it before the first fork, so that no thread of ours is running when the init protocol forks.  It never moves a
-process and never touches a cgroup other than the one we are in; any error (no cgroup2, no permission, a cgroup that
-refuses processes) is ignored: the real write then pays the wait, as without it.
+plans.  The container's cgroup steps come last before the fork: a cgroup mkdir takes cgroup_mutex, which the
+waiting write holds all along.  wait() joins it before the first fork.  It never moves a process and never touches
+a cgroup other than the one we are in; any error (no cgroup2, no permission, a cgroup that refuses processes) is
+ignored: the real write then pays the wait, as without it.
 
 The lock stays ready only for about one more grace period after its last writer (kernel/rcu/sync.c: GP_EXIT, then
 GP_IDLE): measured here, a write 15 ms after the previous one is fast, one 20 ms after it pays the whole wait
@@ -151,18 +155,6 @@ class Warmup:
                 sys.setswitchinterval(_interval[1])
 
 
-_early = []  # the warm-up pyrunc.main started for a create or run, until start() takes it
-
-
-def start_early():
-    """For pyrunc.main, once it knows the verb is create or run: the warm-up before the CLI is even imported
-    (~1 ms sooner than the verb could start it).  The grace period is create's floor once the imports are lean:
-    the first cgroup mkdir waits for the warm-up's write to end (2-8 ms measured, when it started late)."""
-    _early.append(start())
-
-
 def start(path=None):
-    """A warm-up of our own cgroup (path: a cgroup.procs file, for tests); the one pyrunc.main started, if any."""
-    if path is None and _early:
-        return _early.pop()
+    """A warm-up of our own cgroup (path: a cgroup.procs file, for tests)."""
     return Warmup(own_procs_file() if path is None else path)

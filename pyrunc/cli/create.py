@@ -7,15 +7,10 @@ from .main import one_id
 
 def run(g, o, log):
     cid = one_id(o, "create")
-    from ..cgroups import warm
-
-    warming = warm.start()  # first thing: its grace period passes while the library is imported (warm.py)
     try:
-        runtime(g, log, create=True).create(cid, o.bundle or ".", warming=warming, pid_file=o.pid_file,
+        runtime(g, log, create=True).create(cid, o.bundle or ".", pid_file=o.pid_file,
                                             console_socket=o.console_socket, no_pivot=o.no_pivot,
                                             no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
                                             pidfd_socket=o.pidfd_socket)
     except PyruncError as e:
         raise failed("create", e) from None
-    finally:
-        warming.stop()

@@ -63,16 +63,6 @@ def bundle_and_id(o, log):
 
 
 def run(g, o, log):
-    from ..cgroups import warm
-
-    warming = warm.start()  # first thing: its grace period passes while the library is imported (warm.py)
-    try:
-        return _run(g, o, log, warming)
-    finally:
-        warming.stop()
-
-
-def _run(g, o, log, warming):
     rt = runtime(g, log, create=True)
     bundle, cid = bundle_and_id(o, log)
     if o.no_subreaper and not o.detach:
@@ -94,7 +84,7 @@ def _run(g, o, log, warming):
     pipes = _own_pipes(o, cfg, ours)
     c = reader = None
     try:
-        c = rt.create(cid, bundle, warming=warming, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
+        c = rt.create(cid, bundle, pid_file=o.pid_file, console_socket=o.console_socket, console=theirs,
                       no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring, preserve_fds=o.preserve_fds,
                       pidfd_socket=o.pidfd_socket, stdio=pipes and pipes.theirs, config=peeked)
         if pipes:

@@ -66,16 +66,13 @@ class Runtime:
         """Bring up the init process, blocked on the exec fifo until start().  Keywords: pid_file,
         console_socket, console, no_pivot, no_new_keyring, preserve_fds, pidfd_socket, stdio (the process's
         (stdin, stdout, stderr) fds instead of ours), config (config.json's document, if the caller parsed it).
-        warming: a cgroups.warm.start() the caller began earlier (the CLI does, before it imports this module); it
-        is ended here either way."""
-        if warming is None:
-            from ..cgroups import warm
-
-            warming = warm.start()  # the cgroup lock's grace period, paid while we import and plan (see warm.py)
+        warming: a cgroups.warm.start() the caller began earlier (a shim, whose threads keep its creates on the
+        cgroup.procs writes: init.Spawn._own_join), or None; it is ended here either way."""
         try:
             return self._create(warming, cid, bundle, **kw)
         finally:
-            warming.stop()
+            if warming is not None:
+                warming.stop()
 
     def _create(self, warming, cid, bundle, *, pid_file=None, console_socket=None, console=None, no_pivot=False,
                 no_new_keyring=False, preserve_fds=0, pidfd_socket=None, stdio=None, config=None):
@@ -128,8 +125,8 @@ class Runtime:
                 ctx.fifo = os.path.join(ddir, FIFO)
                 os.mkfifo(ctx.fifo, 0o622)
                 os.chmod(ctx.fifo, 0o622)  # past the umask: the init may be a non-root user by then
-                # What needs no cgroup comes first: the cgroup steps wait for the warm-up's grace period (they
-                # take the lock its write holds), so this CPU work runs while it sleeps.  The stages' code is
+                # What needs no cgroup comes first: in a shim, the cgroup steps wait for the warm-up's grace period
+                # (they take the lock its write holds), so this CPU work runs while it sleeps.  The stages' code is
                 # imported now for the same reason (Spawn.run would import it right before the fork).
                 from ..process import child  # noqa: F401
                 from ..process.stub import sealed_stub
@@ -170,7 +167,8 @@ class Runtime:
 
                     ctx.join_rdt = join_rdt
                 spawn = Spawn(plan, ctx)
-                warming.wait()  # no thread of ours may run when the init protocol forks
+                if warming is not None:
+                    warming.wait()  # no thread of ours may run when the init protocol forks
                 pid = spawn.run()
                 self.log.debug(f"create {cid}: init pid {pid}, waiting on the exec fifo for start")
                 st = proc_start_time(pid)

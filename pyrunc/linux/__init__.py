@@ -200,6 +200,13 @@ class Linux:
         if rc < 0:
             raise OSError(-rc, posix.strerror(-rc))
 
+    def fork_into_cgroup(self, cgroup_fd, what=None):
+        """os.fork(), the child born in the cgroup2 cgroup of the directory fd cgroup_fd (clone3 with
+        CLONE_INTO_CGROUP: no cgroup.procs write, so not the global migration lock and its grace period).  Only for
+        a process with no other thread (see csrc/pyrunc_helper.c).  Returns the pid (0 in the child); raises
+        SysError naming what (the cgroup's path)."""
+        return self._check(self.lib.pyr_fork_into_cgroup(cgroup_fd), "clone3 CLONE_INTO_CGROUP", what)
+
     def close_range(self, first, last=0xFFFFFFFF, flags=0):
         return self._check(self.lib.pyr_close_range(first, last, flags), "close_range")
 

@@ -115,7 +115,36 @@ def close_stray_fds(keep):
     os.closerange(prev + 1, 1 << 20)
 
 
+OWN_TASK = b"0"  # what a v1 `tasks` write names to move the writing thread itself
+
+
+def join_own_cgroups(join, keep_below):
+    """First thing in the first stage: write 0 to each v1 `tasks` file the parent opened (join: its
+    Manager.own_join()), so that this process, still one thread, moves itself into the container's cgroups
+    without the kernel's global migration lock.  A refusal fails the create, naming the file, except in a
+    hierarchy joined best effort (name=systemd).  close_stray_fds, next, closes these fds with the rest; those
+    below keep_below (stdio and preserved numbers, which it keeps: a caller that left them closed) are closed
+    here."""
+    if join is None:
+        return
+    tasks, cgroup2 = join
+    try:
+        for fd, path, soft in tasks:
+            try:
+                os.write(fd, OWN_TASK)
+            except OSError as e:
+                if not soft:
+                    from ..cgroups.fs import write_error
+
+                    raise write_error(path, OWN_TASK.decode(), e.errno) from None
+    finally:
+        for fd in [t[0] for t in tasks] + ([cgroup2[0]] if cgroup2 else []):
+            if fd < keep_below:
+                os.close(fd)
+
+
 def stage_a(plan, ctx, sock, lx):
+    join_own_cgroups(ctx.own_join, 3 + plan.preserve_fds)
     lx.prctl(PR_SET_DUMPABLE, 0)
     for i, fd in enumerate(ctx.stdio or ()):  # before the close: 0-2 are kept, the originals are not
         os.dup2(fd, i)
@@ -136,8 +165,8 @@ def stage_a(plan, ctx, sock, lx):
         new &= ~CLONE_NEWUSER
     elif new & ~CLONE_NEWCGROUP:
         # No new user namespace: the other new namespaces are made now, while the parent puts us in the cgroups
-        # (the first cgroup.procs write can wait for an RCU grace period), not after.  Only the cgroup namespace
-        # waits for GO: its root is the cgroup we are in when we unshare it.
+        # it writes (the first cgroup.procs write can wait for an RCU grace period), not after.  Only the cgroup
+        # namespace waits for GO: its root is the cgroup we are in when we unshare it.
         lx.unshare(new & ~CLONE_NEWCGROUP)
         new &= CLONE_NEWCGROUP
     expect(sock, proto.GO)  # sync 2.
@@ -180,9 +209,11 @@ def stage_a(plan, ctx, sock, lx):
 def stage_init(plan, ctx, sock, lx):
     """The container's init forked by the parent itself (Spawn.direct: its namespaces all new, no user or time
     namespace, no seccomp agent): stage A's part of such a plan, then stage B.  Born in its new pid namespace
-    (the parent's unshare), it makes the others while the parent writes cgroup.procs, the cgroup namespace
+    (the parent's unshare) and, where it could, in its cgroup2 cgroup (init.Spawn._fork), it joins its v1 cgroups
+    itself and makes its other namespaces while the parent writes what cgroup.procs are left, the cgroup namespace
     after GO; then it says PID (sync 3) from inside them when the parent is to move net devices or open bind
     sources in its mount namespace (init.reports_pid)."""
+    join_own_cgroups(ctx.own_join, 3 + plan.preserve_fds)
     lx.prctl(PR_SET_DUMPABLE, 0)
     for i, fd in enumerate(ctx.stdio or ()):
         os.dup2(fd, i)

@@ -4,10 +4,14 @@
   --------------------------              --------------                      -------------------------------------
   socketpair(SEQPACKET); subreaper;
   [id-mapped trees: open_tree + mount_setattr]
-  fork ---------------------------------> non-dumpable; [seccomp agent: connect
-                                          to listenerPath, on the host]; open every
-  cgroup: add A; [resctrl group: add A]   joined ns path, then setns: host-owned
-                                          first, then user (+ setresuid 0), rest
+  [open the cgroups' v1 tasks files and
+   cgroup2 dir: Manager.own_join]
+  fork (clone3 into the cgroup2 cgroup) > write 0 to each tasks file (joins its
+                                          v1 cgroups); non-dumpable; [seccomp
+  [cgroup: add A, where it did not join   agent: connect to listenerPath, on the
+   itself]; [resctrl group: add A]        host]; open every joined ns path, then
+                                          setns: host-owned first, then user
+                                          (+ setresuid 0), rest
                                           [new user ns] unshare(NEWUSER)
                                           [else: unshare(new namespaces but
                                           cgroup), while the parent works]
@@ -54,9 +58,16 @@
 
 Most creates skip stage A (Spawn.direct: every namespace new, no user or time namespace, no seccomp agent): the
 parent itself unshares CLONE_NEWPID (only where its next child is born), forks the init, and sets its own pid
-namespace back at once; the init (child.stage_init) makes its other namespaces while the parent writes cgroup.procs,
-the cgroup namespace after 2. GO, and sends 3. PID from inside them only when the parent needs to know that (net
+namespace back at once; the init (child.stage_init) makes its other namespaces while the parent works, the cgroup
+namespace after 2. GO, and sends 3. PID from inside them only when the parent needs to know that (net
 devices to move, bind sources to open: reports_pid); steps 1 and the reaping of A do not exist.
+
+The first process (A, or the direct init) joins its cgroups without the kernel's global cgroup migration lock, whose
+first taker waits out an RCU grace period (cgroups/warm.py): it is born in its cgroup2 cgroup (clone3
+CLONE_INTO_CGROUP) and writes 0 (itself) to each v1 `tasks` file, fds the parent opened.  The parent writes
+cgroup.procs instead where that cannot be: a process with other threads (a shim: the raw clone3 skips glibc's fork
+locks), the systemd driver (its unit's PIDs), exec (runc's rules for a busy cgroup2 cgroup: for_exec), a file that
+will not open, a clone3 that fails (then only the cgroup2 cgroup).
 
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
@@ -75,8 +86,10 @@ memory stays the host's (see join_userns in csrc/pyrunc_init.c).
 """
 
 import _signal as signal  # the C module: `signal` imports enum
+import _thread
 
 from .. import osx as os
+from ..cgroups.manager import UNIFIED, close_own_join
 from ..errors import PyruncError, SysError
 from ..linux import (AF_UNIX, CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWUSER, O_PATH, PR_SET_CHILD_SUBREAPER,
                      SOCK_CLOEXEC, SOCK_SEQPACKET, real)
@@ -114,6 +127,7 @@ class Ctx:
     own_rlimits = None  # set by Spawn.run: parsed rlimits the init sets itself (no user namespace), else None
     cgroup_hier = None  # set by Spawn.run: the host's cgroup mounts (cgroupfs.host_hierarchies) for a cgroup mount
     ignored_signals = None  # set by Spawn.run: child.ignored_signals(), for the process to start with none ignored
+    own_join = None  # set by Spawn.run: Manager.own_join()'s fds, v1 `tasks` files the first stage writes 0 to
 
 
 class Channel:
@@ -285,21 +299,30 @@ class Spawn:
             raise
         own_pidns = self._own_pidns(lx) if self.direct() else None
         direct = own_pidns is not None
+        join = self._own_join()  # None: we write the first process's pid to each cgroup.procs (add_pid), below
+        self.ctx.own_join = join
         try:
-            pid_a = self._fork_init(lx, own_pidns) if direct else os.fork()
+            pid_a, born = self._fork_init(lx, own_pidns, join) if direct else self._fork(lx, join)
         except BaseException:
+            if join is not None:
+                close_own_join(join)
             self._close_fifo()
             raise
         if pid_a == 0:  # stage A (or, direct, the init): never returns
             parent.close()
             child.run_stage(child.stage_init if direct else child.stage_a, self.plan, self.ctx, kid, lx)
         kid.close()
+        if join is not None:
+            close_own_join(join)
         if direct:
             self.pid, pid_a = pid_a, 0
         try:
             first = pid_a or self.pid
-            if self.ctx.cgroup is not None:
-                self.ctx.cgroup.add_pid(first)
+            if join is None:
+                if self.ctx.cgroup is not None:
+                    self.ctx.cgroup.add_pid(first)
+            elif join[1] is not None and not born:  # no clone3 here: its cgroup2 cgroup the old way
+                self.ctx.cgroup.add_pid(first, keys=(UNIFIED,))
             if self.ctx.join_rdt is not None:  # before sync 2: B and all after it are forked inside the group
                 self.ctx.join_rdt(first)
             exec_mode = self.ctx.exec_mode
@@ -388,18 +411,37 @@ class Spawn:
             return None
         return own
 
-    def _fork_init(self, lx, own):
-        """fork() for direct(): with a new pid namespace (own: our own's fd, from _own_pidns), unshare(CLONE_NEWPID)
-        first, which only chooses where our next child is born (as pid 1), and setns back to our own pid namespace
-        right after the fork, so nothing else we fork (hooks) is born there.  Only the calling thread's namespaces
-        change (a shim has others)."""
+    def _own_join(self):
+        """Manager.own_join() for a create's first process, when we are the only thread (the clone3 of
+        Linux.fork_into_cgroup must be: a shim serves in others); else None."""
+        c = self.ctx
+        if c.cgroup is None or c.exec_mode or _thread._count():
+            return None
+        return c.cgroup.own_join()
+
+    def _fork(self, lx, join):
+        """(pid, born): os.fork(), or, when join (Manager.own_join) has a cgroup2 cgroup, a fork born in it (born
+        True).  A clone3 that fails (an old kernel, a seccomp filter, a cgroup that refuses) falls back to
+        os.fork(): add_pid then writes that cgroup, with the errors it always had."""
+        if join is not None and join[1] is not None:
+            try:
+                return lx.fork_into_cgroup(*join[1]), True
+            except SysError:
+                pass
+        return os.fork(), False
+
+    def _fork_init(self, lx, own, join):
+        """_fork() for direct(): with a new pid namespace (own: our own's fd, from _own_pidns),
+        unshare(CLONE_NEWPID) first, which only chooses where our next child is born (as pid 1), and setns back to
+        our own pid namespace right after the fork, so nothing else we fork (hooks) is born there.  Only the
+        calling thread's namespaces change (a shim has others)."""
         if own < 0:
-            return os.fork()
+            return self._fork(lx, join)
         try:
             lx.unshare(CLONE_NEWPID)
             pid = -1
             try:
-                pid = os.fork()
+                pid, born = self._fork(lx, join)
             finally:
                 if pid != 0:
                     try:
@@ -407,7 +449,7 @@ class Spawn:
                     except BaseException:
                         _kill_reap(pid if pid > 0 else 0)
                         raise
-            return pid
+            return pid, born
         finally:
             os.close(own)
 

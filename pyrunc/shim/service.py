@@ -10,6 +10,7 @@ exec exits (and an OOM seen at that moment), and TaskDelete comes after TaskExit
 import os
 import time
 
+from ..cgroups import warm
 from ..errors import NotFound, PyruncError, StateError
 from . import api, sync, ttrpc, wire
 from .main import OPTIONS_FILE  # main, not cleanup: one module less to load before the first Create
@@ -207,7 +208,7 @@ class Service:
                 init.io = stdio.open_io(self.loop, req.id, self.ns, req.stdin, req.stdout, req.stderr,
                                         terminal=req.terminal, uid=opts["io_uid"], gid=opts["io_gid"])
                 console, theirs = _console_pair(req.terminal)
-                warming = self._take_warming()
+                warming = self._take_warming() or warm.start()  # threads: the cgroup.procs writes (warm.py)
                 try:
                     c = t.rt.create(req.id, req.bundle, console=theirs, no_pivot=opts["no_pivot"],
                                     no_new_keyring=opts["no_new_keyring"], stdio=init.io.child,

@@ -77,60 +77,8 @@ o = types.SimpleNamespace(no_subreaper=False, detach=False, console_socket=None,
                           pidfd_socket=None, keep=False)
 r.bundle_and_id = lambda o, log: (".", "gc-test")
 r._peek_config = lambda bundle: {}
-print(r._run(None, o, None, None), seen)
+print(r.run(None, o, None), seen)
 """)
     # at the wait: on, with what start-up allocated frozen, so that no first collection walks all of it
     assert out == ("0 [('create', False), ('start', False), ('wait', True, True, True), ('quick delete', True), "
                    "('delete', True)]")
-
-
-def test_create_and_run_start_the_cgroup_warm_up_before_the_cli_is_imported():
-    """cgroups/warm.py: for create and run, pyrunc.main starts the warm-up before importing the CLI, and the verb
-    (warm.start()) takes that one; other verbs start none."""
-    out = _fresh("""
-import importlib.abc, importlib.util, types
-from pyrunc.cgroups import warm
-seen = []
-warm.start_early = lambda: seen.append("early")
-
-class Cli(importlib.abc.MetaPathFinder, importlib.abc.Loader):  # the CLI, standing in: records its import
-    def find_spec(self, name, path=None, target=None):
-        return importlib.util.spec_from_loader(name, self) if name == "pyrunc.cli.main" else None
-    def create_module(self, spec):
-        seen.append("cli")
-        m = types.ModuleType(spec.name)
-        m.program = lambda: 0
-        return m
-    def exec_module(self, module):
-        pass
-
-sys.meta_path.insert(0, Cli())
-import pyrunc, pyrunc.cli
-for argv in (["create", "c"], ["--root", "run", "state", "c"], ["--log-format=json", "run", "c"], ["--debug", "run"],
-             ["-root", "/r", "create"], ["--", "create"], ["kill", "create"], []):
-    seen.append(argv[0] if argv else "-")
-    sys.argv = ["/usr/local/bin/pyrunc", *argv]
-    sys.modules.pop("pyrunc.cli.main", None)
-    pyrunc.main(sys.path[:])
-print(" ".join(seen))
-""")
-    assert out == ("create early cli --root cli --log-format=json early cli --debug early cli -root early cli "
-                   "-- early cli kill cli - cli")
-
-
-def test_the_early_warm_up_is_handed_to_the_verb_once():
-    out = _fresh("""
-from pyrunc.cgroups import warm
-warm.Warmup = lambda path: ("warm-up", path)
-warm.own_procs_file = lambda: "/own/cgroup.procs"
-warm.start_early()
-print(warm.start(), warm.start(), warm.start("/x"))
-""")
-    assert out == "('warm-up', '/own/cgroup.procs') ('warm-up', '/own/cgroup.procs') ('warm-up', '/x')"
-
-
-def test_the_global_options_that_take_a_value_are_the_clis():
-    from pyrunc import _VALUED
-    from pyrunc.cli import GLOBAL
-
-    assert _VALUED == {o.names[0].lstrip("-") for o in GLOBAL if o.kind != "bool"}

@@ -44,7 +44,7 @@ o = types.SimpleNamespace(no_subreaper=False, detach=detach, console_socket=None
 r.bundle_and_id = lambda o, log: (".", "f")
 r._peek_config = lambda bundle: {}
 try:
-    print(r._run(None, o, None, None), seen)
+    print(r.run(None, o, None), seen)
 except PyruncError as e:
     print(repr(str(e)), seen)
 try:

@@ -324,17 +324,31 @@ class FakeWarmup:
 def test_the_first_create_gets_the_cgroup_warmup_the_daemon_began(tmp_path):
     """The daemon begins the cgroup lock's warm-up (cgroups/warm.py) at fork, so that its grace period passes while
     the daemon imports; the first Create hands it to the library (counted again: the daemon has started threads
-    since, so it is told not to wait for the thread count), later ones let the library begin their own."""
+    since, so it is told not to wait for the thread count), later ones begin their own (the shim's threads keep
+    its creates on cgroup.procs writes: init.Spawn._own_join)."""
     run_isolated(_first_create_warming, tmp_path)
 
 
+def _own_warmups(mp):
+    """The warm-ups the service begins itself (cgroups.warm.start, faked), in a list."""
+    from pyrunc.cgroups import warm
+
+    begun = []
+    mp.setattr(warm, "start", lambda: begun.append(FakeWarmup()) or begun[-1])
+    return begun
+
+
 def _first_create_warming(tmp_path):
+    import pytest
+
     w = FakeWarmup()
-    with _shim(tmp_path, warming=w) as (svc, call, fake, bundle, stopped):
+    with pytest.MonkeyPatch.context() as mp, _shim(tmp_path, warming=w) as (svc, call, fake, bundle, stopped):
+        begun = _own_warmups(mp)
         call("Create", id="c6", bundle=bundle)
         call("Create", id="c7", bundle=bundle)
-        assert (svc.tasks["c6"].rt.warmings, svc.tasks["c7"].rt.warmings) == ([w], [None])
-        assert w.calls == ["threaded"]  # the library's create stops it (a fake runtime here)
+        assert len(begun) == 1
+        assert (svc.tasks["c6"].rt.warmings, svc.tasks["c7"].rt.warmings) == ([w], [begun[0]])
+        assert w.calls == ["threaded"] and begun[0].calls == ["threaded"]  # the library's create stops them
         svc.drop_warming()
         assert w.calls == ["threaded"]
 
@@ -346,13 +360,16 @@ def test_a_warmup_no_create_took_is_stopped(tmp_path):
 
 
 def _warming_dropped(tmp_path):
+    import pytest
+
     w = FakeWarmup()
-    with _shim(tmp_path, warming=w) as (svc, call, fake, bundle, stopped):
+    with pytest.MonkeyPatch.context() as mp, _shim(tmp_path, warming=w) as (svc, call, fake, bundle, stopped):
+        begun = _own_warmups(mp)
         svc.drop_warming()
         svc.drop_warming()
         assert w.calls == ["stop"]
         call("Create", id="c8", bundle=bundle)
-        assert svc.tasks["c8"].rt.warmings == [None]
+        assert svc.tasks["c8"].rt.warmings == begun and len(begun) == 1
 
 
 def test_threaded_warmup_waits_for_the_last_write_only(tmp_path, monkeypatch):
