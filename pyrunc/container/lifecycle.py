@@ -166,16 +166,23 @@ class Runtime:
                         prov.save(PROVISIONAL)
 
                     ctx.join_rdt = join_rdt
+                ready = []
+
+                def while_waiting(pid):  # the state file, written while the init sets itself up (on another CPU)
+                    st = proc_start_time(pid)
+                    doc["init_pid"] = pid
+                    doc["init_start"] = st[1] if st else 0
+                    c = Container(self.store.root, cid, doc)
+                    ready.append((c, c.write_temp()))
+
+                ctx.while_waiting = while_waiting
                 spawn = Spawn(plan, ctx)
                 if warming is not None:
                     warming.wait()  # no thread of ours may run when the init protocol forks
                 pid = spawn.run()
                 self.log.debug(f"create {cid}: init pid {pid}, waiting on the exec fifo for start")
-                st = proc_start_time(pid)
-                doc["init_pid"] = pid
-                doc["init_start"] = st[1] if st else 0
-                c = Container(self.store.root, cid, doc)
-                c.save()
+                c, tmp = ready[0]
+                c.place(tmp)  # state.json only once the init is ready: `state` and `list` never see a failed one
                 if pid_file:
                     write_pid_file(pid_file, pid)
                 if pidfd_socket:

@@ -123,12 +123,21 @@ class Container:
         and unlinking a file whose blocks are allocated cost `delete` ~0.3 ms, several ms while that I/O was
         queued, against ~0.07 ms for one still only in the page cache.  A crash between the two steps leaves the
         new record complete in its temp file, which load_provisional reads."""
+        self.place(self.write_temp(name), name)
+
+    def write_temp(self, name=STATE_FILE):
+        """save()'s first half: the document in its temp file, whose path is returned for place().  (create
+        writes state.json's while the init sets itself up, and places it once the init is ready.)"""
         tmp = f"{self.dir}/.{name}.{posix.getpid()}"
         fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o600)
         try:
             posix.write(fd, fastjson.dumps(self.doc).encode())
         finally:
             posix.close(fd)
+        return tmp
+
+    def place(self, tmp, name=STATE_FILE):
+        """save()'s second half: the temp file renamed into place."""
         if name == PROVISIONAL:
             try:
                 posix.unlink(f"{self.dir}/{name}")

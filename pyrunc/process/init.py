@@ -127,6 +127,7 @@ class Ctx:
     own_rlimits = None  # set by Spawn.run: parsed rlimits the init sets itself (no user namespace), else None
     cgroup_hier = None  # set by Spawn.run: the host's cgroup mounts (cgroupfs.host_hierarchies) for a cgroup mount
     ignored_signals = None  # set by Spawn.run: child.ignored_signals(), for the process to start with none ignored
+    while_waiting = None  # create: while_waiting(pid), called once the init is set going, before the wait for READY
     own_join = None  # set by Spawn.run: Manager.own_join()'s fds, v1 `tasks` files the first stage writes 0 to
 
 
@@ -367,6 +368,8 @@ class Spawn:
                     parent.send(GO)  # sync 6.
                 except BrokenPipeError:
                     pass  # it failed first: its ERROR is read next
+            if self.ctx.while_waiting is not None:  # what the caller can do while the init sets itself up
+                self.ctx.while_waiting(self.pid)
             err = parent.recv(65536)  # sync 7: EOF (exec) or READY (create) when the stub is ready
             if err.startswith(ERROR):  # stage B's own (Python) error: the stub's carry no prefix
                 err = err[len(ERROR):]
