@@ -353,9 +353,13 @@ int main(int argc, char **argv, char **envp)
 	if (c.seccomp >= 0 && !c.nnp)
 		load_seccomp(&c);
 	if (c.have_caps) {
-		for (int cap = 0; cap <= 63; cap++)
-			if (!((c.bnd >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-				fail("drop bounding capability", errno);
+		for (int cap = 0; cap <= 63; cap++) {
+			if ((c.bnd >> cap) & 1 || prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0)
+				continue;
+			if (errno == EINVAL)
+				break; /* past the kernel's last capability: so is every higher one */
+			fail("drop bounding capability", errno);
+		}
 		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 			fail("set keep caps", errno);
 	}
