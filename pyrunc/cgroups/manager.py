@@ -63,8 +63,12 @@ def compute_paths(layout, inner, own):
         mine = own.get(ctrl)
         if mine is None:
             continue
-        sub = os.path.relpath(mine, layout.v1_mount_root.get(ctrl, "/"))
-        sub = "" if sub == "." or sub.startswith("..") else sub
+        base = layout.v1_mount_root.get(ctrl, "/")
+        if base == "/":  # the usual mount: the kernel's own path, absolute and normal, made relative
+            sub = mine.strip("/")
+        else:
+            sub = os.path.relpath(mine, base)
+            sub = "" if sub == "." or sub.startswith("..") else sub
         paths[ctrl] = os.path.normpath(os.path.join(mnt, sub, rel))
     if layout.unified:
         if absolute:
