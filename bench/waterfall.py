@@ -7,10 +7,10 @@
    and never exits, so we watch the trace for the exit of the pyrunc process, then `delete -f`.  Phase boundaries are
    the first of each recognizable syscall (MARKERS below): execve; the first look-up of the pyrunc package; the open
    of config.json; the mkdir of the state dir; the first cgroup mkdir; the stub's memfd_create; the first fork
-   (clone); the first cgroup.procs open; a child's unshare; the first mount; execveat of the stub; the state.json
-   write; exit_group.  A phase runs from its marker to the next one in time, whatever the order.  "blocked" is the
-   time the pyrunc process itself spent in syscalls of >= 0.5 ms (waiting on its children, the first cgroup.procs
-   write, ...).
+   (clone); the first cgroup.procs open (none where the init joins its cgroups itself); a child's unshare; the
+   first mount; execveat of the stub; the state.json write (while the init sets itself up); exit_group.  A phase
+   runs from its marker to the next one in time, whatever the order.  "blocked" is the time the pyrunc process
+   itself spent in syscalls of >= 0.5 ms (waiting on its children, a cgroup.procs write, ...).
 3. `python -X importtime` of one create: the import share, before and after the first pyrunc module.
 
 strace slows every syscall (here about 2-4x overall), most of all in syscall-heavy phases (imports stat many
@@ -91,10 +91,11 @@ def markers(bundle, root, cid):
         ("memfd", "stub copied into a memfd", lambda e, m: call("memfd_create")(e, m) and "pyrunc-init\"" in e["rest"]),
         ("fork", "fork of the container's first child",
          lambda e, m: main(e, m) and e["call"] in ("clone", "clone3", "fork", "vfork")
-         and "CLONE_THREAD" not in e["rest"]),  # not the thread of pyrunc/cgroups/warm.py
-        ("procs", "cgroup.procs writes (RCU wait paid earlier by a thread)",
+         and "CLONE_THREAD" not in e["rest"]),  # not a thread (a shim's warm-up, pyrunc/cgroups/warm.py)
+        # none since the init joins its cgroups itself (Manager.own_join); a fallback (no clone3) still shows
+        ("procs", "cgroup.procs writes (where the init cannot join itself)",
          lambda e, m: main(e, m) and e["call"] == "openat" and "/cgroup.procs\"" in e["rest"]
-         and "O_WRONLY" in e["rest"]),  # the main thread's, for the child: the warm thread's write overlaps imports
+         and "O_WRONLY" in e["rest"]),
         # the container's own unshare: the parent's unshare(CLONE_NEWPID) right before the fork (the default config
         # has no stage A: the parent forks the init into the new pid namespace) belongs to the fork phase
         ("unshare", "the init's namespaces (unshare)", lambda e, m: e["pid"] != m and call("unshare")(e, m)),
