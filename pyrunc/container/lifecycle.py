@@ -168,7 +168,7 @@ class Runtime:
                     ctx.join_rdt = join_rdt
                 ready = []
 
-                def while_waiting(pid):  # the state file, written while the init sets itself up (on another CPU)
+                def while_waiting(pid):  # the state file, written while the init sets itself up
                     st = proc_start_time(pid)
                     doc["init_pid"] = pid
                     doc["init_start"] = st[1] if st else 0

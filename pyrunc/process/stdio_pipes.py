@@ -6,7 +6,7 @@ The caller's stdio belongs to host ids that the container's user namespace does 
 EACCES.  runc's foreground run never hands the caller's fds over: it makes three pipes, gives them to the
 container's root (whose init then gives them to the process's user, fixStdioPermissions) and copies between them
 and its own stdio.  pyrunc does the same where it must, in a user namespace; without one it passes the caller's
-fds through unchanged, and the init hands the pipes and sockets among them to the user (console.fix_stdio_owner).
+fds through unchanged, and the init hands the pipes and sockets among them to the user (child.fix_stdio_owner).
 
 The copy runs in a thread with every signal blocked (the main thread waits for the init and forwards signals): it
 writes the caller's stdin into the container's until EOF, which it passes on by closing the pipe, and the
