@@ -2,6 +2,7 @@
 0, a clone3 into its cgroup2 cgroup), over the temp-dir fake cgroupfs of test_cgroups_fake.py, for the v1, v2 and
 hybrid layouts.  The kernel's side (no global lock for either) is exercised by tests/integration/test_own_join.py."""
 
+import contextlib
 import os
 
 import pytest
@@ -17,63 +18,66 @@ def _fds():
 
 
 def _described(join, root):
+    """[(path relative to root, soft or "cgroup2", the fd's open mode)]: the fds checked against the paths."""
     tasks, cgroup2 = join
-    out = [(os.path.relpath(path, root), soft, os.readlink(f"/proc/self/fd/{fd}") == path) for fd, path, soft in tasks]
+    out = [(os.path.relpath(path, root), soft, _mode(fd, path)) for fd, path, soft in tasks]
     if cgroup2 is not None:
         fd, d = cgroup2
-        out.append((os.path.relpath(d, root), "cgroup2", os.readlink(f"/proc/self/fd/{fd}") == d))
+        out.append((os.path.relpath(d, root), "cgroup2", _mode(fd, d)))
     return out
+
+
+def _mode(fd, path):
+    """"w" (write only), "path" (O_PATH) or "other", for an fd that names path (asserted)."""
+    assert os.readlink(f"/proc/self/fd/{fd}") == path
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        flags = int(next(line for line in f if line.startswith("flags:")).split()[1], 8)
+    if flags & 0o10000000:
+        return "path"
+    return "w" if flags & 0o3 == os.O_WRONLY else "other"
+
+
+@contextlib.contextmanager
+def _joined(root, proc, cgroup_text, cgroups_path):
+    """A created container cgroup's own_join(), closed after the block."""
+    own(proc, cgroup_text)
+    m = open_manager(cgroups_path, "c1", root=root, proc=proc)
+    m.create()
+    join = m.own_join()
+    try:
+        yield m, join
+    finally:
+        close_own_join(join)
 
 
 def test_hybrid_v1_tasks_files_and_the_cgroup2_dir(fake, fake_kernel):
     root, proc = fake
     build_hybrid(root)
-    own(proc, "4:memory:/m\n9:name=systemd:/\n0::/u\n")
-    m = open_manager(None, "c1", root=root, proc=proc)
-    m.create()
     before = _fds()
-    join = m.own_join()
-    try:
+    with _joined(root, proc, "4:memory:/m\n9:name=systemd:/\n0::/u\n", None) as (m, join):
         got = _described(join, root)
-    finally:
-        close_own_join(join)
     assert _fds() == before
-    want = {(os.path.join(os.path.relpath(d, root), "tasks"), k == "name=systemd", True)
+    want = {(os.path.join(os.path.relpath(d, root), "tasks"), k == "name=systemd", "w")
             for k, d in m.paths.items() if k != ""}
     assert set(got[:-1]) == want and len(got[:-1]) == len(want)
-    assert got[-1] == ("unified/u/c1", "cgroup2", True)
-    # every tasks file is open for writing only; the cgroup2 dir as a path (O_PATH): nothing to read through it
-    assert all(os.path.exists(os.path.join(root, rel)) for rel, _, _ in got[:-1])
+    assert got[-1] == ("unified/u/c1", "cgroup2", "path")  # nothing can be read or written through it
 
 
 def test_v1_has_no_cgroup2_dir_and_co_mounted_controllers_once(fake, fake_kernel):
     root, proc = fake
     build_v1(root)
-    own(proc, "")
-    m = open_manager("/p/c1", "c1", root=root, proc=proc)
-    m.create()
-    join = m.own_join()
-    try:
-        tasks, cgroup2 = join
+    with _joined(root, proc, "", "/p/c1") as (m, (tasks, cgroup2)):
         paths = [p for _, p, _ in tasks]
-    finally:
-        close_own_join(join)
-    assert cgroup2 is None
-    assert len(paths) == len(set(paths)) == len({d for _, d in m._dirs()})
-    assert os.path.join(root, "cpu,cpuacct/p/c1/tasks") in paths
+        assert cgroup2 is None
+        assert len(paths) == len(set(paths)) == len({d for _, d in m._dirs()})
+        assert os.path.join(root, "cpu,cpuacct/p/c1/tasks") in paths
 
 
 def test_v2_is_the_cgroup2_dir_alone(fake, fake_kernel):
     root, proc = fake
     build_v2(root)
-    own(proc, "0::/\n")
-    m = open_manager("/p/c1", "c1", root=root, proc=proc)
-    m.create()
-    join = m.own_join()
-    try:
-        assert _described(join, root) == [("p/c1", "cgroup2", True)]
-    finally:
-        close_own_join(join)
+    with _joined(root, proc, "0::/\n", "/p/c1") as (m, join):
+        assert _described(join, root) == [("p/c1", "cgroup2", "path")]
 
 
 def test_a_file_that_will_not_open_leaves_it_to_add_pid_with_no_fd_left(fake, fake_kernel):
