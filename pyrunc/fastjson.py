@@ -2,11 +2,11 @@
 
 `import json` costs ~6 ms here (json.decoder and json.encoder import `re`, which imports `enum`): more than half
 of what `pyrunc state` may spend on top of Python's start-up.  The C accelerator `_json` that `json` itself uses
-has a scanner and string encoders that need none of that, so the state store and the state output use them.
+has a scanner and an encoder that need none of that: loads() and the compact dumps() use them, loading `_json`
+on first use (a shared object: ~0.2 ms to dlopen here).  The indented dumps() that `state` prints needs nothing
+but the interpreter, so the hot verbs, which read the state's marshal copy (container/state.py), never load it.
 Output matches json.dumps (compact, or indented with `indent`, no sort), with ensure_ascii=False.
 """
-
-import _json
 
 from . import Namespace
 
@@ -15,13 +15,23 @@ def _constant(name):
     raise ValueError(f"invalid JSON constant {name}")
 
 
-# What json.decoder.JSONDecoder gives the C scanner, as attributes: strict, no hooks, no NaN/Infinity
-_CONTEXT = Namespace(
-    strict=True, object_hook=None, object_pairs_hook=None, parse_float=float, parse_int=int, memo={},
-    parse_constant=_constant)
-_scan = _json.make_scanner(_CONTEXT)
 _WS = " \t\n\r"
-_str = _json.encode_basestring
+_c = []  # [scanner, compact encoder], made on first use (_accelerated)
+
+
+def _accelerated():
+    if not _c:
+        import _json
+
+        # What json.decoder.JSONDecoder gives the C scanner, as attributes: strict, no hooks, no NaN/Infinity
+        context = Namespace(strict=True, object_hook=None, object_pairs_hook=None, parse_float=float,
+                            parse_int=int, memo={}, parse_constant=_constant)
+        # json.dumps's own C encoder (what json uses without indent): no cycle markers (a dict kept across calls
+        # would keep the ids of an encode that failed half-way; a cyclic document ends in RecursionError
+        # instead), no NaN/Infinity (not JSON)
+        _c[:] = (_json.make_scanner(context),
+                 _json.make_encoder(None, _default, _json.encode_basestring, None, ":", ",", False, False, False))
+    return _c
 
 
 def loads(s):
@@ -29,7 +39,7 @@ def loads(s):
         s = s.decode()
     i = len(s) - len(s.lstrip(_WS))
     try:
-        obj, end = _scan(s, i)
+        obj, end = _accelerated()[0](s, i)
     except StopIteration as e:
         raise ValueError(f"invalid JSON at offset {e.value}") from None
     if s[end:].strip(_WS):
@@ -41,15 +51,20 @@ def _default(o):
     raise TypeError(f"cannot encode {type(o).__name__} as JSON")
 
 
-# json.dumps's own C encoder (what json uses without indent), built once: no cycle markers (a dict kept across
-# calls would keep the ids of an encode that failed half-way; a cyclic document ends in RecursionError instead),
-# no NaN/Infinity (not JSON)
-_encode = _json.make_encoder(None, _default, _str, None, ":", ",", False, False, False)
+# json.encoder's ESCAPE_DCT (ensure_ascii=False): quote, backslash, the five short escapes, other controls as \u00XX
+_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
+_ESCAPES.update({ord("\\"): "\\\\", ord('"'): '\\"', ord("\b"): "\\b", ord("\f"): "\\f", ord("\n"): "\\n",
+                 ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def _str(s):
+    """_json.encode_basestring's result, by str.translate."""
+    return '"' + s.translate(_ESCAPES) + '"'
 
 
 def dumps(obj, indent=None):
     if not indent:
-        return "".join(_encode(obj, 0))
+        return "".join(_accelerated()[1](obj, 0))
     out = []
     _emit(obj, out, indent, 0)
     return "".join(out)

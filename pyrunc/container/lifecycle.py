@@ -181,8 +181,8 @@ class Runtime:
                     warming.wait()  # no thread of ours may run when the init protocol forks
                 pid = spawn.run()
                 self.log.debug(f"create {cid}: init pid {pid}, waiting on the exec fifo for start")
-                c, tmp = ready[0]
-                c.place(tmp)  # state.json only once the init is ready: `state` and `list` never see a failed one
+                c, tmps = ready[0]
+                c.place(tmps, first=True)  # only once the init is ready: `state` and `list` never see a failed one
                 if pid_file:
                     write_pid_file(pid_file, pid)
                 if pidfd_socket:

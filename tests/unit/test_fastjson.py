@@ -38,10 +38,26 @@ def test_rejects_what_json_rejects(bad):
 
 
 def test_import_is_cheap():
-    code = "import sys, pyrunc.fastjson; print(sorted(m for m in ('re', 'json', 'enum') if m in sys.modules))"
+    """Neither the import nor an indented dumps (what `state` prints) loads `json` or even `_json`, a shared object
+    (~0.2 ms to load); loads() does."""
+    code = ("import sys, pyrunc.fastjson as f; a = sorted(m for m in ('re', 'json', 'enum', '_json') if m in "
+            "sys.modules); f.dumps({'a': ['\\n', 1.5, None]}, indent=2); b = '_json' in sys.modules; f.loads('[]'); "
+            "print(a, b, '_json' in sys.modules)")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": ":".join(p for p in sys.path if p)}).stdout
-    assert out.strip() == "[]"
+    assert out.strip() == "[] False True"
+
+
+def test_string_escapes_are_the_c_encoders():
+    """The indented output's strings, escaped in Python (str.translate), as _json.encode_basestring escapes them:
+    every code point alone (lone surrogates included), and in mixed strings."""
+    import _json
+
+    for c in range(0x110000):
+        ch = chr(c)
+        assert fastjson._str(ch) == _json.encode_basestring(ch), hex(c)
+    mixed = 'a"b\\c\x00\x1f\x7f\u2028 é\ud800\U0001f600\t\r\n\b\f'
+    assert fastjson._str(mixed) == _json.encode_basestring(mixed)
 
 
 def test_compact_dumps_is_the_c_encoder(monkeypatch):

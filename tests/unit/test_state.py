@@ -175,7 +175,7 @@ def test_store_load_missing_reserve_remove(tmp_path):
     c = st.Container(store.root, "c1", _doc("c1", 0, 0))
     c.save()
     assert store.ids() == ["c1"]
-    assert sorted(os.listdir(d)) == [st.STATE_FILE]  # the temp file was renamed
+    assert sorted(os.listdir(d)) == [st.STATE_COPY, st.STATE_FILE]  # the temp files were renamed
     assert store.load("c1").doc["init_pid"] == 0
     store.remove("c1")
     assert not os.path.exists(d)
@@ -261,8 +261,10 @@ def test_creation_record_is_never_renamed_over_an_old_one(tmp_path, monkeypatch)
     c.save(st.PROVISIONAL)
     c.save()
     c.save()
-    assert over == [(st.PROVISIONAL, False), (st.PROVISIONAL, False), (st.STATE_FILE, False), (st.STATE_FILE, True)]
-    assert sorted(os.listdir(d)) == [st.PROVISIONAL, st.STATE_FILE]
+    # state.json's marshal copy is never renamed over an old one either: a rewrite removes the old copy first
+    assert over == [(st.PROVISIONAL, False), (st.PROVISIONAL, False), (st.STATE_FILE, False), (st.STATE_COPY, False),
+                    (st.STATE_FILE, True), (st.STATE_COPY, False)]
+    assert sorted(os.listdir(d)) == [st.STATE_COPY, st.PROVISIONAL, st.STATE_FILE]
     assert store.load_provisional("c1").doc["step"] == 2
 
 
@@ -337,3 +339,49 @@ def test_the_lock_uses_the_helper_once_loaded_and_fcntl_before(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=30,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.stdout.split() == ["True", "False", "NotFound"], out.stderr
+
+
+def test_load_reads_the_marshal_copy_and_never_trusts_a_bad_one(tmp_path, monkeypatch):
+    """save() writes state.json and its marshal copy; load() reads the copy (no JSON parser: `_json` stays
+    unloaded), and state.json where the copy is missing, unreadable or not a document."""
+    import marshal
+
+    from pyrunc import fastjson
+
+    store = st.Store(str(tmp_path))
+    store.reserve("c1")
+    doc = dict(_doc("c1", 0, 0), annotations={"k": ("a", "b")})  # a tuple: the copy holds what JSON says, a list
+    st.Container(store.root, "c1", doc).save()
+    copy = tmp_path / "c1" / st.STATE_COPY
+    assert marshal.loads(copy.read_bytes()) == json.loads((tmp_path / "c1" / st.STATE_FILE).read_text())
+    with monkeypatch.context() as m:
+        m.setattr(fastjson, "loads", lambda s: pytest.fail("load() parsed JSON with a copy there"))
+        assert store.load("c1").doc["annotations"] == {"k": ["a", "b"]}
+    for bad in (None, b"\x00garbage", marshal.dumps(["not", "a", "dict"])):
+        if bad is None:
+            copy.unlink()
+        else:
+            copy.write_bytes(bad)
+        assert store.load("c1").doc["id"] == "c1"  # from state.json
+    store.remove("c1")
+    assert not (tmp_path / "c1").exists()
+
+
+def test_a_rewrite_removes_the_old_copy_before_state_json_changes(tmp_path, monkeypatch):
+    """update's save(): the old copy goes, then state.json is replaced, then the new copy comes: whenever it
+    stops, no copy disagrees with state.json.  create's first placement has no old copy to remove."""
+    store = st.Store(str(tmp_path))
+    store.reserve("c1")
+    c = st.Container(store.root, "c1", _doc("c1", 0, 0))
+    steps = []
+    real_unlink, real_rename = st.posix.unlink, st.posix.rename
+    monkeypatch.setattr(st.posix, "unlink", lambda p: steps.append(("unlink", os.path.basename(p))) or real_unlink(p))
+    monkeypatch.setattr(st.posix, "rename",
+                        lambda a, b: steps.append(("rename", os.path.basename(b))) or real_rename(a, b))
+    c.place(c.write_temp(), first=True)
+    assert steps == [("rename", st.STATE_FILE), ("rename", st.STATE_COPY)]
+    steps.clear()
+    c.doc["init_pid"] = 7
+    c.save()
+    assert steps == [("unlink", st.STATE_COPY), ("rename", st.STATE_FILE), ("rename", st.STATE_COPY)]
+    assert store.load("c1").doc["init_pid"] == 7
