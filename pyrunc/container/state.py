@@ -156,11 +156,10 @@ class Container:
         """save()'s second half: the temp files renamed into place.  For state.json the old copy goes first
         (unless this is the first state.json: create's), then state.json, then its new copy: a crash or a reader
         in between finds no copy, or one that agrees with state.json, never a stale one."""
-        if name == PROVISIONAL or (len(tmps) > 1 and not first):
-            try:
-                posix.unlink(f"{self.dir}/{name if name == PROVISIONAL else STATE_COPY}")
-            except FileNotFoundError:
-                pass
+        if name == PROVISIONAL:
+            _unlink_if_there(f"{self.dir}/{PROVISIONAL}")
+        elif len(tmps) > 1 and not first:
+            _unlink_if_there(f"{self.dir}/{STATE_COPY}")
         posix.rename(tmps[0], f"{self.dir}/{name}")
         if len(tmps) > 1:
             posix.rename(tmps[1], f"{self.dir}/{STATE_COPY}")
@@ -182,6 +181,13 @@ def signal_init(c, sig):
         raise errors.StateError("container not running") from None
     finally:
         posix.close(pidfd)
+
+
+def _unlink_if_there(path):
+    try:
+        posix.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _load_copy(d):
