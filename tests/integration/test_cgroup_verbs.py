@@ -31,8 +31,17 @@ def up(pyrunc, bundle, args, edit=None, prefix="cg"):
 
 
 def doc(pyrunc, cid):
+    """state.json's document, checked against its marshal copy, which the hot verbs read (container/state.py):
+    `update` rewrites both."""
+    import marshal
+
+    from pyrunc.container.state import STATE_COPY
+
     with open(os.path.join(pyrunc.root, cid, "state.json")) as f:
-        return json.load(f)
+        d = json.load(f)
+    with open(os.path.join(pyrunc.root, cid, STATE_COPY), "rb") as f:
+        assert marshal.loads(f.read()) == d, "the state's marshal copy disagrees with state.json"
+    return d
 
 
 def cg(pyrunc, cid, ctrl):
