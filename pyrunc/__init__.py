@@ -148,6 +148,17 @@ def replace_file(path, data, mode=None):
     reader ever sees half a file, and a failure leaves path as it was and no temporary file.  mode: the new file's
     (else 0o644 less the umask).  Raises OSError.  Here because the script's first run (launch) and the shim's
     `start` (its address file) both need it, and both have this module loaded already."""
+    tmp = write_beside(path, data, mode)
+    try:
+        _posix.rename(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def write_beside(path, data, mode=None):
+    """replace_file()'s first half, for a caller that renames later (the state store: container/state.py): data
+    in a new file beside path, `.NAME.PID`, whose path is returned; on failure no such file is left."""
     if isinstance(data, str):
         data = data.encode()
     head, _, name = path.rpartition("/")
@@ -167,13 +178,17 @@ def replace_file(path, data, mode=None):
                 _posix.fchmod(fd, mode)
         finally:
             _posix.close(fd)
-        _posix.rename(tmp, path)
     except BaseException:
-        try:
-            _posix.unlink(tmp)
-        except OSError:
-            pass
+        _unlink_quietly(tmp)
         raise
+    return tmp
+
+
+def _unlink_quietly(path):
+    try:
+        _posix.unlink(path)
+    except OSError:
+        pass
 
 
 def main(sys_path):

@@ -10,7 +10,7 @@ import marshal  # built in: the state's copy (STATE_COPY)
 import posix  # not os: state, start, kill and delete never import it (~1.5 ms; pyrunc/launch.py)
 import sys
 
-from .. import abspath, errors, fastjson, read_bytes  # errors: its classes are made when first named
+from .. import abspath, errors, fastjson, read_bytes, write_beside  # errors: its classes are made when first named
 from .. import exists as _exists, isdir as _isdir
 
 STATE_FILE = "state.json"
@@ -138,19 +138,10 @@ class Container:
         paths are returned for place().  (create writes state.json's while the init sets itself up, and places
         them once the init is ready.)"""
         text = fastjson.dumps(self.doc)
-        tmps = [self._write_new(name, text.encode())]
+        tmps = [write_beside(f"{self.dir}/{name}", text, 0o600)]
         if name == STATE_FILE:  # what state.json says, read back: lists where the document had tuples
-            tmps.append(self._write_new(STATE_COPY, marshal.dumps(fastjson.loads(text))))
+            tmps.append(write_beside(f"{self.dir}/{STATE_COPY}", marshal.dumps(fastjson.loads(text)), 0o600))
         return tmps
-
-    def _write_new(self, name, data):
-        tmp = f"{self.dir}/.{name}.{posix.getpid()}"
-        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o600)
-        try:
-            posix.write(fd, data)
-        finally:
-            posix.close(fd)
-        return tmp
 
     def place(self, tmps, name=STATE_FILE, first=False):
         """save()'s second half: the temp files renamed into place.  For state.json the old copy goes first
