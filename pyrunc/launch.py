@@ -5,18 +5,18 @@ container, so the script starts as close to `python -I -S` as it can:
 
 - `-SP` on its #! line (add_flag below, once): no `site` (site.main() imports `os`, ~1.5 ms, and runs the import
   lines of .pth files and sitecustomize); -P: the script's own directory (bin/) is not on sys.path.
-- Without site, the script looks for pyrunc where pip installed it together with the script,
+- Without site, the script loads pyrunc from where pip installed it together with the script,
   `<bin>/../lib/pythonX.Y/site-packages` (a venv, `pip install --user` (~/.local), `--prefix`, a Python of its
-  own) or `dist-packages` (a Debian Python's pip, /usr/local), then next to its interpreter,
-  `<python's bin>/../lib/pythonX.Y/site-packages` (a symlink elsewhere to a venv's script: without site,
-  sys.prefix is not the venv's).  These go after what is on sys.path already (also on the first run, with site:
-  a `--prefix` install works without PYTHONPATH).  PYTHONPATH and the other PYTHON* variables keep their meaning
-  (not -I), and PYTHONPATH still comes first.  Without PYTHONPATH, the pyrunc in the first of these places is
-  loaded by its path (its __init__.py's spec), not found by a search of sys.path: a search lists lib-dynload
-  and site-packages and stats four names, ~0.4 ms of every verb; the search is what finds it elsewhere.  If
-  pyrunc is not there either (an editable install, whose finder a .pth import line installs; anything unusual),
-  site.main() runs in full: always correct, only slower.  The script stays short (Python compiles it on every
-  run, ~10 us a line) and does not import this module on the short path (~0.2 ms: every module counts).
+  own), by its path (its __init__.py's spec), and puts that directory after what is on sys.path already (also on
+  the first run, with site: a `--prefix` install works without PYTHONPATH).  A search of sys.path would list
+  lib-dynload and site-packages and stat four names, ~0.4 ms of every verb.  PYTHONPATH and the other PYTHON*
+  variables keep their meaning (not -I), and PYTHONPATH still comes first: with it, or without pyrunc there, the
+  script's FALLBACK searches, with `dist-packages` (a Debian Python's pip, /usr/local) and the site-packages next
+  to its interpreter (a symlink elsewhere to a venv's script: without site, sys.prefix is not the venv's) after
+  that directory on sys.path.  If pyrunc is not there either (an editable install, whose finder a .pth import
+  line installs; anything unusual), site.main() runs in full: always correct, only slower.  The script stays
+  short (Python compiles it on every run, ~1-2 us a token; FALLBACK is one string until it runs) and does not
+  import this module on the short path (~0.2 ms: every module counts).
 - The verbs that need nothing but the standard library and pyrunc (state, start, kill, delete, list: see
   pyrunc.cli.main.STDLIB_ONLY) run on that short sys.path.  Everything else calls need_site() first (the CLI's
   dispatch before the verb and before click; the shim where it needs it), which builds the sys.path site.main()
