@@ -21,6 +21,7 @@ OCI_VERSION = "1.2.0"
 Namespace = type(_sys.implementation)
 
 CODE_CACHE = "_code.cache"  # in this package's directory; the wheel ships it empty (setup.py)
+THIRD_PARTY = ("_cffi_backend",)  # C extensions of others that the code cache may point at (launch.EXTENSIONS)
 CODE_CACHE_MAGIC = b"pyrunc\0\1" + _MAGIC_NUMBER  # this format, and the bytecode of this interpreter
 
 
@@ -262,6 +263,9 @@ def use_code_cache(pkgdir):
         return False
     finally:
         _posix.close(fd)
+    if b"PYTHONPATH" in _posix.environ:  # which comes first on sys.path: another cffi may be there
+        for name in THIRD_PARTY:
+            index.pop(name, None)
     CodeCache.index, CodeCache.root, CodeCache.path = index, pkgdir.rpartition("/")[0] + "/", path
     CodeCache.base = len(head) + size
     if sys.pycache_prefix is None and not sys.flags.optimize and sys.implementation.cache_tag:

@@ -152,8 +152,12 @@ def add_flag(script):
 
 
 # The C extensions the verbs import, which the code cache points at directly (pyrunc.CodeCache): pyrunc's own
-# (the syscall helper, seccomp's) and the standard library's that the hot verbs, create and run use.  Not a third
-# party's (cffi's backend): where those are depends on site's sys.path (need_site), as it did without the cache.
+# (the syscall helper, seccomp's) and the standard library's that the hot verbs, create and run use.  A third
+# party's (pyrunc.THIRD_PARTY: cffi's backend, which create, run and exec load for the helper) only from the one
+# site dir of a venv that leaves the system's packages out, and beside pyrunc: there nothing but the standard
+# library comes before it on sys.path, short or site's, and the cache drops it under PYTHONPATH (use_code_cache).
+# Elsewhere where it is depends on site's sys.path (need_site): the search finds it, as without the cache (~0.3
+# ms: lib-dynload and site-packages listed).
 EXTENSIONS = ("pyrunc._helper", "pyrunc._seccomp", "_json", "fcntl", "select", "_socket", "_struct", "termios")
 
 
@@ -169,7 +173,7 @@ def build_code_cache(pkgdir):
     from importlib.machinery import ExtensionFileLoader, PathFinder
     from importlib.util import MAGIC_NUMBER, cache_from_source
 
-    from . import CODE_CACHE, CODE_CACHE_MAGIC, replace_file
+    from . import CODE_CACHE, CODE_CACHE_MAGIC, THIRD_PARTY, replace_file
 
     dest = os.path.join(pkgdir, CODE_CACHE)
     try:
@@ -203,11 +207,14 @@ def build_code_cache(pkgdir):
                 index[name] = (src[len(root):], fn == "__init__.py", mtime, size, offset, len(code))
                 chunks.append(code)
                 offset += len(code)
-        for name in EXTENSIONS:  # where an import would find it now (not what sys.modules holds)
+        site = _venv_site()
+        third = THIRD_PARTY if site is not None and site == os.path.dirname(pkgdir) else ()
+        for name in EXTENSIONS + third:  # where an import would find it now (not what sys.modules holds)
             parent, _, _ = name.rpartition(".")
             spec = PathFinder.find_spec(name, [pkgdir] if parent == "pyrunc" else None) if parent in ("", "pyrunc") \
                 else None
-            if spec is not None and isinstance(spec.loader, ExtensionFileLoader) and spec.origin:
+            if spec is not None and isinstance(spec.loader, ExtensionFileLoader) and spec.origin and (
+                    name not in third or os.path.dirname(spec.origin) == site):
                 ext_st = os.stat(spec.origin)
                 index[name] = (spec.origin, False, int(ext_st.st_mtime) & 0xFFFFFFFF, ext_st.st_size & 0xFFFFFFFF, -1, 0)
         head = marshal.dumps(index)

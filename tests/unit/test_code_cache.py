@@ -149,3 +149,33 @@ def test_c_extensions_are_loaded_from_where_the_path_finder_found_them(pkg, tmp_
     assert _in_fresh_python(pkg, code) == f"{ext} ExtensionFileLoader"
     os.utime(ext, (1, 1))  # changed since: the path finder's, as without the cache
     assert _in_fresh_python(pkg, code).splitlines() == ["path finder: _json", f"{ext} ExtensionFileLoader"]
+
+
+@pytest.mark.parametrize("venv_site", [True, False])
+def test_a_third_partys_extension_only_from_a_venvs_one_site_dir(pkg, tmp_path, monkeypatch, venv_site):
+    """cffi's backend (pyrunc.THIRD_PARTY) goes in by path only where nothing but the standard library comes before
+    it on sys.path: beside the package, in the one site dir of a venv without the system's packages.  Elsewhere,
+    and under PYTHONPATH (which comes first), the path finder looks for it, as without the cache.  A copy of the
+    standard library's _json, named as a third party's, stands in."""
+    import _json
+    import importlib
+    import shutil
+
+    import pyrunc
+
+    ext = pkg.parent / os.path.basename(_json.__file__)
+    shutil.copy(_json.__file__, ext)
+    monkeypatch.setattr(pyrunc, "THIRD_PARTY", ("_json",))
+    monkeypatch.setattr(launch, "EXTENSIONS", ())
+    monkeypatch.setattr(launch, "_venv_site", lambda: str(pkg.parent) if venv_site else None)
+    monkeypatch.syspath_prepend(str(pkg.parent))
+    importlib.invalidate_caches()
+    assert launch.build_code_cache(str(pkg))
+    code = ("import pyrunc\npyrunc.THIRD_PARTY = ('_json',)\nused = pyrunc.use_code_cache(%r)\n"
+            "print(pyrunc.CodeCache.index.get('_json', (None,))[0])" % str(pkg))
+    recorded = str(ext) if venv_site else "None"
+    assert _in_fresh_python(pkg, code) == recorded
+    prog = "import sys; sys.path[:0] = [%r]\n%s" % (REPO, code)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-S", "-B", "-c", prog], capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0 and p.stdout.strip() == "None", (p.stdout, p.stderr)
