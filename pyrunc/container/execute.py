@@ -27,7 +27,7 @@ def exec_process(rt, cid, proc, *, console_socket=None, console=None, pid_file=N
             cgroup = [f"{k}:{v}" if k else v for k, v in cgroup.items()]
         sub = sub_cgroup_paths(list(cgroup))
     rt.store.load(cid)  # "does not exist" without waiting on a create in progress
-    with Lock(rt.store.path(cid), shared=True):
+    with Lock(rt.store.path(cid)):
         c = rt.store.load(cid)
     status = c.status()
     if status == "stopped":

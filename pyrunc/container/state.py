@@ -1,4 +1,4 @@
-"""The state store: <root>/<id>/state.json, written atomically, one flock per container.
+"""The state store: <root>/<id>/state.json, written atomically, one lock per container (Lock).
 
 Status is never stored: it is derived on every read from the init process (pid plus its start time from
 /proc/<pid>/stat, so a recycled pid is never mistaken for the container), the exec fifo (present until `start`
@@ -6,9 +6,9 @@ consumed it: "created") and the freezer ("paused").  A zombie init counts as sto
 """
 
 import _signal  # the C module, loaded by every interpreter (`signal` imports enum)
+import _thread  # built in, loaded by pyrunc.errors
 import marshal  # built in: the state's copy (STATE_COPY)
 import posix  # not os: state, start, kill and delete never import it (~1.5 ms; pyrunc/launch.py)
-import sys
 
 from .. import abspath, errors, read_bytes, write_beside  # errors: its classes are made when first named
 from .. import exists as _exists, isdir as _isdir
@@ -24,8 +24,9 @@ STATE_COPY = ".state.marshal"
 # state.json exists, `delete` still knows what to remove.  Never read by state/list: the container does not exist.
 PROVISIONAL = "creating.json"
 FIFO = "exec.fifo"
+LOCK_FILE = ".lock"  # the container's lock (Lock)
 # what create and start leave in the directory; the copy goes first, so that it never outlives state.json
-_OWN_FILES = (STATE_COPY, STATE_FILE, PROVISIONAL, FIFO, FIFO + ".start")
+_OWN_FILES = (STATE_COPY, STATE_FILE, PROVISIONAL, FIFO, FIFO + ".start", LOCK_FILE)
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 MAX_ID = 1024
 
@@ -307,57 +308,89 @@ def _unlink_all(d, names):
 
 
 class Lock:
-    """flock(2) on the container directory: concurrent verbs on one id serialize; released on close or exit."""
+    """The container's lock: concurrent verbs on one id serialize; released on close or exit.
 
-    def __init__(self, path, shared=False, blocking=True):
+    A POSIX record lock (lockf(3): `posix.lockf`, built into the interpreter) on LOCK_FILE in the container's
+    directory.  flock(2) on the directory itself needs `fcntl`, a shared object that costs ~0.2 ms to load (1.5% of
+    `start` and `delete`).  A record lock belongs to the process, not to the open file: another thread of the same
+    process would get it at once, and any close of the file by the process drops it.  So each path also has a
+    mutex of this process (the shim's threads), taken first, and nothing but Lock opens the file.  A forked child
+    does not inherit the lock.  All locks are exclusive (lockf has no shared one): exec holds its own only while
+    it reads the state.  The file is made on first use (create's, or a container made before it existed), never
+    following a symlink."""
+
+    def __init__(self, path, blocking=True):
         self.path = path
         self.fd = None
         self.dir_id = None
-        self.shared = shared
         self.blocking = blocking  # False: a lock held elsewhere (a create in progress) reads as "does not exist"
+        self._mutex = None
 
     def __enter__(self):
-        try:
-            self.fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
-        except FileNotFoundError:
-            raise errors.NotFound("container does not exist") from None
-        try:
-            _flock(self.fd, (LOCK_SH if self.shared else LOCK_EX) | (0 if self.blocking else LOCK_NB))
-        except BlockingIOError:
-            posix.close(self.fd)
-            raise errors.NotFound("container does not exist") from None
-        # The directory may have been deleted (and a new container of the same id created) while we waited:
-        # then this lock is on a dead directory and whatever we loaded before is stale.
-        held = posix.fstat(self.fd)
-        try:
-            now = posix.stat(self.path)
-        except FileNotFoundError:
-            now = None
-        if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
-            posix.close(self.fd)
+        mutex = _mutex(self.path)
+        if not mutex.acquire(self.blocking):
             raise errors.NotFound("container does not exist")
-        self.dir_id = (held.st_dev, held.st_ino)  # which directory: a later lock can tell it is still the same
+        try:
+            self.fd, self.dir_id = _lock_file(self.path, self.blocking)
+        except BaseException:
+            mutex.release()
+            raise
+        self._mutex = mutex
         return self
 
     def __exit__(self, *exc):
-        posix.close(self.fd)
+        try:
+            posix.close(self.fd)  # drops the record lock
+        finally:
+            self._mutex.release()
         return False
 
 
-LOCK_SH, LOCK_EX, LOCK_NB = 1, 2, 4  # flock(2)'s
+def _lock_file(path, blocking):
+    """Open and lock path/LOCK_FILE: (its fd, the directory's (st_dev, st_ino), by which a later lock can tell it is
+    still the same).  NotFound where the container is gone, or (not blocking) its lock is held."""
+    name = f"{path}/{LOCK_FILE}"
+    try:
+        fd = posix.open(name, posix.O_RDWR | posix.O_CREAT | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600)
+    except (FileNotFoundError, NotADirectoryError):
+        raise errors.NotFound("container does not exist") from None
+    except OSError as e:
+        raise errors.PyruncError(f"open {name}: {posix.strerror(e.errno).lower()}") from None
+    try:
+        while True:
+            try:
+                posix.lockf(fd, posix.F_LOCK if blocking else posix.F_TLOCK, 0)
+                break
+            except InterruptedError:  # a signal handler ran (posix.lockf does not retry by itself)
+                continue
+            except (BlockingIOError, PermissionError):  # F_TLOCK on a held lock: EAGAIN or EACCES
+                raise errors.NotFound("container does not exist") from None
+        # The container may have been deleted (and a new one of the same id created) while we waited: then this
+        # lock is on a dead file and whatever we loaded before is stale.
+        held = posix.fstat(fd)
+        try:
+            now = posix.stat(name, follow_symlinks=False)
+            here = posix.stat(path)
+        except FileNotFoundError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            raise errors.NotFound("container does not exist")
+    except BaseException:
+        posix.close(fd)
+        raise
+    return fd, (here.st_dev, here.st_ino)
 
 
-def _flock(fd, op):
-    """flock(2) by the C helper where the verb has loaded it anyway (create, run, exec, the shim), else by fcntl
-    (~0.2 ms to load: the hot verbs).  The same lock either way (tests/unit/test_helper_leaves.py)."""
-    if "pyrunc._helper" in sys.modules:
-        from ..linux import real
+_MUTEXES = {}  # path -> this process's mutex for it (Lock)
+_MUTEXES_LOCK = _thread.allocate_lock()
 
-        real.flock(fd, op)
-    else:
-        import fcntl  # here, not at the top: `state` and `kill` never lock
 
-        fcntl.flock(fd, op)
+def _mutex(path):
+    with _MUTEXES_LOCK:
+        m = _MUTEXES.get(path)
+        if m is None:
+            m = _MUTEXES[path] = _thread.allocate_lock()
+        return m
 
 
 def write_pid_file(path, pid):

@@ -132,15 +132,15 @@ def test_hot_verbs_add_no_costly_stdlib_modules(tmp_path):
 # ceilings are exact (Dec 2026, issue 12).  kill: pyrunc, pyrunc.cli (the registry), cli.main (the parser),
 # pyrunc.errors (the Logger too), the verb module, pyrunc.container and container.state (7; not _json, a shared
 # object, nor fastjson: the hot verbs read the state's marshal copy); state: + fastjson, whose own encoder prints
-# the state (8); start: + its library module container.start and fcntl (the lock) (9: the fifo's byte is looked
-# for without a sleep or `select`, which only an init that is not there yet after 0.5 ms loads); delete of a
-# stopped container: + fcntl (the lock; the quick path, rmdirs without cgroup manager or lifecycle, is in
-# container.state) (8).  Before issue 12: start 17, state 14, kill 14 and delete 18 modules, all of them with os.
-# (pyrunc.launch, need_site()'s module, is for the other verbs: neither the hot verbs nor the installed script's
-# short path import it.)
-HOT_BUDGET = {"start": 9, "state": 8, "kill": 7, "delete": 8}
+# the state (8); start: + its library module container.start (8: the fifo's byte is looked for without a sleep
+# or `select`, which only an init that is not there yet after 0.5 ms loads); delete of a stopped container: 7
+# (the quick path, rmdirs without cgroup manager or lifecycle, is in container.state).  None loads `fcntl`: the
+# lock is posix.lockf (container/state.py's Lock).  Before issue 12: start 17, state 14, kill 14 and delete 18
+# modules, all of them with os.  (pyrunc.launch, need_site()'s module, is for the other verbs: neither the hot
+# verbs nor the installed script's short path import it.)
+HOT_BUDGET = {"start": 8, "state": 8, "kill": 7, "delete": 7}
 HOT_NEVER = {"os", "site", "posixpath", "stat", "_collections_abc", "pyrunc.container.lifecycle", "pyrunc.cgroups",
-             "pyrunc.cli.common", "pyrunc.launch", "_json"}  # _json: the state's marshal copy (container/state.py)
+             "pyrunc.cli.common", "pyrunc.launch", "_json", "fcntl"}  # _json: the marshal copy; fcntl: posix.lockf
 
 
 def test_hot_verbs_on_a_real_container_stay_in_budget(tmp_path, needs_root, busybox):
@@ -246,7 +246,7 @@ def test_netdevice_move_is_where_pyroute2_comes_in():
 # from the repo and the venv's site-packages on PYTHONPATH: the editable install's finder, run by `site`,
 # imports re, enum and more itself, and would hide them in the baseline.
 # Nor, since the second round of issue 12 (Dec 2026), what the stdlib would cost a plain create: os (~1.5-2.3 ms
-# with _collections_abc, stat, posixpath; pyrunc.osx instead), fcntl (the lock: the helper's flock), _socket,
+# with _collections_abc, stat, posixpath; pyrunc.osx instead), fcntl (the lock is posix.lockf), _socket,
 # _struct and termios (helper leaves; sock.py and console.py only when the config asks), select (a foreground run
 # keeps the exec fifo open instead of polling it), and the modules of fields a plain config does not set.
 CREATE_FORBIDDEN = HOT_FORBIDDEN | {"socket", "selectors", "jsonschema", "pyroute2", "click", "os", "posixpath",
@@ -406,9 +406,10 @@ def test_hot_verbs_that_succeed_make_no_exception_class(tmp_path):
     assert not os.path.exists(os.path.join(root, "cls")), "delete must really have removed it"
 
 
-def test_quick_delete_loads_only_fcntl_beyond_state(tmp_path):
+def test_quick_delete_loads_nothing_beyond_state(tmp_path):
     """The quick delete lives in the state store's module: over `state`, delete of a stopped container loads its
-    verb module and fcntl (the flock), and nothing else (a module costs ~0.05-0.1 ms; Dec 2026, issue 12)."""
+    verb module and nothing else, not even `fcntl` for its lock (posix.lockf: container/state.py's Lock; a module
+    costs ~0.05-0.1 ms; Dec 2026, issue 12)."""
     root = str(tmp_path / "root")
     _stopped_container(root, "q")
     loaded = {}
@@ -419,4 +420,4 @@ def test_quick_delete_loads_only_fcntl_beyond_state(tmp_path):
         assert rc in (0, None), (verb, err)
         loaded[verb] = mods - {f"pyrunc.cli.{verb}"}
     assert not os.path.exists(os.path.join(root, "q")), "delete must really have removed it"
-    assert sorted(loaded["delete"] - loaded["state"]) == ["fcntl"]
+    assert sorted(loaded["delete"] - loaded["state"]) == []

@@ -3,8 +3,10 @@ state dir whose init is this very process (right start time: alive) or not (wron
 
 import json
 import os
+import posix
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -195,25 +197,102 @@ def test_corrupt_state_is_an_error_not_a_crash(tmp_path):
 def test_lock_refuses_a_directory_replaced_while_waiting(tmp_path, monkeypatch):
     """A verb that waited for the lock while another deleted the container (and a new one took the id) must not
     act on the new container with the old one's document."""
-    from pyrunc.container import state as st
     from pyrunc.errors import NotFound
 
     d = tmp_path / "c1"
     d.mkdir()
-    real_flock = st._flock  # fcntl's or the helper's flock, whichever this process has
+    real_lockf = posix.lockf
 
-    def racing_flock(fd, op):
-        d.rmdir()  # the other delete finishes ...
+    def racing_lockf(fd, cmd, length):
+        for name in os.listdir(d):  # the other delete finishes ...
+            os.unlink(d / name)
+        d.rmdir()
         d.mkdir()  # ... and a create reuses the id
-        return real_flock(fd, op)
+        (d / st.LOCK_FILE).write_text("")
+        return real_lockf(fd, cmd, length)
 
-    monkeypatch.setattr(st, "_flock", racing_flock)
+    monkeypatch.setattr(posix, "lockf", racing_lockf)
     with pytest.raises(NotFound):
         with st.Lock(str(d)):
             pass
-    monkeypatch.setattr(st, "_flock", real_flock)
-    with st.Lock(str(d)):  # an undisturbed lock is taken
-        pass
+    monkeypatch.setattr(posix, "lockf", real_lockf)
+    with st.Lock(str(d)) as lock:  # an undisturbed lock is taken
+        assert lock.dir_id == (d.stat().st_dev, d.stat().st_ino)
+    assert not st._mutex(str(d)).locked(), "released with the lock"
+
+
+def test_lock_excludes_another_process(tmp_path):
+    """A record lock: a process holding it makes another's non-blocking lock "does not exist" and its blocking
+    one wait, until the holder lets go; `fcntl` is never loaded for it."""
+    d = tmp_path / "c1"
+    d.mkdir()
+    code = ("import sys\nfrom pyrunc.container import state as st\nwith st.Lock(sys.argv[1]):\n"
+            "    print('held', flush=True)\n    sys.stdin.readline()\nprint('fcntl' in sys.modules)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(d)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    try:
+        assert p.stdout.readline() == "held\n"
+        with pytest.raises(st.errors.NotFound):
+            with st.Lock(str(d), blocking=False):
+                pass
+        got = []
+        t = threading.Thread(target=lambda: got.append(st.Lock(str(d)).__enter__()))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and not got, "a blocking lock waits for the other process"
+        p.stdin.write("\n")
+        p.stdin.flush()
+        t.join(10)
+        assert got, "and gets the lock once it let go"
+        got[0].__exit__(None, None, None)
+        assert p.stdout.readline() == "False\n"
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_lock_excludes_another_thread_of_the_process(tmp_path):
+    """A record lock belongs to the process, so the shim's threads would all get it at once: Lock's own mutex
+    keeps them apart."""
+    d = tmp_path / "c1"
+    d.mkdir()
+    with st.Lock(str(d)):
+        with pytest.raises(st.errors.NotFound):
+            with st.Lock(str(d), blocking=False):
+                pass
+        order = []
+
+        def second():
+            with st.Lock(str(d)):
+                order.append("second")
+
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(0.3)
+        assert t.is_alive(), "a blocking lock in another thread waits"
+        order.append("first")
+    t.join(10)
+    assert order == ["first", "second"]
+
+
+def test_lock_file_never_followed_as_a_symlink(tmp_path):
+    """The lock file is made on first use: never through a symlink planted in its place (a root verb on a
+    rootless container's directory would open, and lock, whatever it points at)."""
+    d = tmp_path / "c1"
+    d.mkdir()
+    target = tmp_path / "elsewhere"
+    os.symlink(target, d / st.LOCK_FILE)
+    with pytest.raises(PyruncError, match=f"^open {d}/{st.LOCK_FILE}: too many levels of symbolic links$"):
+        with st.Lock(str(d)):
+            pass
+    assert not target.exists() and not st._mutex(str(d)).locked()
+
+
+def test_lock_of_a_missing_container(tmp_path):
+    with pytest.raises(st.errors.NotFound):
+        with st.Lock(str(tmp_path / "nope")):
+            pass
+    assert not (tmp_path / "nope").exists()
 
 
 def test_creation_record_names_the_systemd_unit(tmp_path):
@@ -326,19 +405,6 @@ def test_reserve_makes_the_root_with_its_parents_and_names_a_root_that_is_a_file
     with pytest.raises(PyruncError) as e:
         st.Store(str(tmp_path / "file" / "sub")).reserve("c1")
     assert str(e.value) == f"mkdir {tmp_path / 'file' / 'sub'}: not a directory"
-
-
-def test_the_lock_uses_the_helper_once_loaded_and_fcntl_before(tmp_path):
-    """Both are flock(2): a lock taken one way excludes the other (a create holding it, a delete waiting)."""
-    code = ("import sys, posix\nfrom pyrunc.container import state as st\n"
-            "a = st.Lock(sys.argv[1])\na.__enter__()\nbefore = 'fcntl' in sys.modules\n"
-            "from pyrunc.linux import real\nreal.flock  # the helper loads on first use\nreal.lib\n"
-            "del sys.modules['fcntl']\nb = st.Lock(sys.argv[1], blocking=False)\n"
-            "try:\n    b.__enter__()\n    print('not excluded')\nexcept Exception as e:\n"
-            "    print(before, 'fcntl' in sys.modules, type(e).__name__)\n")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=30,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    assert out.stdout.split() == ["True", "False", "NotFound"], out.stderr
 
 
 def test_load_reads_the_marshal_copy_and_never_trusts_a_bad_one(tmp_path, monkeypatch):
