@@ -10,7 +10,6 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -199,8 +198,6 @@ int pyr_sethostname(const char *name, size_t len) { RET(sethostname(name, len));
 /* fcntl(2) with an int argument: F_ADD_SEALS of the stub's memfd, F_SETPIPE_SZ */
 int pyr_fcntl_int(int fd, int cmd, int arg) { RET(fcntl(fd, cmd, arg)); }
 
-/* flock(2): the state store's lock where the helper is loaded anyway (create, run, the shim), not fcntl's */
-int pyr_flock(int fd, int op) { RET(flock(fd, op)); }
 
 /* fork(), as os.fork() does it, but born in the cgroup2 cgroup that cgroup_fd (a directory) names:
  * clone3(CLONE_INTO_CGROUP).  A pid written to cgroup.procs instead takes the kernel's global cgroup migration

@@ -38,5 +38,4 @@ int pyr_get_ifflags(int fd, const char *name);
 int pyr_set_ifflags(int fd, const char *name, int flags);
 int pyr_sethostname(const char *name, size_t len);
 int pyr_fcntl_int(int fd, int cmd, int arg);
-int pyr_flock(int fd, int op);
 int pyr_fork_into_cgroup(int cgroup_fd);

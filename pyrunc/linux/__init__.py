@@ -191,15 +191,6 @@ class Linux:
         """fcntl(fd, cmd, arg) for an int arg (F_SETFD, F_ADD_SEALS, F_SETPIPE_SZ)."""
         return self._check(self.lib.pyr_fcntl_int(fd, cmd, arg), f"fcntl {_FCNTL.get(cmd, cmd)}", what)
 
-    def flock(self, fd, op):
-        """flock(2), as fcntl.flock: retried on EINTR, OSError (BlockingIOError for LOCK_NB on a held lock)."""
-        while True:
-            rc = self.lib.pyr_flock(fd, op)
-            if rc != -EINTR:
-                break
-        if rc < 0:
-            raise OSError(-rc, posix.strerror(-rc))
-
     def fork_into_cgroup(self, cgroup_fd, what=None):
         """os.fork(), the child born in the cgroup2 cgroup of the directory fd cgroup_fd (clone3 with
         CLONE_INTO_CGROUP: no cgroup.procs write, so not the global migration lock and its grace period).  Only for

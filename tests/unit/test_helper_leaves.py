@@ -53,30 +53,3 @@ def test_fcntl_seals_a_memfd_and_clears_close_on_exec():
             real.fcntl(-1, stub.F_ADD_SEALS, 1, "seal")
     finally:
         posix.close(fd)
-
-
-def test_flock_is_the_same_lock_as_fcntl_flock(tmp_path):
-    """The state store locks with the helper's flock where the helper is loaded (create, run, the shim) and with
-    fcntl.flock elsewhere (the hot verbs): both must be flock(2), on open file descriptions, or they would not
-    exclude each other."""
-    import fcntl
-
-    LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
-    assert (LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN) == (fcntl.LOCK_SH, fcntl.LOCK_EX, fcntl.LOCK_NB, fcntl.LOCK_UN)
-    a = posix.open(str(tmp_path), posix.O_RDONLY | posix.O_DIRECTORY)
-    b = posix.open(str(tmp_path), posix.O_RDONLY | posix.O_DIRECTORY)
-    try:
-        real.flock(a, LOCK_EX)
-        with pytest.raises(BlockingIOError):
-            fcntl.flock(b, LOCK_EX | LOCK_NB)
-        real.flock(a, LOCK_UN)
-        fcntl.flock(b, LOCK_SH)
-        with pytest.raises(BlockingIOError):
-            real.flock(a, LOCK_EX | LOCK_NB)
-        real.flock(a, LOCK_SH | LOCK_NB)  # shared with b's
-    finally:
-        posix.close(a)
-        posix.close(b)
-    with pytest.raises(OSError) as e:
-        real.flock(a, LOCK_EX)  # closed
-    assert e.value.errno == errno.EBADF
