@@ -56,6 +56,47 @@ def test_modules_come_from_the_cache_with_their_own_file(pkg):
     assert sorted(os.listdir(pkg)) == sorted([CODE_CACHE, "__init__.py", "plain.py", "sub"]), "no temp file"
 
 
+_DESCRIBE = ("import importlib, sys, pyrunc\n"
+             "slow = pyrunc.CodeCache.importlib_find_and_load\n"
+             "def noted(name, import_):\n    print('importlib:', name)\n    return slow(name, import_)\n"
+             "pyrunc.CodeCache.importlib_find_and_load = staticmethod(noted)\n"
+             "%s\n"
+             "for n in ('fakepkg.sub.mod', 'fakepkg.plain'):\n    m = importlib.import_module(n)\n"
+             "    p = sys.modules[n.rpartition('.')[0]]\n"
+             "    print(n, m.__name__, m.__file__, m.__package__, m.__cached__, m.__spec__.origin,"
+             " m.__loader__.__name__, getattr(p, n.rpartition('.')[2]) is m, getattr(p, '__path__', None), m.VALUE)\n")
+
+
+@pytest.mark.parametrize("before, fast", [
+    ("", True),
+    ("import threading; threading.Thread(target=threading.Event().wait, daemon=True).start()", False),
+    ("sys.meta_path.insert(0, type('F', (), {'find_spec': staticmethod(lambda *a: None)}))", False)])
+def test_modules_of_the_cache_skip_importlibs_steps_with_its_result(pkg, before, fast):
+    """CodeCache.find_and_load stands in for importlib's _find_and_load: the same module, with the same attributes
+    and set on its parent, as importlib makes from the cache's spec; only without other threads and with the cache
+    first on sys.meta_path (else importlib's, as before)."""
+    assert launch.build_code_cache(str(pkg))
+    out = _in_fresh_python(pkg, _DESCRIBE % before).splitlines()
+    slow = [line for line in out if line.startswith("importlib:")]
+    assert (not slow) if fast else {"importlib: fakepkg.sub.mod", "importlib: fakepkg.plain"} <= set(slow), out
+    rows = [line for line in out if not line.startswith("importlib:")]
+    cached = lambda rel: f"{pkg}/{rel.rpartition('/')[0]}/__pycache__/{rel.rpartition('/')[2][:-3]}." \
+        f"{sys.implementation.cache_tag}.pyc".replace("//", "/")
+    assert rows == [f"fakepkg.sub.mod fakepkg.sub.mod {pkg}/sub/mod.py fakepkg.sub {cached('sub/mod.py')} "
+                    f"{pkg}/sub/mod.py CodeCache True ['{pkg}/sub'] from source",
+                    f"fakepkg.plain fakepkg.plain {pkg}/plain.py fakepkg {cached('/plain.py')} {pkg}/plain.py "
+                    f"CodeCache True ['{pkg}'] plain"], rows
+
+
+def test_a_module_that_fails_is_not_left_in_sys_modules(pkg):
+    (pkg / "broken.py").write_text("import fakepkg.plain\nraise RuntimeError('broken at import')\n")
+    assert launch.build_code_cache(str(pkg))
+    code = ("import sys\ntry:\n    import fakepkg.broken\nexcept RuntimeError as e:\n    print(e)\n"
+            "print('fakepkg.broken' in sys.modules, hasattr(sys.modules['fakepkg'], 'broken'),"
+            " 'fakepkg.plain' in sys.modules)")
+    assert _in_fresh_python(pkg, code).splitlines() == ["broken at import", "False False True"]
+
+
 def test_cached_is_what_importlib_says(pkg):
     """__cached__ (spec.cached): CodeCache fills it in itself, with importlib's own rule; the same as
     importlib.util.cache_from_source gives, for packages and modules."""
