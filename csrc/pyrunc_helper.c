@@ -198,7 +198,6 @@ int pyr_sethostname(const char *name, size_t len) { RET(sethostname(name, len));
 /* fcntl(2) with an int argument: F_ADD_SEALS of the stub's memfd, F_SETPIPE_SZ */
 int pyr_fcntl_int(int fd, int cmd, int arg) { RET(fcntl(fd, cmd, arg)); }
 
-
 /* fork(), as os.fork() does it, but born in the cgroup2 cgroup that cgroup_fd (a directory) names:
  * clone3(CLONE_INTO_CGROUP).  A pid written to cgroup.procs instead takes the kernel's global cgroup migration
  * lock for write, which first waits for an RCU grace period (4-20 ms here); a clone takes it for read only.
