@@ -204,10 +204,15 @@ def manager_from_paths(paths, *, root="/sys/fs/cgroup", created=None, proc="/pro
     return Manager(lambda: _layout(root, proc), dict(paths), created)
 
 
+def own_join_fds(join):
+    """The fds of Manager.own_join()'s result."""
+    tasks, cgroup2 = join
+    return [t[0] for t in tasks] + ([cgroup2[0]] if cgroup2 else [])
+
+
 def close_own_join(join):
     """Close the fds of Manager.own_join()'s result."""
-    tasks, cgroup2 = join
-    for fd in [t[0] for t in tasks] + ([cgroup2[0]] if cgroup2 else []):
+    for fd in own_join_fds(join):
         os.close(fd)
 
 

@@ -6,9 +6,6 @@ pyrunc.errors.SysError naming the operation and the path, with the flags by name
 nothing: the helper is loaded on first use.
 """
 
-import posix
-from errno import EINTR
-
 from ..errors import SysError
 
 # clone(2) / setns(2) namespace flags

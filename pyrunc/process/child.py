@@ -22,6 +22,7 @@ from _stat import S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK  # compiled in; 
 
 from .. import fastjson
 from .. import osx as os
+from ..cgroups.manager import own_join_fds
 from ..errors import PyruncError, SysError
 from ..linux import (AF_INET, CLONE_NEWCGROUP, CLONE_NEWPID, CLONE_NEWUSER, IFF_UP, NAMESPACES, O_PATH,
                      PR_SET_DUMPABLE, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM)
@@ -127,9 +128,8 @@ def join_own_cgroups(join, keep_below):
     here."""
     if join is None:
         return
-    tasks, cgroup2 = join
     try:
-        for fd, path, soft in tasks:
+        for fd, path, soft in join[0]:
             try:
                 os.write(fd, OWN_TASK)
             except OSError as e:
@@ -138,7 +138,7 @@ def join_own_cgroups(join, keep_below):
 
                     raise write_error(path, OWN_TASK.decode(), e.errno) from None
     finally:
-        for fd in [t[0] for t in tasks] + ([cgroup2[0]] if cgroup2 else []):
+        for fd in own_join_fds(join):
             if fd < keep_below:
                 os.close(fd)
 
