@@ -178,13 +178,19 @@ class InitError(PyruncError):
     """The container process failed to come up; the message is the child's."""
 
 
-def recv(sock):
+def receive(sock):
+    """One message from the child, b"" at its end."""
     try:
-        data = sock.recv(65536)
+        return sock.recv(65536)
     except ConnectionResetError:
         # The child closed its end with a message of ours unread (it failed before reading a GO we sent): the
         # kernel reports that first, and what the child sent before it went (its ERROR) is still queued.
-        data = sock.recv(65536)
+        return sock.recv(65536)
+
+
+def recv(sock):
+    """receive(), for a message the protocol needs: the child's end or ERROR raise InitError."""
+    data = receive(sock)
     if not data:
         raise InitError("container init process exited before it was set up")
     if data.startswith(ERROR):
@@ -370,7 +376,7 @@ class Spawn:
                     pass  # it failed first: its ERROR is read next
             if self.ctx.while_waiting is not None:  # what the caller can do while the init sets itself up
                 self.ctx.while_waiting(self.pid)
-            err = parent.recv(65536)  # sync 7: EOF (exec) or READY (create) when the stub is ready
+            err = receive(parent)  # sync 7: EOF (exec) or READY (create) when the stub is ready
             if err.startswith(ERROR):  # stage B's own (Python) error: the stub's carry no prefix
                 err = err[len(ERROR):]
             if self.ctx.fifo_fd is not None:

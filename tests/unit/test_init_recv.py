@@ -44,6 +44,28 @@ def test_reset_without_a_message_is_an_early_exit(pair):
         ours.close()
 
 
+@PAIRS
+def test_the_last_message_after_a_reset_is_read_too(pair):
+    """receive(), what sync 7 reads (READY, or EOF for exec, or ERROR): a first stage that failed before it read
+    our GO (a refused cgroup `tasks` write, its first step) closes with it unread; its ERROR is still returned,
+    and without one the end (b"") is, never ConnectionResetError (tests/integration/test_own_join.py)."""
+    ours, theirs = pair()
+    try:
+        theirs.send(init.ERROR + b"write /sys/fs/cgroup/cpuset/c1/tasks")
+        ours.send(init.GO)
+        theirs.close()
+        assert init.receive(ours) == init.ERROR + b"write /sys/fs/cgroup/cpuset/c1/tasks"
+    finally:
+        ours.close()
+    ours, theirs = pair()
+    try:
+        ours.send(init.GO)
+        theirs.close()
+        assert init.receive(ours) == b""
+    finally:
+        ours.close()
+
+
 def test_channel_keeps_message_boundaries_and_reports_a_gone_peer():
     """SEQPACKET through read and write: one write is one message, a read takes one; a write to a closed peer is
     EPIPE (the parent's `except BrokenPipeError` after sync 2), a read of a closed one EOF."""
