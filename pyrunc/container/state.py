@@ -420,8 +420,8 @@ _EBUSY, _ENOTEMPTY = 16, 39  # errno's values on Linux (the errno module is not 
 
 
 def quick(store, log, cid, force=False):
-    """Delete container cid if it is stopped and quick to remove (see above); False: not done, nothing changed
-    but possibly some of its empty cgroup dirs removed.  Raises what loading it raises (a bad id, a bad state)."""
+    """Delete container cid if it is stopped and quick to remove (see above), or with force if there is no such
+    container; False: not done, nothing changed but possibly some of its empty cgroup dirs removed.  Raises what loading it raises (a bad id, a bad state)."""
     try:
         with store.lock(cid):
             c = store.load(cid)
@@ -440,8 +440,10 @@ def quick(store, log, cid, force=False):
                 log.debug(f"delete {cid}: cgroup {doc.get('cgroup_paths') or None} removed")
             store.remove(cid)
             return True
-    except errors.NotFound:  # no such container, or a dead create's leftovers: the full path says or does it
-        return False
+    except errors.NotFound:
+        # No directory at all: --force has nothing to do (runc's delete returns nil; containerd's runc-v2 shim runs
+        # `delete --force` after every delete).  A dead create's leftovers, or no --force: the full path.
+        return force and not _isdir(store.path(cid))
 
 
 def _remove_cgroups(doc):
