@@ -30,7 +30,7 @@ demo: install
 # "Speed" section (bench/readme.py); the raw markdown is left in bench/out/.  About 1-3 minutes, plus ~30 s the
 # first time to build $(BENCH_VENV).
 BENCH_VENV ?= .venv-bench
-BENCH_N ?= 15
+BENCH_N ?= 31
 BENCH_PYRUNC := $(abspath $(BENCH_VENV))/bin/pyrunc
 
 bench:
@@ -38,7 +38,7 @@ bench:
 	$(BENCH_VENV)/bin/pip install -q '.[bench]'
 	mkdir -p bench/out
 	$(BENCH_VENV)/bin/python bench/bench.py --pyrunc $(BENCH_PYRUNC) --runc $$(command -v runc) -n $(BENCH_N) \
-		--parallel 200 --jobs 16 --shim 15 --json bench/results.json --markdown > bench/out/table.md
+		--parallel 200 --jobs 16 --rounds 3 --shim $(BENCH_N) --json bench/results.json --markdown > bench/out/table.md
 	cat bench/out/table.md
 	$(BENCH_VENV)/bin/python bench/waterfall.py --pyrunc $(BENCH_PYRUNC) --runc $$(command -v runc) -n 11 \
 		--json bench/waterfall.json --markdown > bench/out/waterfall.md

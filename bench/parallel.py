@@ -72,9 +72,10 @@ def leftover_processes(needles):
     return found
 
 
-def measure(name, binary, n=200, jobs=16, tmp=None):
+def measure(name, binary, n=200, jobs=16, tmp=None, tag=""):
     """Run `binary run` of busybox `true` n times, jobs at a time.  Returns a dict: wall_s, failures (list of
-    messages), leftovers (dict of lists: state_dirs, cgroups, mounts, processes)."""
+    messages), leftovers (dict of lists: state_dirs, cgroups, mounts, processes).  tag: in the ids, so that each
+    batch of one invocation has its own."""
     from pyrunc.demo import make_bundle
 
     own_tmp = tmp is None
@@ -84,7 +85,7 @@ def measure(name, binary, n=200, jobs=16, tmp=None):
     bundle = os.path.join(base, "bundle")
     os.mkdir(bundle)
     make_bundle(bundle, ["true"])
-    prefix = f"par{os.getpid()}-{name}-"
+    prefix = f"par{os.getpid()}-{name}{tag}-"
     ids = [f"{prefix}{i}" for i in range(n)]
     argvs = [[binary, "--root", root, "run", "--bundle", bundle, cid] for cid in ids]
     try:
