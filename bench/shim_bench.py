@@ -95,13 +95,14 @@ def main():
             time.sleep(1)  # idle: whatever start-up left behind has settled
             rss[k] = rss_kib(pid)
             d.force_remove(cid)
-        print(f"`ctr run --rm IMG id true`, median of {a.n} interleaved rounds (min in brackets):\n")
+        print(f"`ctr run --rm IMG id true`, {a.n} interleaved rounds; / (a): the median of the rounds' ratios to "
+              "(a), timed right before (bench.py's summarize() says why):\n")
         print("| path | median ms | min ms | / (a) |")
         print("|---|---|---|---|")
-        base = statistics.median(res["a"])
         for k, (name, _) in paths.items():
             m = statistics.median(res[k])
-            print(f"| ({k}) {name} | {m:.0f} | {min(res[k]):.0f} | {m / base:.2f}x |")
+            ratio = statistics.median(x / y for x, y in zip(res[k], res["a"]))
+            print(f"| ({k}) {name} | {m:.0f} | {min(res[k]):.0f} | {ratio:.2f}x |")
         print(f"\nidle shim daemon with one container, VmRSS: Go containerd-shim-runc-v2 {rss['a'] / 1024:.1f} MB, "
               f"{SHIM} {rss['c'] / 1024:.1f} MB")
     finally:

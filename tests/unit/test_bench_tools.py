@@ -115,9 +115,9 @@ idle shim daemon with one container, VmRSS: Go containerd-shim-runc-v2 12.8 MB, 
 def test_parse_shim_output_reads_every_row():
     b = load("bench")
     rows = b.parse_shim_output(SHIM_OUT)
-    assert rows == {"a": {"path": "runc-v2 + runc", "median_ms": 89.0, "min_ms": 87.0},
-                    "b": {"path": "runc-v2 + pyrunc", "median_ms": 198.0, "min_ms": 190.0},
-                    "c": {"path": "pyrunc shim", "median_ms": 139.0, "min_ms": 133.0}}
+    assert rows == {"a": {"path": "runc-v2 + runc", "median_ms": 89.0, "min_ms": 87.0, "vs_a": 1.0},
+                    "b": {"path": "runc-v2 + pyrunc", "median_ms": 198.0, "min_ms": 190.0, "vs_a": 2.24},
+                    "c": {"path": "pyrunc shim", "median_ms": 139.0, "min_ms": 133.0, "vs_a": 1.57}}
     assert b.parse_shim_output("no table here") == {}
 
 
