@@ -135,7 +135,7 @@ class Runtime:
                 from ..process.idmap import userns_fds
 
                 ctx.idmap_fds = userns_fds(plan.mounts)
-                mgr = self._cgroup(cfg, cid, made=lambda m, before: _record_cgroup(prov, m, before))
+                mgr, ctx.limits = self._cgroup(cfg, cid, made=lambda m, before: _record_cgroup(prov, m, before))
                 ctx.cgroup = mgr
                 if self.log.debug_enabled:
                     self.log.debug(f"create {cid}: cgroup {mgr.paths if mgr else None}; namespaces "
@@ -210,6 +210,11 @@ class Runtime:
                 ctx.console.close()
 
     def _cgroup(self, cfg, cid, made=None):
+        """The container's cgroups, made: (manager or None, its limits(): the writes of linux.resources, which
+        the init protocol makes after the fork and before sync 2 (process/init.py), or None).  The systemd driver's
+        limits are its unit's properties, set here: systemd realizes a unit's devices cgroup for the processes
+        already in it when DeviceAllow= comes, and one added before stays in the parent slice's
+        (tests/integration/test_systemd.py's CRI path)."""
         from ..cgroups import open_manager
 
         linux = cfg.get("linux") or {}
@@ -237,22 +242,26 @@ class Runtime:
             self.log.debug(f"create {cid}: rootless, no cgroup access ({e}): cgroup steps skipped")
             if made is not None:
                 made(None, False)
-            return None
+            return None, None
+        resources = linux.get("resources") or {}
+        if self.rootless:
+            # runc's rootless managers leave device rules out: a delegated v2 subtree cannot attach a BPF
+            # program (CAP_SYS_ADMIN), and a user namespace cannot mknod a device in the first place
+            resources = {k: v for k, v in resources.items() if k != "devices"}
+
+        def limits():
+            mgr.apply(resources, default_devices=not self.rootless)
+
         try:
             if made is not None:
                 made(mgr, False)
-            if self.rootless:
-                # runc's rootless managers leave device rules out: a delegated v2 subtree cannot attach a BPF
-                # program (CAP_SYS_ADMIN), and a user namespace cannot mknod a device in the first place
-                rest = {k: v for k, v in (linux.get("resources") or {}).items() if k != "devices"}
-                if rest:
-                    mgr.apply(rest, default_devices=False)
-            elif linux.get("resources"):
-                mgr.apply(linux["resources"])
+            if resources and mgr.unit is not None:  # the systemd driver's: its unit's properties, now (see above)
+                limits()
+                return mgr, None
         except BaseException:
             _destroy_cgroup(mgr, self.log)
             raise
-        return mgr
+        return mgr, limits if resources else None
 
     def _hooks(self, doc, kind, pid, status, cwd=None, env=None):
         if not (doc.get("hooks") or {}).get(kind):

@@ -18,6 +18,7 @@
          <------------- 1. USERNS -------
   [write uid_map/gid_map of A]
   oom_score_adj of A (B inherits it)
+  [cgroup limits: linux.resources]
          -------------- 2. GO ---------->
                                           unshare(other new namespaces, or
                                           only cgroup);
@@ -69,6 +70,10 @@ cgroup.procs instead where that cannot be: a process with other threads (a shim:
 locks), the systemd driver (its unit's PIDs), exec (runc's rules for a busy cgroup2 cgroup: for_exec), a file that
 will not open, a clone3 that fails (then only the cgroup2 cgroup).
 
+The limits of linux.resources (devices, memory, pids...) are written after the fork, as runc writes them once its
+init is in the cgroups, and before 2. GO: the first process runs nothing of the container's and makes no device
+node or mount before it, and the writes overlap its namespace work.
+
 Any stage may instead send ERROR <message>; the parent then kills what it started and reports the message once.
 Stage code is in child.py; the numbers above appear as "sync N" comments at both ends.
 
@@ -117,6 +122,7 @@ class Ctx:
     console = None  # connected console socket, when the process has a terminal
     cgroup = None  # cgroups manager to put stage A in
     join_rdt = None  # join_rdt(pid): put stage A in the container's resctrl group (linux.intelRdt, intelrdt.py)
+    limits = None  # limits(): write linux.resources to the container's cgroups, after the fork, before sync 2
     idmap_fds = None  # {mount index: user namespace fd} for id-mapped mounts
     mount_fds = None  # {mount index: fd} opened by Spawn.run on the host's side: id-mapped trees, bind sources
     run_hooks = None  # run_hooks(kind, pid): prestart and createRuntime, in the parent; None: none (no sync 4, 5)
@@ -339,6 +345,8 @@ class Spawn:
                 write_id_maps(pid_a, self.plan.uid_mappings, self.plan.gid_mappings)
             if self.plan.process.oom_score_adj is not None:
                 set_oom_score_adj(first, self.plan.process.oom_score_adj)
+            if self.ctx.limits is not None:  # while the init makes its namespaces; in force before it mounts
+                self.ctx.limits()
             try:
                 parent.send(GO)  # sync 2.
             except BrokenPipeError:

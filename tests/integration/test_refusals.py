@@ -271,3 +271,20 @@ def test_bind_over_proc_through_an_image_symlink_is_refused(pyrunc, bundle, tmp_
     assert p.returncode != 0, f"ran with a host directory over /proc: {p.out!r}"
     assert "marker" not in p.out
     assert "/evil is /proc in the rootfs" in p.err and "not of type proc" in p.err, p.err
+
+
+def test_a_memory_limit_below_what_the_init_uses_fails_create_as_under_runc(pyrunc, bundle, tmp_path):
+    """The limits of linux.resources are written once the init is in its cgroups, before it mounts anything
+    (process/init.py), as runc writes them.  A cgroup v1 memory limit below what the init already uses is then
+    refused by the kernel (EBUSY), and create says so; written before the fork, it was accepted and the init was
+    killed by the OOM killer mid-setup ("container init process exited before it was set up").  runc refuses it
+    too.  Nothing is left behind."""
+    b = bundle(["echo", "ran"], edit=_set(("linux", "resources", "memory"), {"limit": 4096}))
+    cid = pyrunc.new_id("memlow")
+    p = run(pyrunc, b, cid)
+    assert p.returncode == 1 and "ran" not in p.out, (p.out, p.err)
+    assert not os.path.exists(os.path.join(pyrunc.root, cid))
+    if os.path.isfile("/sys/fs/cgroup/memory/memory.limit_in_bytes"):  # v1 memory, as on the development VM
+        assert '/memory.limit_in_bytes \\"4096\\": device or resource busy (EBUSY)' in p.err, p.err  # logfmt
+        rc, err = runc_run(tmp_path, b, pyrunc.new_id("memlow-runc"))
+        assert rc == 1 and "unable to set memory limit to 4096" in err, err
