@@ -38,7 +38,7 @@ bench:
 	$(BENCH_VENV)/bin/pip install -q '.[bench]'
 	mkdir -p bench/out
 	$(BENCH_VENV)/bin/python bench/bench.py --pyrunc $(BENCH_PYRUNC) --runc $$(command -v runc) -n $(BENCH_N) \
-		--parallel 200 --jobs 16 --rounds 3 --shim $(BENCH_N) --json bench/results.json --markdown > bench/out/table.md
+		--parallel 200 --jobs 16 --rounds 5 --shim $(BENCH_N) --json bench/results.json --markdown > bench/out/table.md
 	cat bench/out/table.md
 	$(BENCH_VENV)/bin/python bench/waterfall.py --pyrunc $(BENCH_PYRUNC) --runc $$(command -v runc) -n 11 \
 		--json bench/waterfall.json --markdown > bench/out/waterfall.md
