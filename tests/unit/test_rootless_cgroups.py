@@ -56,9 +56,12 @@ def test_delegated_v2_subtree_is_used_and_limits_apply(fake, fake_kernel, tmp_pa
     rt = _runtime(tmp_path, monkeypatch, root, proc)
     cfg = {"linux": {"cgroupsPath": "c1", "resources": {"memory": {"limit": 64 << 20},
                                                                   "pids": {"limit": 50}}}}
-    mgr = rt._cgroup(cfg, "c1")
-    assert mgr is not None
+    mgr, limits = rt._cgroup(cfg, "c1")
+    assert mgr is not None and limits is not None
     leaf = "user.slice/user-1000.slice/user@1000.service/app.slice/c1"
+    # the limits wait for the init protocol, which writes them after the fork, before sync 2 (process/init.py)
+    assert read(root, f"{leaf}/memory.max").strip() == "max"
+    limits()
     assert read(root, f"{leaf}/memory.max").strip() == str(64 << 20)
     assert read(root, f"{leaf}/pids.max").strip() == "50"
 
@@ -72,7 +75,7 @@ def test_no_access_without_limits_skips_the_cgroup(fake, tmp_path, monkeypatch, 
     rt = _runtime(tmp_path, monkeypatch, root, proc)
     made = []
     linux = {} if resources is None else {"resources": resources}
-    assert rt._cgroup({"linux": linux}, "c1", made=lambda m, before: made.append((m, before))) is None
+    assert rt._cgroup({"linux": linux}, "c1", made=lambda m, before: made.append((m, before))) == (None, None)
     assert made[-1] == (None, False)  # the creation record says: no cgroup
     assert any("cgroup steps skipped" in msg for level, msg in rt.log.lines if level == "debug"), rt.log.lines
 
