@@ -155,7 +155,7 @@ def verbs(pyrunc, runc, n):
                 if i:
                     for v in VERBS:
                         res[rt][v].append(t[v])
-                    if rt == "pyrunc":
+                    if rt == "pyrunc":  # runc's cycle times them too, unused: both cycles keep one shape
                         for v in FLOOR_VERBS:
                             adjacent[v].append(before[v])
             if i:
@@ -265,7 +265,7 @@ def main():
     runtime_options(ap, 15)
     ap.add_argument("--parallel", type=int, default=0, metavar="N", help="also N runs of `true`, --jobs at a time")
     ap.add_argument("--jobs", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=5, help="--parallel batches per runtime (their median)")
+    ap.add_argument("--rounds", type=int, default=5, help="--parallel batches per runtime (the median of the rounds' ratios)")
     ap.add_argument("--shim", type=int, default=0, metavar="N", help="also bench/shim_bench.py -n N")
     a = ap.parse_args()
     if not a.pyrunc or not a.runc:

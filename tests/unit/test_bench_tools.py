@@ -158,3 +158,18 @@ def test_leftover_processes_finds_a_live_process_by_its_command_line_and_skips_i
     finally:
         child.communicate(timeout=10)
     assert par.leftover_processes([needle]) == []
+
+
+def test_summarize_takes_the_median_of_the_rounds_own_ratios():
+    """Samples in two groups (the VM's slow stretches): a ratio of the two medians would compare a fast floor with a
+    slow verb, 1.5x; each round's verb against the floor timed right before it is 1.02x."""
+    b = load("bench")
+    fast, slow = 10.0, 15.0
+    floors = [fast, fast, fast, slow, slow]
+    verbs = {v: [f * 1.02 for f in (fast, fast, slow, slow, slow)] for v in b.VERBS}
+    before = {v: [fast, fast, slow, slow, slow] for v in b.FLOOR_VERBS}
+    res = {"pyrunc": verbs, "runc": {v: [x / 2 for x in xs] for v, xs in verbs.items()}}
+    out, fl = b.summarize(res, {"python -I -S -c pass": floors, "python -c pass": floors}, before)
+    assert fl["python -I -S -c pass"] == fast
+    assert round(out["state"]["medians_vs_floor"], 2) == 1.53 and round(out["state"]["ratio"], 2) == 1.02
+    assert out["state"]["met"] and round(out["create"]["ratio"], 2) == 2.0 and not out["create"]["met"]
