@@ -265,7 +265,8 @@ def main():
     runtime_options(ap, 15)
     ap.add_argument("--parallel", type=int, default=0, metavar="N", help="also N runs of `true`, --jobs at a time")
     ap.add_argument("--jobs", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=5, help="--parallel batches per runtime (the median of the rounds' ratios)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="--parallel batches per runtime (the median of the rounds' ratios)")
     ap.add_argument("--shim", type=int, default=0, metavar="N", help="also bench/shim_bench.py -n N")
     a = ap.parse_args()
     if not a.pyrunc or not a.runc:

@@ -421,7 +421,8 @@ _EBUSY, _ENOTEMPTY = 16, 39  # errno's values on Linux (the errno module is not 
 
 def quick(store, log, cid, force=False):
     """Delete container cid if it is stopped and quick to remove (see above), or with force if there is no such
-    container; False: not done, nothing changed but possibly some of its empty cgroup dirs removed.  Raises what loading it raises (a bad id, a bad state)."""
+    container; False: not done, nothing changed but possibly some of its empty cgroup dirs removed.  Raises what
+    loading it raises (a bad id, a bad state)."""
     try:
         with store.lock(cid):
             c = store.load(cid)
