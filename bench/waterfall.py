@@ -86,7 +86,7 @@ def markers(bundle, root, cid):
          lambda e, m: main(e, m) and e["call"] == "openat" and cfg in e["rest"]),
         ("statedir", "state dir, creating.json, exec.fifo",
          lambda e, m: main(e, m) and e["call"] in ("mkdir", "mkdirat") and state in e["rest"]),
-        ("cgroups", "cgroup mkdirs and limits",
+        ("cgroups", "cgroup mkdirs (the limits: after the fork)",
          lambda e, m: e["call"] in ("mkdir", "mkdirat") and '"/sys/fs/cgroup/' in e["rest"]),
         ("memfd", "stub copied into a memfd", lambda e, m: call("memfd_create")(e, m) and "pyrunc-init\"" in e["rest"]),
         ("fork", "fork of the container's first child",
