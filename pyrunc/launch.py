@@ -161,19 +161,35 @@ def add_flag(script):
 EXTENSIONS = ("pyrunc._helper", "pyrunc._seccomp", "_json", "fcntl", "select", "_socket", "_struct", "termios")
 
 
-def build_code_cache(pkgdir):
+# The modules that every create and run loads once the command line is read, whatever the host's cgroups (v1 or v2:
+# theirs load one by one): the code cache holds their code a second time, in one marshal blob, which create and
+# run read at once (pyrunc.CodeCache.preload).  tests/unit/test_imports.py checks the list against a real create
+# and run.
+CREATE_GROUP = (
+    "pyrunc.cli.common", "pyrunc.container", "pyrunc.container.lifecycle", "pyrunc.osx", "pyrunc.container.state",
+    "pyrunc.procfs", "pyrunc.process", "pyrunc.process.init", "pyrunc.cgroups", "pyrunc.cgroups.manager",
+    "pyrunc.linux", "pyrunc.process.waiter", "pyrunc.process.idmap", "pyrunc.process.rootfs", "pyrunc.record",
+    "pyrunc.process.copyup", "pyrunc.container.procsetup", "pyrunc.fastjson", "pyrunc.spec", "pyrunc.spec.validate",
+    "pyrunc.spec.fastcheck", "pyrunc.process.plan", "pyrunc.process.sched", "pyrunc.security",
+    "pyrunc.security.rlimits", "pyrunc.security.caps", "pyrunc.process.child", "pyrunc.security.keyring",
+    "pyrunc.process.init_rootfs", "pyrunc.mountinfo", "pyrunc.process.cgroupfs", "pyrunc.process.stub",
+    "pyrunc.cgroups.detect", "pyrunc.cgroups.fs")
+
+
+def build_code_cache(pkgdir, group=None):
     """Fill `pkgdir`/_code.cache (pyrunc.CodeCache) with the code of every module of the package: from the .pyc
     file pip wrote where it matches its source (as importlib checks it: the bytecode magic, the source's mtime and
     size), else compiled from the source.  Only a file the wheel installed (setup.py ships it empty: pip's RECORD
     lists it, so an uninstall removes it) and that belongs to us, replaced by an atomic rename; an editable
     install has none.  The C extensions that the verbs load (EXTENSIONS) go in by the path the path finder gives
-    them now.  True if it wrote the cache."""
+    them now.  Then the modules of `group` (CREATE_GROUP if None) once more, in one blob (CodeCache.preload).
+    True if it wrote the cache."""
     import marshal
     import os
     from importlib.machinery import ExtensionFileLoader, PathFinder
     from importlib.util import MAGIC_NUMBER, cache_from_source
 
-    from . import CODE_CACHE, CODE_CACHE_MAGIC, THIRD_PARTY, replace_file
+    from . import CODE_CACHE, CODE_CACHE_MAGIC, GROUP, THIRD_PARTY, replace_file
 
     dest = os.path.join(pkgdir, CODE_CACHE)
     try:
@@ -181,7 +197,7 @@ def build_code_cache(pkgdir):
         if st.st_uid != os.geteuid():
             return False
         root = os.path.dirname(pkgdir) + "/"
-        index, chunks, offset = {}, [], 0
+        index, chunks, offset, codes = {}, [], 0, {}
         for dirpath, dirnames, filenames in os.walk(pkgdir):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
             for fn in sorted(f for f in filenames if f.endswith(".py")):
@@ -206,6 +222,7 @@ def build_code_cache(pkgdir):
                         code = marshal.dumps(compile(f.read(), src, "exec", dont_inherit=True))
                 index[name] = (src[len(root):], fn == "__init__.py", mtime, size, offset, len(code))
                 chunks.append(code)
+                codes[name] = code
                 offset += len(code)
         site = _venv_site()
         third = THIRD_PARTY if site is not None and site == os.path.dirname(pkgdir) else ()
@@ -217,6 +234,12 @@ def build_code_cache(pkgdir):
                     name not in third or os.path.dirname(spec.origin) == site):
                 ext_st = os.stat(spec.origin)
                 index[name] = (spec.origin, False, int(ext_st.st_mtime) & 0xFFFFFFFF, ext_st.st_size & 0xFFFFFFFF, -1, 0)
+        # Strings the group's modules share are written once, later uses as references (marshal's refs).
+        group = [n for n in (CREATE_GROUP if group is None else group) if n in codes]
+        if group:
+            blob = marshal.dumps((tuple(group), tuple(marshal.loads(codes[n]) for n in group)))
+            index[GROUP] = (offset, len(blob))
+            chunks.append(blob)
         head = marshal.dumps(index)
         replace_file(dest, b"".join([CODE_CACHE_MAGIC, len(head).to_bytes(4, "little"), head, *chunks]),
                      st.st_mode & 0o7777)

@@ -17,7 +17,7 @@ first import costs ~1.5 ms: posix is the builtin under it).  tests/unit/test_imp
 import posix
 import sys
 
-from .. import Namespace, errors  # Namespace: the parsed flags, as the click application builds them
+from .. import CodeCache, Namespace, errors  # Namespace: the parsed flags, as the click application builds them
 from ..errors import Logger
 
 # The verbs that need nothing outside the standard library and pyrunc: they run on the short sys.path the installed
@@ -170,6 +170,8 @@ def dispatch(g, name, o):
                 make_xdg_root(g.root)
         if g.debug:
             log.debug(f"pyrunc {name}: args {o.args}, root {g.root}")
+        if name in ("create", "run"):  # they load all of CREATE_GROUP: its code at once, from the code cache
+            CodeCache.preload()
         module = __import__("pyrunc.cli." + VERBS[name].module, fromlist=["run"])
         return module.run(g, o, log) or 0
     except errors.PyruncError as e:

@@ -119,6 +119,41 @@ def test_a_changed_source_is_read_from_the_source(pkg):
     assert _loaders(pkg, "fakepkg.plain")["fakepkg.plain"].startswith("SourceFileLoader ")
 
 
+_PRELOAD = ("import os, pyrunc\nfrom pyrunc import CodeCache\n"
+            "before = sorted(os.listdir('/proc/self/fd'))\nCodeCache.preload()\n"
+            "print(sorted(CodeCache.preloaded), sorted(os.listdir('/proc/self/fd')) == before)\n"
+            "import fakepkg.sub.mod as m, fakepkg.plain as p\n"
+            "print(m.VALUE, '|', p.VALUE, '|', sorted(CodeCache.preloaded), m.__spec__.loader.__name__, "
+            "getattr(p.__spec__.loader, '__name__', type(p.__spec__.loader).__name__))")
+
+
+def test_a_group_is_read_at_once_and_each_module_taken_from_it(pkg):
+    """CodeCache.preload (create and run, launch.CREATE_GROUP): the group's code in one read, without a descriptor
+    left open; each import takes its module's code from it, as from the module's own blob."""
+    assert launch.build_code_cache(str(pkg), group=("fakepkg.plain", "fakepkg.sub.mod", "fakepkg.absent"))
+    first, second = _in_fresh_python(pkg, _PRELOAD).splitlines()
+    assert first == "['fakepkg.plain', 'fakepkg.sub.mod'] True", "only modules the package has; no fd kept"
+    assert second == "from source | plain | [] CodeCache CodeCache"
+    assert _in_fresh_python(pkg, "pyrunc.CodeCache.preload(); print(pyrunc.CodeCache.preloaded)") != "{}"
+
+
+def test_a_changed_source_wins_over_the_group(pkg):
+    """The group is code as of the cache's making: a module whose source changed since is read from its source."""
+    assert launch.build_code_cache(str(pkg), group=("fakepkg.plain", "fakepkg.sub.mod"))
+    (pkg / "plain.py").write_text("VALUE = 'edited after the cache was made'\n")
+    second = _in_fresh_python(pkg, _PRELOAD).splitlines()[1]
+    assert second == "from source | edited after the cache was made | ['fakepkg.plain'] CodeCache SourceFileLoader"
+
+
+def test_no_group_without_a_cache_or_with_an_older_one(pkg):
+    """preload() is a no-op where no cache is used (an editable install), and with a cache made without a group."""
+    assert _in_fresh_python(pkg, "pyrunc.CodeCache.preload(); print(used, pyrunc.CodeCache.preloaded)") == \
+        "False {}"
+    assert launch.build_code_cache(str(pkg), group=())
+    assert _in_fresh_python(pkg, "pyrunc.CodeCache.preload(); print(used, pyrunc.CodeCache.preloaded)") == \
+        "True {}"
+
+
 def test_pip_pyc_is_used_only_where_it_matches_its_source(pkg):
     """A .pyc whose header records the source's mtime and size is taken as is (pip's, from the install); one
     that does not is ignored and the source compiled."""

@@ -314,6 +314,30 @@ def test_run_import_budget(tmp_path, needs_root, busybox):
     assert len(added) <= RUN_MAX_MODULES, f"`pyrunc run` imported {len(added)} modules: {sorted(added)}"
 
 
+# The modules create and run load once their command line is read that launch.CREATE_GROUP leaves out: those
+# loaded before (cli.main, errors and launch), the helper's C extension, and the host's cgroup version's (v1 here,
+# v2 on a pure cgroup2 host), which the group leaves to each host.
+BEFORE_THE_GROUP = {"pyrunc.cli", "pyrunc.cli.main", "pyrunc.errors", "pyrunc.launch", "pyrunc._helper",
+                    "pyrunc._helper.lib", "pyrunc.cgroups.v1", "pyrunc.cgroups.v2", "pyrunc.cgroups.devices",
+                    "pyrunc.cgroups.bpf"}
+
+
+def test_create_group_is_what_create_and_run_load(tmp_path, needs_root, busybox):
+    """launch.CREATE_GROUP, whose code create and run read at once from the code cache (pyrunc.CodeCache.preload):
+    both verbs load every module of it (none is read for nothing), and each pyrunc module both load that it leaves
+    out is one of BEFORE_THE_GROUP."""
+    from pyrunc.launch import CREATE_GROUP
+
+    loaded = []
+    for verb in ("create", "run"):
+        (tmp_path / verb).mkdir()
+        loaded.append({m for m in _create_run_added(tmp_path / verb, busybox, verb) if m.startswith("pyrunc.")})
+    both = loaded[0] & loaded[1]
+    assert not set(CREATE_GROUP) - both, f"in the group, not loaded by both: {sorted(set(CREATE_GROUP) - both)}"
+    assert not both - set(CREATE_GROUP) - BEFORE_THE_GROUP, \
+        f"loaded by both, not in the group: {sorted(both - set(CREATE_GROUP) - BEFORE_THE_GROUP)}"
+
+
 # The init protocol's own modules (issue 12): what each of them imports at load, seen through __import__, so an
 # `import os` counts even when another module loaded os first.  os (~1.5 ms: _collections_abc, stat, posixpath),
 # _socket and _struct (~0.6 ms), termios and fcntl: a plain create needs none of them (pyrunc.osx, helper leaves
