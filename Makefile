@@ -26,9 +26,9 @@ demo: install
 
 # make bench: pyrunc from a regular (not editable) install in its own venv -- the editable finder adds ~11 ms to
 # every start -- with the `bench` extra (matplotlib for the chart).  pip reinstalls pyrunc from this tree on every
-# run.  Writes bench/results.json, bench/waterfall.json, bench/bench.svg and the marked blocks of README.md's
-# "Speed" section (bench/readme.py); the raw markdown is left in bench/out/.  About 1-3 minutes, plus ~30 s the
-# first time to build $(BENCH_VENV).
+# run.  Writes bench/results.json, bench/waterfall.json, bench/instructions.json, bench/bench.svg and the marked
+# blocks of README.md's "Speed" section (bench/readme.py); the raw markdown is left in bench/out/.  About 1-3
+# minutes, plus ~30 s the first time to build $(BENCH_VENV).
 BENCH_VENV ?= .venv-bench
 BENCH_N ?= 31
 BENCH_PYRUNC := $(abspath $(BENCH_VENV))/bin/pyrunc
@@ -43,8 +43,12 @@ bench:
 	$(BENCH_VENV)/bin/python bench/waterfall.py --pyrunc $(BENCH_PYRUNC) --runc $$(command -v runc) -n 11 \
 		--json bench/waterfall.json --markdown > bench/out/waterfall.md
 	cat bench/out/waterfall.md
+	$(BENCH_VENV)/bin/python bench/instructions.py --pyrunc $(BENCH_PYRUNC) --json bench/instructions.json \
+		> bench/out/instructions.md
+	cat bench/out/instructions.md
 	$(BENCH_VENV)/bin/python bench/chart.py bench/results.json bench/bench.svg
-	$(BENCH_VENV)/bin/python bench/readme.py README.md table=bench/out/table.md waterfall=bench/out/waterfall.md
+	$(BENCH_VENV)/bin/python bench/readme.py README.md table=bench/out/table.md waterfall=bench/out/waterfall.md \
+		instructions=bench/out/instructions.md
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) bench/out build *.egg-info pyrunc/*.so pyrunc/_helper.c pyrunc/_seccomp.c pyrunc/pyrunc-init

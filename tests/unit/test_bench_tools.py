@@ -173,3 +173,41 @@ def test_summarize_takes_the_median_of_the_rounds_own_ratios():
     assert fl["python -I -S -c pass"] == fast
     assert round(out["state"]["medians_vs_floor"], 2) == 1.53 and round(out["state"]["ratio"], 2) == 1.02
     assert out["state"]["met"] and round(out["create"]["ratio"], 2) == 2.0 and not out["create"]["met"]
+
+
+# A shortened `callgrind_annotate --inclusive=yes` of a pyrunc run (real lines, fewer of them): recursive entries
+# ("f'2"), a function listed under two files (marshal_loads: its clinic wrapper and itself), one without a [lib].
+ANNOTATE = """\
+--------------------------------------------------------------------------------
+Ir
+--------------------------------------------------------------------------------
+25,791,943 (100.0%)  PROGRAM TOTALS
+
+--------------------------------------------------------------------------------
+Ir                  file:function
+--------------------------------------------------------------------------------
+22,241,313 (86.23%)  /src/Python-3.11.7/Python/clinic/bltinmodule.c.h:builtin___import__ [/lib/libpython3.11.so.1.0]
+ 7,790,443 (30.20%)  /src/Python-3.11.7/Python/clinic/marshal.c.h:marshal_loads [/lib/libpython3.11.so.1.0]
+ 7,703,557 (29.87%)  /src/Python-3.11.7/Python/marshal.c:marshal_loads
+ 2,333,945 ( 9.05%)  /src/Python-3.11.7/Objects/typeobject.c:type_new [/lib/libpython3.11.so.1.0]
+   981,941 ( 3.81%)  /src/Python-3.11.7/Python/import.c:_imp_create_dynamic
+   633,810 ( 2.46%)  /src/Python-3.11.7/Python/import.c:_imp_create_dynamic'2
+ 1,372,479 ( 5.32%)  /src/Python-3.11.7/Modules/_json.c:scanner_call [/lib/_json.cpython-311-x86_64-linux-gnu.so]
+"""
+
+
+def test_instructions_split_a_count_by_where_it_went():
+    ins = load("instructions")
+    total, counts = ins.parse_annotate(ANNOTATE)
+    assert total == 25_791_943
+    assert counts["marshal_loads"] == 7_790_443, "the largest of a function's entries"
+    assert counts["_imp_create_dynamic"] == 981_941, "the outer call's, not the recursive one's"
+    full = (47_380_000, counts)
+    row = ins.split(full, (total, counts))
+    assert row["startup"] == 47_380_000 - total and row["script"] == total
+    assert (row["unmarshal"], row["classes"], row["extensions"], row["json"]) == (7_790_443, 2_333_945, 981_941,
+                                                                                 1_372_479)
+    assert row["rest"] == total - 7_790_443 - 2_333_945 - 981_941 - 1_372_479
+    with pytest.raises(ValueError):
+        ins.parse_annotate("no totals here\n")
+    assert "| all (run: until the fork) | 47.38 M |" in ins.markdown({"python": "/v/bin/python3", "rows": {"run": row}})
