@@ -74,9 +74,9 @@ class CodeCache:
                 names, codes = _marshal.loads(_posix.pread(fd, length, cls.base + offset))
             finally:
                 _posix.close(fd)
+            cls.preloaded = dict(zip(names, codes))
         except (OSError, ValueError, EOFError, TypeError):
-            return  # each module from its own blob, as before
-        cls.preloaded = dict(zip(names, codes))
+            pass  # each module from its own blob, as before (find_spec checks each code's file either way)
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):

@@ -145,6 +145,26 @@ def test_a_changed_source_wins_over_the_group(pkg):
     assert second == "from source | edited after the cache was made | ['fakepkg.plain'] CodeCache SourceFileLoader"
 
 
+def test_a_group_entry_that_holds_something_else_is_ignored(pkg):
+    """An index whose group entry points at something that is not (names, code objects) (here: a module's own
+    code): preload() keeps nothing, and every module still comes from its own blob."""
+    import marshal
+
+    from pyrunc import CODE_CACHE_MAGIC, GROUP
+
+    assert launch.build_code_cache(str(pkg), group=("fakepkg.plain",))
+    data = (pkg / CODE_CACHE).read_bytes()
+    size = int.from_bytes(data[len(CODE_CACHE_MAGIC):len(CODE_CACHE_MAGIC) + 4], "little")
+    head_end = len(CODE_CACHE_MAGIC) + 4 + size
+    index = marshal.loads(data[len(CODE_CACHE_MAGIC) + 4:head_end])
+    index[GROUP] = index["fakepkg.plain"][4:]  # (offset, length) of a code object
+    head = marshal.dumps(index)
+    (pkg / CODE_CACHE).write_bytes(CODE_CACHE_MAGIC + len(head).to_bytes(4, "little") + head + data[head_end:])
+    out = _in_fresh_python(pkg, "pyrunc.CodeCache.preload(); print(used, pyrunc.CodeCache.preloaded)\n"
+                                "import fakepkg.plain as p; print(p.VALUE, p.__spec__.loader.__name__)")
+    assert out.splitlines() == ["True {}", "plain CodeCache"]
+
+
 def test_no_group_without_a_cache_or_with_an_older_one(pkg):
     """preload() is a no-op where no cache is used (an editable install), and with a cache made without a group."""
     assert _in_fresh_python(pkg, "pyrunc.CodeCache.preload(); print(used, pyrunc.CodeCache.preloaded)") == \
