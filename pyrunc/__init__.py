@@ -67,16 +67,21 @@ class CodeCache:
         entry = cls.index.get(GROUP)
         if entry is None or cls.preloaded:
             return
-        offset, length = entry
         try:
-            fd = _posix.open(cls.path, _posix.O_RDONLY | _posix.O_CLOEXEC)
-            try:
-                names, codes = _marshal.loads(_posix.pread(fd, length, cls.base + offset))
-            finally:
-                _posix.close(fd)
+            names, codes = cls._load(*entry)
             cls.preloaded = dict(zip(names, codes))
         except (OSError, ValueError, EOFError, TypeError):
             pass  # each module from its own blob, as before (find_spec checks each code's file either way)
+
+    @classmethod
+    def _load(cls, offset, length):
+        """What the cache holds at offset (from the end of the index), unmarshalled: an open, a pread and a close.
+        Raises OSError, or ValueError, EOFError or TypeError for bytes that are not marshal's."""
+        fd = _posix.open(cls.path, _posix.O_RDONLY | _posix.O_CLOEXEC)
+        try:
+            return _marshal.loads(_posix.pread(fd, length, cls.base + offset))
+        finally:
+            _posix.close(fd)
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
@@ -95,11 +100,7 @@ class CodeCache:
                 return spec
             code = cls.preloaded.pop(name, None)
             if code is None:
-                fd = _posix.open(cls.path, _posix.O_RDONLY | _posix.O_CLOEXEC)
-                try:
-                    code = _marshal.loads(_posix.pread(fd, length, cls.base + offset))
-                finally:
-                    _posix.close(fd)
+                code = cls._load(offset, length)
         except (OSError, ValueError, EOFError, TypeError):
             return None
         if getattr(code, "co_filename", None) != origin:  # a cache replaced under us: its index says otherwise
